@@ -1,0 +1,480 @@
+// A node reached over SSH (ssh2): one connection reused for every command, bounded channels,
+// keepalive, automatic reconnect on the next command, host keys always verified.
+//
+// Stopping a remote command: closing a channel leaves the process running and sshd refuses
+// signal requests for root, so every command runs under a tiny wrapper that reports its process
+// group first; a timeout or an unsubscribe then runs `kill -TERM -- -PGID` (then KILL) over the
+// same connection.
+import { readFileSync } from 'node:fs';
+import ssh2 from 'ssh2';
+import type { Client as ClientType, ClientChannel, ConnectConfig } from 'ssh2';
+import { Observable, type Subscription } from 'rxjs';
+import { now, sleep } from '../clock.ts';
+import { nodeLog } from '../log.ts';
+import { quoteArgv, showArgv } from './argv.ts';
+import { BaseNode } from './base.ts';
+import { fingerprint, type HostKeyPolicy } from './hostkey.ts';
+import { ChannelLimiter } from './limiter.ts';
+import { LineSplitter, OutputBuffer } from './lines.ts';
+import {
+  CommandFailedError,
+  CommandTimeoutError,
+  ConnectionLostError,
+  DEFAULT_EXEC_TIMEOUT_MS,
+  DEFAULT_STREAM_TIMEOUT_MS,
+  envArgv,
+  HostKeyError,
+  NodeUnreachableError,
+  type ExecOptions,
+  type ExecResult,
+  type OutputLine,
+  type StreamOptions,
+} from './node.ts';
+
+// ssh2 is CommonJS: its named exports are undefined under ESM, the default export has them.
+const { Client } = ssh2 as unknown as { Client: new () => ClientType };
+
+export interface SshNodeOptions {
+  name: string;
+  host: string;
+  port?: number;
+  user?: string;
+  /** Private key contents, or a path to read it from. Never logged. */
+  privateKey?: Buffer;
+  identityFile?: string;
+  /** SSH agent socket (e.g. process.env.SSH_AUTH_SOCK). */
+  agent?: string;
+  hostKey: HostKeyPolicy;
+  connectTimeoutMs?: number;
+  keepaliveMs?: number;
+  keepaliveCountMax?: number;
+  /** The server's MaxSessions (channels per connection). OpenSSH's default is 10. */
+  maxSessions?: number;
+}
+
+/** Prints "\x01rf-pgid PID PGID" on stderr, then becomes the command. The login shell execs it, so the
+ *  command is sshd's direct child: its exit signal reaches us and it leads its own process group. */
+const WRAPPER = 'read -r _ _ _ _ g _ < /proc/$$/stat 2>/dev/null; printf "\\001rf-pgid %s %s\\n" "$$" "${g:-0}" >&2; exec "$@"';
+const MARKER = /^\x01rf-pgid (\d+) (\d+)\n/;
+
+interface Op {
+  fail(err: Error): void;
+}
+
+type Target = { pid: number; pgid: number };
+
+export class SshNode extends BaseNode {
+  readonly name: string;
+  readonly address: string;
+  private readonly opts: SshNodeOptions;
+  private readonly log;
+  private client: ClientType | undefined;
+  private connecting: Promise<ClientType> | undefined;
+  private readonly ops = new Set<Op>();
+  private readonly pending = new Set<Promise<unknown>>();
+  private readonly limiter: ChannelLimiter;
+  private closed = false;
+  private warnedInsecure = false;
+  /** How many times the connection was (re)established: tests and reports use it. */
+  connects = 0;
+  lastDisconnect: string | undefined;
+
+  constructor(opts: SshNodeOptions) {
+    super();
+    this.opts = opts;
+    this.name = opts.name;
+    this.address = `${opts.user ?? 'root'}@${opts.host}:${opts.port ?? 22}`;
+    this.log = nodeLog(opts.name);
+    this.limiter = new ChannelLimiter(opts.maxSessions ?? 10);
+  }
+
+  get channels(): { inFlight: number; limit: number; queued: number } {
+    return this.limiter.current;
+  }
+
+  private connect(): Promise<ClientType> {
+    if (this.closed) return Promise.reject(new NodeUnreachableError(this.name, `${this.name}: node is closed`));
+    if (this.client) return Promise.resolve(this.client);
+    this.connecting ??= this.open().finally(() => (this.connecting = undefined));
+    return this.connecting;
+  }
+
+  private open(): Promise<ClientType> {
+    const o = this.opts;
+    const client = new Client();
+    const started = now();
+    let hostKeyProblem: string | undefined;
+    const cfg: ConnectConfig = {
+      host: o.host,
+      port: o.port ?? 22,
+      username: o.user ?? 'root',
+      readyTimeout: o.connectTimeoutMs ?? 10_000,
+      keepaliveInterval: o.keepaliveMs ?? 5000,
+      keepaliveCountMax: o.keepaliveCountMax ?? 3,
+      hostVerifier: (key: Buffer) => {
+        const v = o.hostKey.check(key);
+        if (!v.ok) {
+          hostKeyProblem = v.detail;
+          return false;
+        }
+        if (o.hostKey.insecure && !this.warnedInsecure) {
+          this.warnedInsecure = true;
+          process.stderr.write(
+            `\n!!! WARNING: host key verification is DISABLED for node ${this.name} (${this.address}).\n` +
+              `!!! Accepted ${fingerprint(key)} without checking: anyone on the path could impersonate this node.\n` +
+              `!!! Use host_key: { sha256: ... } or { known_hosts: ... } for anything but a throwaway lab.\n\n`,
+          );
+        }
+        return true;
+      },
+    };
+    if (o.privateKey) cfg.privateKey = o.privateKey;
+    else if (o.identityFile) cfg.privateKey = readFileSync(o.identityFile);
+    if (o.agent) cfg.agent = o.agent;
+
+    return new Promise<ClientType>((resolve, reject) => {
+      let ready = false;
+      client.on('ready', () => {
+        ready = true;
+        this.client = client;
+        this.connects++;
+        if (this.connects > 1) this.log.warn({ afterMs: Math.round(now() - started), lastDisconnect: this.lastDisconnect }, 'reconnected');
+        resolve(client);
+      });
+      // An error listener stays for the client's whole life: an unhandled ECONNRESET would crash Node.
+      client.on('error', (err: Error & { level?: string; code?: string }) => {
+        if (!ready) {
+          client.end();
+          reject(this.connectError(err, hostKeyProblem));
+          return;
+        }
+        this.lastDisconnect = err.level === 'client-timeout' ? 'keepalive timeout (node stopped answering)' : err.message;
+      });
+      client.on('close', () => {
+        if (this.client === client) this.client = undefined;
+        if (!ready) {
+          reject(this.connectError(new Error('connection closed during handshake'), hostKeyProblem));
+          return;
+        }
+        const why = this.lastDisconnect ?? 'connection closed';
+        this.lastDisconnect = why;
+        if (!this.closed) this.log.warn({ why }, 'SSH connection lost');
+        const err = new ConnectionLostError(this.name, `${this.name}: SSH connection to ${this.address} lost: ${why}`);
+        for (const op of [...this.ops]) op.fail(err);
+      });
+      client.connect(cfg);
+    });
+  }
+
+  private connectError(err: Error & { level?: string; code?: string }, hostKeyProblem: string | undefined): Error {
+    const where = `${this.name} (${this.address})`;
+    if (hostKeyProblem) return new HostKeyError(this.name, `${where}: host key rejected: ${hostKeyProblem}`, { cause: err });
+    const code = err.code ?? '';
+    let why = err.message;
+    if (code === 'ECONNREFUSED') why = 'connection refused (is sshd running? right port?)';
+    else if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') why = 'host unreachable';
+    else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') why = 'host name does not resolve';
+    else if (err.level === 'client-timeout' || /Timed out while waiting for handshake/.test(err.message)) {
+      why = `no SSH handshake within ${this.opts.connectTimeoutMs ?? 10_000} ms`;
+    } else if (err.level === 'client-authentication') why = 'authentication failed (key not accepted)';
+    return new NodeUnreachableError(this.name, `${where}: cannot connect: ${why}`, { cause: err });
+  }
+
+  /** Opens a channel for argv, waiting for a free slot; adapts to the server's MaxSessions. */
+  private async openChannel(argv: readonly string[], control = false): Promise<{ ch: ClientChannel; release: () => void }> {
+    for (let attempt = 0; ; attempt++) {
+      const client = await this.connect();
+      const release = await this.limiter.acquire(control);
+      try {
+        const ch = await new Promise<ClientChannel>((resolve, reject) => {
+          client.exec(`exec ${quoteArgv(['sh', '-c', WRAPPER, 'rf', ...argv])}`, (err, ch) => (err ? reject(err) : resolve(ch)));
+        });
+        return { ch, release };
+      } catch (e) {
+        const err = e as Error & { reason?: number };
+        const openNow = this.limiter.current.inFlight;
+        release();
+        if (/Channel open failure/.test(err.message) && attempt < 50 && this.client) {
+          // The server's MaxSessions is lower than assumed: remember it, wait for a channel to close.
+          this.limiter.shrinkTo(openNow - 1);
+          this.log.debug({ limit: openNow - 1 }, 'server refused a channel; lowering the channel limit');
+          await sleep(20 + attempt * 10);
+          continue;
+        }
+        if (err instanceof NodeUnreachableError || err instanceof ConnectionLostError) throw err;
+        throw new ConnectionLostError(this.name, `${this.name}: cannot open a channel: ${err.message}`, { cause: err });
+      }
+    }
+  }
+
+  /** Sends TERM, then KILL after grace, to a command's process group. Best effort. */
+  private async stop(target: Target, graceMs: number, exited: () => boolean): Promise<void> {
+    // Kill the whole group only when the command leads it (sshd starts sessions with setsid).
+    const who = target.pgid === target.pid ? `-${target.pgid}` : String(target.pid);
+    const send = async (sig: string) => {
+      try {
+        const { ch, release } = await this.openChannel(['kill', `-${sig}`, '--', who], true);
+        await new Promise<void>((res) => {
+          ch.on('close', () => res());
+          ch.resume();
+          ch.stderr.resume();
+          ch.end();
+        });
+        release();
+      } catch {
+        // node gone: nothing to stop
+      }
+    };
+    await send('TERM');
+    const deadline = now() + graceMs;
+    while (!exited() && now() < deadline) await sleep(50);
+    if (!exited()) await send('KILL');
+  }
+
+  exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    const full = envArgv(argv, opts.env);
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
+    const start = now();
+    return new Promise<ExecResult>((resolve, reject) => {
+      let settled = false;
+      let channel: ClientChannel | undefined;
+      let releaseSlot: (() => void) | undefined;
+      let target: Target | undefined;
+      let exitCode: number | null = null;
+      let signal: string | null = null;
+      let timedOut = false;
+      let exited = false;
+      const out = new OutputBuffer();
+      const errBuf = new OutputBuffer();
+      let errHead = Buffer.alloc(0);
+      let markerSeen = false;
+      const result = (): ExecResult => ({ argv, exitCode, signal, stdout: out.text(), stderr: errBuf.text(), durationMs: now() - start });
+      const finish = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.ops.delete(op);
+        releaseSlot?.();
+        fn();
+      };
+      const op: Op = {
+        fail: (err) => finish(() => reject(err)),
+      };
+      this.ops.add(op);
+      const timer = setTimeout(() => {
+        timedOut = true;
+        const graceMs = opts.killGraceMs ?? 2000;
+        const p = (async () => {
+          // The wrapper may not have reported its process group yet: give it a moment.
+          const markerDeadline = now() + 1000;
+          while (!target && !exited && now() < markerDeadline) await sleep(20);
+          if (target) await this.stop(target, graceMs, () => exited);
+        })().then(async () => {
+          // Give the channel a moment to deliver the exit, then give up on it.
+          const deadline = now() + 1000;
+          while (!exited && now() < deadline) await sleep(20);
+          channel?.close();
+          finish(() => reject(new CommandTimeoutError(this.name, result(), timeoutMs)));
+        });
+        this.track(p);
+      }, timeoutMs);
+
+      this.openChannel(full)
+        .then(({ ch, release }) => {
+          channel = ch;
+          releaseSlot = release;
+          if (settled) {
+            ch.close();
+            return;
+          }
+          ch.on('data', (c: Buffer) => out.push(c));
+          ch.stderr.on('data', (c: Buffer) => {
+            if (markerSeen) return errBuf.push(c);
+            errHead = Buffer.concat([errHead, c]);
+            const m = MARKER.exec(errHead.toString('latin1'));
+            if (m) {
+              markerSeen = true;
+              target = { pid: Number(m[1]), pgid: Number(m[2]) };
+              const restAt = Buffer.byteLength(m[0], 'latin1');
+              if (errHead.length > restAt) errBuf.push(errHead.subarray(restAt));
+            } else if (errHead.length > 256 || (errHead.length > 0 && errHead[0] !== 1)) {
+              // no wrapper marker (exec failed before it ran): keep everything as stderr
+              markerSeen = true;
+              errBuf.push(errHead);
+            }
+          });
+          ch.on('exit', (code: number | null, sig?: string) => {
+            exited = true;
+            exitCode = code ?? null;
+            signal = sig ? (sig.startsWith('SIG') ? sig : `SIG${sig}`) : null;
+          });
+          ch.on('close', () => {
+            exited = true;
+            if (timedOut) return; // the timeout path settles
+            if (exitCode === null && signal === null) {
+              // closed without an exit status: the connection went away under us
+              const why = this.lastDisconnect ?? 'channel closed without exit status';
+              finish(() => reject(new ConnectionLostError(this.name, `${this.name}: \`${showArgv(argv)}\` lost: ${why}`)));
+              return;
+            }
+            finish(() => resolve(result()));
+          });
+          if (opts.input !== undefined) ch.end(opts.input);
+          else ch.end();
+        })
+        .catch((e: Error) => finish(() => reject(e)));
+    });
+  }
+
+  stream(argv: readonly string[], opts: StreamOptions = {}): Observable<OutputLine> {
+    const full = envArgv(argv, opts.env);
+    return new Observable<OutputLine>((sub) => {
+      const start = now();
+      let channel: ClientChannel | undefined;
+      let releaseSlot: (() => void) | undefined;
+      let target: Target | undefined;
+      let exitCode: number | null = null;
+      let signal: string | null = null;
+      let exited = false;
+      let ended = false;
+      let timedOut = false;
+      let inputSub: Subscription | undefined;
+      const tail: string[] = [];
+      const split = { stdout: new LineSplitter(), stderr: new LineSplitter() };
+      let markerSeen = false;
+      const end = (fn: () => void) => {
+        if (ended) return;
+        ended = true;
+        clearTimeout(timer);
+        inputSub?.unsubscribe();
+        this.ops.delete(op);
+        releaseSlot?.();
+        fn();
+      };
+      const op: Op = { fail: (err) => end(() => sub.error(err)) };
+      this.ops.add(op);
+      const emit = (stream: 'stdout' | 'stderr', lines: string[]) => {
+        for (let text of lines) {
+          if (stream === 'stderr' && !markerSeen) {
+            markerSeen = true;
+            const m = /^\x01rf-pgid (\d+) (\d+)$/.exec(text);
+            if (m) {
+              target = { pid: Number(m[1]), pgid: Number(m[2]) };
+              continue;
+            }
+            text = text.replace(/^\x01/, '');
+          }
+          if (stream === 'stderr') {
+            tail.push(text);
+            if (tail.length > 20) tail.shift();
+          }
+          if (!ended) sub.next({ stream, text, at: now() });
+        }
+      };
+      const timeoutMs = opts.timeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        const r: ExecResult = { argv, exitCode, signal, stdout: '', stderr: tail.join('\n'), durationMs: now() - start };
+        this.halt(channel, target, () => exited);
+        end(() => sub.error(new CommandTimeoutError(this.name, r, timeoutMs)));
+      }, timeoutMs);
+
+      this.openChannel(full)
+        .then(({ ch, release }) => {
+          channel = ch;
+          releaseSlot = release;
+          if (ended) {
+            // Unsubscribed before the channel opened: stop the command as soon as it reports its group.
+            let head = '';
+            ch.stderr.on('data', (c: Buffer) => {
+              head += c.toString('latin1');
+              const m = MARKER.exec(head);
+              if (m && !target) {
+                target = { pid: Number(m[1]), pgid: Number(m[2]) };
+                this.halt(undefined, target, () => exited);
+              }
+            });
+            ch.on('close', () => {
+              exited = true;
+              release();
+            });
+            releaseSlot = undefined;
+            ch.resume();
+            ch.end();
+            return;
+          }
+          ch.on('data', (c: Buffer) => emit('stdout', split.stdout.push(c)));
+          ch.stderr.on('data', (c: Buffer) => emit('stderr', split.stderr.push(c)));
+          ch.on('exit', (code: number | null, sig?: string) => {
+            exitCode = code ?? null;
+            signal = sig ? (sig.startsWith('SIG') ? sig : `SIG${sig}`) : null;
+          });
+          ch.on('close', () => {
+            exited = true;
+            emit('stdout', split.stdout.end());
+            emit('stderr', split.stderr.end());
+            if (timedOut) return;
+            const r: ExecResult = { argv, exitCode, signal, stdout: '', stderr: tail.join('\n'), durationMs: now() - start };
+            if (exitCode === null && signal === null) {
+              const why = this.lastDisconnect ?? 'channel closed without exit status';
+              end(() => sub.error(new ConnectionLostError(this.name, `${this.name}: \`${showArgv(argv)}\` lost: ${why}`)));
+            } else if (exitCode === 0 || (exitCode !== null && opts.okExitCodes?.includes(exitCode))) end(() => sub.complete());
+            else end(() => sub.error(new CommandFailedError(this.name, r)));
+          });
+          if (opts.input) {
+            inputSub = opts.input.subscribe({
+              next: (d) => ch.write(d),
+              complete: () => ch.end(),
+              error: () => ch.end(),
+            });
+          } else ch.end();
+        })
+        .catch((e: Error) => end(() => sub.error(e)));
+
+      return () => {
+        if (ended || exited) {
+          end(() => undefined);
+          return;
+        }
+        const ch = channel;
+        const t = target;
+        end(() => undefined);
+        this.halt(ch, t, () => exited);
+      };
+    });
+  }
+
+  /** Stops a running command in the background; settle() waits for it. */
+  private halt(ch: ClientChannel | undefined, target: Target | undefined, exited: () => boolean): void {
+    const p = (target ? this.stop(target, 2000, exited) : Promise.resolve()).finally(() => ch?.close());
+    this.track(p);
+  }
+
+  private track(p: Promise<unknown>): void {
+    this.pending.add(p);
+    void p.catch(() => undefined).finally(() => this.pending.delete(p));
+  }
+
+  async settle(): Promise<void> {
+    while (this.pending.size) await Promise.allSettled([...this.pending]);
+  }
+
+  /** Drops the TCP connection without closing the node (tests, and recovery from a wedged session). */
+  disconnect(): void {
+    this.client?.end();
+  }
+
+  async close(): Promise<void> {
+    await this.settle();
+    this.closed = true;
+    const c = this.client;
+    this.client = undefined;
+    if (c) {
+      await new Promise<void>((res) => {
+        c.once('close', () => res());
+        c.end();
+        setTimeout(res, 2000).unref();
+      });
+    }
+  }
+}

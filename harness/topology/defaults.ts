@@ -1,0 +1,33 @@
+// Defaults applied where a topology is silent. Reconnect budgets come from the test plan's
+// reconnect table (kernel and tool defaults) with margin for a software-emulated lab.
+import type { BondSpec, Topology } from './schema.ts';
+
+export const bondDefaults = {
+  mode: 'active-backup',
+  miimon: 100,
+  fail_over_mac: 'active',
+  num_grat_arp: 1,
+} as const satisfies Partial<BondSpec>;
+
+export const reconnectBudgetDefaults = {
+  rds: 10_000,
+  rping: 10_000,
+  iser: 30_000,
+  nfs: 30_000,
+  nvme: 25_000,
+  srp: 60_000,
+} as const;
+
+export type Ulp = keyof typeof reconnectBudgetDefaults;
+
+export function reconnectBudget(t: Topology, ulp: Ulp): number {
+  return t.budgets?.reconnect_ms?.[ulp] ?? reconnectBudgetDefaults[ulp];
+}
+
+export function failoverBudget(t: Topology): number {
+  return t.budgets?.failover_ms ?? 2000;
+}
+
+export function withBondDefaults(b: BondSpec): BondSpec & typeof bondDefaults {
+  return { ...bondDefaults, ...b } as BondSpec & typeof bondDefaults;
+}

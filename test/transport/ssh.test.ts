@@ -1,0 +1,232 @@
+// SshNode against a real OpenSSH server on 127.0.0.1 (no mocks).
+import { expect } from 'chai';
+import { mkdtempSync, rmSync, chmodSync, writeFileSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHmac, randomBytes } from 'node:crypto';
+import { SshNode } from '../../harness/node/ssh.ts';
+import { insecurePolicy, knownHostsPolicy, pinnedPolicy } from '../../harness/node/hostkey.ts';
+import { ConnectionLostError, HostKeyError, NodeUnreachableError } from '../../harness/node/node.ts';
+import { sleep } from '../../harness/clock.ts';
+import { startSshd, freePort, type Sshd } from '../support/sshd.ts';
+import { nodeContract, alive } from './node-contract.ts';
+
+describe('SshNode (real sshd on loopback)', function () {
+  this.timeout(60_000);
+  let sshd: Sshd;
+  let node: SshNode;
+  let scratch: string;
+
+  const make = (over: Partial<ConstructorParameters<typeof SshNode>[0]> = {}) =>
+    new SshNode({
+      name: 'sshd-test',
+      host: sshd.host,
+      port: sshd.port,
+      user: sshd.user,
+      privateKey: sshd.clientKey,
+      hostKey: pinnedPolicy(sshd.hostKeyFingerprint),
+      ...over,
+    });
+
+  before(async () => {
+    sshd = await startSshd();
+    scratch = mkdtempSync(join(tmpdir(), 'rf-scratch-'));
+    chmodSync(scratch, 0o777);
+    node = make();
+  });
+  after(async () => {
+    await node?.close();
+    await sshd?.stop();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  describe('contract', () => nodeContract(() => node, () => scratch));
+
+  it('reuses one connection for many commands', async () => {
+    const before = node.connects;
+    for (let i = 0; i < 5; i++) await node.run(['true']);
+    expect(node.connects).to.equal(Math.max(before, 1));
+    expect(sshd.connectionPids()).to.have.length(2); // one connection: privileged monitor + network child
+  });
+
+  it('runs 30 concurrent commands over one connection (MaxSessions 10)', async () => {
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => node.run(['sh', '-c', `sleep 0.2; echo ${i}`])));
+    expect(results.map((r) => Number(r.stdout))).to.deep.equal(Array.from({ length: 30 }, (_, i) => i));
+    expect(sshd.connectionPids()).to.have.length(2);
+  });
+
+  it('adapts when the server allows fewer channels than assumed', async () => {
+    const small = await startSshd({ maxSessions: 3 });
+    const n = new SshNode({
+      name: 'small',
+      host: small.host,
+      port: small.port,
+      user: small.user,
+      privateKey: small.clientKey,
+      hostKey: pinnedPolicy(small.hostKeyFingerprint),
+      maxSessions: 10,
+    });
+    try {
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => n.run(['sh', '-c', `sleep 0.1; echo ${i}`])));
+      expect(results.map((r) => Number(r.stdout))).to.deep.equal(Array.from({ length: 20 }, (_, i) => i));
+      expect(n.channels.limit).to.be.at.most(3);
+    } finally {
+      await n.close();
+      await small.stop();
+    }
+  });
+
+  describe('host key verification', () => {
+    it('rejects a host key that does not match the pinned fingerprint', async () => {
+      const wrong = 'SHA256:' + randomBytes(32).toString('base64').replace(/=+$/, '');
+      const n = make({ hostKey: pinnedPolicy(wrong) });
+      const err = await n.exec(['true']).catch((e: unknown) => e);
+      await n.close();
+      expect(err).to.be.instanceOf(HostKeyError);
+      expect((err as Error).message).to.include('does not match the pinned');
+    });
+
+    it('accepts a key from known_hosts, including hashed entries', async () => {
+      const plain = make({ hostKey: knownHostsPolicy(sshd.knownHostsFile, sshd.host, sshd.port) });
+      expect((await plain.run(['echo', 'ok'])).stdout).to.equal('ok\n');
+      await plain.close();
+      const salt = randomBytes(20);
+      const name = `[127.0.0.1]:${sshd.port}`;
+      const hashed = `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(name).digest('base64')}`;
+      const file = join(scratch, 'known_hosts_hashed');
+      writeFileSync(file, `${hashed} ssh-ed25519 ${sshd.hostKeyBlob.toString('base64')}\n`);
+      const h = make({ hostKey: knownHostsPolicy(file, sshd.host, sshd.port) });
+      expect((await h.run(['echo', 'ok'])).stdout).to.equal('ok\n');
+      await h.close();
+    });
+
+    it('rejects a changed key listed in known_hosts, and an unknown host', async () => {
+      const other = readFileSync(sshd.knownHostsFile, 'utf8').replace(/ssh-ed25519 \S+/, `ssh-ed25519 ${randomBlob()}`);
+      const file = join(scratch, 'known_hosts_changed');
+      writeFileSync(file, other);
+      const n = make({ hostKey: knownHostsPolicy(file, sshd.host, sshd.port) });
+      const err = await n.exec(['true']).catch((e: unknown) => e);
+      await n.close();
+      expect(err).to.be.instanceOf(HostKeyError);
+      expect((err as Error).message).to.include('REMOTE HOST IDENTIFICATION HAS CHANGED');
+
+      const empty = join(scratch, 'known_hosts_empty');
+      writeFileSync(empty, '');
+      const u = make({ hostKey: knownHostsPolicy(empty, sshd.host, sshd.port) });
+      const err2 = await u.exec(['true']).catch((e: unknown) => e);
+      await u.close();
+      expect(err2).to.be.instanceOf(HostKeyError);
+      expect((err2 as Error).message).to.include('is not in');
+    });
+
+    it('the explicit opt-out works and warns loudly on stderr', async () => {
+      const written: string[] = [];
+      const orig = process.stderr.write.bind(process.stderr);
+      process.stderr.write = ((chunk: string | Uint8Array) => (written.push(String(chunk)), true)) as typeof process.stderr.write;
+      try {
+        const n = make({ hostKey: insecurePolicy() });
+        await n.run(['true']);
+        await n.close();
+      } finally {
+        process.stderr.write = orig;
+      }
+      expect(written.join('')).to.match(/WARNING: host key verification is DISABLED for node sshd-test/);
+    });
+  });
+
+  describe('failures', () => {
+    it('fails fast with a clear error when nothing listens', async () => {
+      const port = await freePort();
+      const n = make({ port });
+      const t0 = Date.now();
+      const err = await n.exec(['true']).catch((e: unknown) => e);
+      await n.close();
+      expect(err).to.be.instanceOf(NodeUnreachableError);
+      expect((err as Error).message).to.match(/connection refused/);
+      expect(Date.now() - t0).to.be.lessThan(2000);
+    });
+
+    it('gives up on a host that accepts TCP but never speaks SSH, within the connect timeout', async () => {
+      const silent: Server = createServer(() => undefined);
+      await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+      const port = (silent.address() as { port: number }).port;
+      const n = make({ port, connectTimeoutMs: 1000 });
+      const t0 = Date.now();
+      const err = await n.exec(['true']).catch((e: unknown) => e);
+      await n.close();
+      silent.close();
+      expect(err).to.be.instanceOf(NodeUnreachableError);
+      expect((err as Error).message).to.match(/no SSH handshake within 1000 ms/);
+      expect(Date.now() - t0).to.be.lessThan(3000);
+    });
+
+    // These two break connections on purpose: each gets an sshd of its own.
+    let own: Sshd;
+    const makeOwn = (over: Partial<ConstructorParameters<typeof SshNode>[0]> = {}) =>
+      new SshNode({
+        name: 'sshd-own',
+        host: own.host,
+        port: own.port,
+        user: own.user,
+        privateKey: own.clientKey,
+        hostKey: pinnedPolicy(own.hostKeyFingerprint),
+        ...over,
+      });
+    beforeEach(async function () {
+      if (/dropped|silently dead/.test(this.currentTest?.title ?? '')) own = await startSshd();
+    });
+    afterEach(async () => {
+      await own?.stop();
+    });
+
+    it('reports a dropped connection mid-command, then reconnects for the next one', async () => {
+      const n = makeOwn();
+      await n.run(['true']);
+      const pending = n.exec(['sleep', '30']);
+      await sleep(300);
+      const conn = own.connectionPids();
+      expect(conn, 'per-connection sshd processes').to.have.length(2);
+      for (const pid of conn) process.kill(pid, 'SIGKILL');
+      const err = await pending.catch((e: unknown) => e);
+      expect(err).to.be.instanceOf(ConnectionLostError);
+      expect((err as Error).message).to.match(/lost/);
+      const r = await n.run(['echo', 'back']);
+      expect(r.stdout).to.equal('back\n');
+      expect(n.connects).to.equal(2);
+      await n.close();
+    });
+
+    it('detects a silently dead peer through keepalive', async function () {
+      this.timeout(20_000);
+      const n = makeOwn({ keepaliveMs: 300, keepaliveCountMax: 2 });
+      await n.run(['true']);
+      const conn = own.connectionPids();
+      const pending = n.exec(['sleep', '30']);
+      await sleep(200);
+      for (const pid of conn) process.kill(pid, 'SIGSTOP'); // the server stops answering; TCP stays up
+      try {
+        const err = await pending.catch((e: unknown) => e);
+        expect(err).to.be.instanceOf(ConnectionLostError);
+        expect((err as Error).message).to.match(/keepalive timeout/);
+      } finally {
+        for (const pid of conn) process.kill(pid, 'SIGKILL');
+        await n.close();
+      }
+      await sleep(100);
+      for (const pid of conn) expect(alive(pid)).to.equal(false);
+    });
+  });
+});
+
+function randomBlob(): string {
+  // a syntactically valid ed25519 public key blob with random key bytes
+  const type = Buffer.from('ssh-ed25519');
+  const key = randomBytes(32);
+  const b = Buffer.alloc(4 + type.length + 4 + key.length);
+  b.writeUInt32BE(type.length, 0);
+  type.copy(b, 4);
+  b.writeUInt32BE(key.length, 4 + type.length);
+  key.copy(b, 8 + type.length);
+  return b.toString('base64');
+}
