@@ -15,7 +15,9 @@ const human = {
       const extra = Object.entries(rest)
         .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
         .join(' ');
-      process.stderr.write(`${t} ${LEVELS[Number(lv)] ?? lv} ${node ? `${String(node)}: ` : ''}${String(msg)}${extra ? ` ${extra}` : ''}\n`);
+      const lvName = LEVELS[Number(lv)] ?? String(lv);
+      const who = typeof node === 'string' ? `${node}: ` : '';
+      process.stderr.write(`${t} ${lvName} ${who}${String(msg)}${extra ? ` ${extra}` : ''}\n`);
     } catch {
       process.stderr.write(line);
     }

@@ -96,7 +96,10 @@ export class LocalNode extends BaseNode {
       let done = false;
       const emit = (stream: 'stdout' | 'stderr', lines: string[]) => {
         for (const text of lines) {
-          if (stream === 'stderr') tail.push(text), tail.length > 20 && tail.shift();
+          if (stream === 'stderr') {
+            tail.push(text);
+            if (tail.length > 20) tail.shift();
+          }
           sub.next({ stream, text, at: now() });
         }
       };

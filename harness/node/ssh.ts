@@ -55,6 +55,7 @@ export interface SshNodeOptions {
 /** Prints "\x01rf-pgid PID PGID" on stderr, then becomes the command. The login shell execs it, so the
  *  command is sshd's direct child: its exit signal reaches us and it leads its own process group. */
 const WRAPPER = 'read -r _ _ _ _ g _ < /proc/$$/stat 2>/dev/null; printf "\\001rf-pgid %s %s\\n" "$$" "${g:-0}" >&2; exec "$@"';
+// eslint-disable-next-line no-control-regex -- the wrapper's marker starts with \x01 so it cannot clash with output
 const MARKER = /^\x01rf-pgid (\d+) (\d+)\n/;
 
 interface Op {
@@ -357,12 +358,12 @@ export class SshNode extends BaseNode {
         for (let text of lines) {
           if (stream === 'stderr' && !markerSeen) {
             markerSeen = true;
-            const m = /^\x01rf-pgid (\d+) (\d+)$/.exec(text);
+            const m = MARKER.exec(`${text}\n`);
             if (m) {
               target = { pid: Number(m[1]), pgid: Number(m[2]) };
               continue;
             }
-            text = text.replace(/^\x01/, '');
+            if (text.startsWith('\x01')) text = text.slice(1);
           }
           if (stream === 'stderr') {
             tail.push(text);

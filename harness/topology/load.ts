@@ -167,10 +167,11 @@ export function checkTopologyText(text: string, file: string): { topology?: Topo
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const issues: TopologyIssue[] = [];
-  for (const err of [...doc.errors, ...doc.warnings]) {
-    const pos = err.linePos?.[0] ?? { line: 1, col: 1 };
-    const msg = err.code === 'DUPLICATE_KEY' ? 'duplicate key (each key may appear once in a mapping)' : err.message.split('\n')[0] ?? err.message;
-    issues.push({ severity: doc.errors.includes(err as never) ? 'error' : 'warning', file, line: pos.line, col: pos.col, path: '', message: msg });
+  const yamlProblems = [...doc.errors.map((e) => ['error', e] as const), ...doc.warnings.map((w) => ['warning', w] as const)];
+  for (const [severity, err] of yamlProblems) {
+    const pos = err.linePos?.[0] ?? lineCounter.linePos(err.pos[0]);
+    const msg = err.code === 'DUPLICATE_KEY' ? 'duplicate key (each key may appear once in a mapping)' : (err.message.split('\n')[0] ?? err.message);
+    issues.push({ severity, file, line: pos.line, col: pos.col, path: '', message: msg });
   }
   if (issues.some((i) => i.severity === 'error')) return { issues };
   const data: unknown = doc.toJS();

@@ -120,7 +120,7 @@ export async function startSshd(opts: { maxSessions?: number; user?: string } = 
     connectionPids() {
       // every sshd process below the listener: the privileged monitor and the network child
       const below = (pid: number): number[] => {
-        let kids: number[] = [];
+        let kids: number[];
         try {
           kids = execFileSync('pgrep', ['-P', String(pid), '-x', 'sshd'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
         } catch {

@@ -123,7 +123,10 @@ describe('SshNode (real sshd on loopback)', function () {
     it('the explicit opt-out works and warns loudly on stderr', async () => {
       const written: string[] = [];
       const orig = process.stderr.write.bind(process.stderr);
-      process.stderr.write = ((chunk: string | Uint8Array) => (written.push(String(chunk)), true)) as typeof process.stderr.write;
+      process.stderr.write = ((chunk: string | Uint8Array) => {
+        written.push(String(chunk));
+        return true;
+      });
       try {
         const n = make({ hostKey: insecurePolicy() });
         await n.run(['true']);
