@@ -8,6 +8,8 @@ import { renderDoctor } from '../doctor/render.ts';
 import { DEFAULT_TOPOLOGY, loadOrExit, openLab } from './open-lab.ts';
 import { red } from './style.ts';
 import { registerLabCommands } from './lab-commands.ts';
+import { registerFabricCommands } from './fabric-commands.ts';
+import { registerSmokeCommand } from './smoke-command.ts';
 
 const program = new Command()
   .name('rdma-failover')
@@ -61,9 +63,15 @@ program
   });
 
 registerLabCommands(program);
+registerFabricCommands(program);
+registerSmokeCommand(program);
 
-program.parseAsync(process.argv).catch((e: unknown) => {
-  if (e instanceof TopologyError) process.stderr.write(`${e.message}\n`);
-  else process.stderr.write(`${red('error:')} ${(e as Error).message}\n`);
-  process.exitCode = 2;
-});
+// Exit when the command is done: a node connection left open by a failure must not keep us alive.
+program
+  .parseAsync(process.argv)
+  .catch((e: unknown) => {
+    if (e instanceof TopologyError) process.stderr.write(`${e.message}\n`);
+    else process.stderr.write(`${red('error:')} ${(e as Error).message}\n`);
+    process.exitCode = 2;
+  })
+  .finally(() => process.exit());

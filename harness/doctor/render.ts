@@ -15,7 +15,7 @@ export function renderDoctor(r: DoctorReport): string {
     out.push('');
   }
   const fails = r.nodes.flatMap((n) => n.checks.filter((c) => c.status === 'fail').map((c) => `${n.node}: ${c.title}`));
-  const warns = r.nodes.reduce((a, n) => a + n.checks.filter((c) => c.status === 'warn').length, 0);
+  const warns = r.nodes.reduce((a, n) => a + n.checks.filter((c) => c.status === 'warn' && c.neededBy).length, 0);
   out.push(
     r.ok
       ? green(`ready: every required item is present${warns ? ` (${warns} optional missing: the suites that need them will be skipped)` : ''}`)

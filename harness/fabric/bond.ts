@@ -28,9 +28,9 @@ export function parseBondLinks(text: string): BondState[] {
       const d = b.linkinfo?.info_data ?? {};
       return {
         name: b.ifname,
-        mode: String(d.mode ?? 'unknown'),
+        mode: typeof d.mode === 'string' ? d.mode : 'unknown',
         activeSlave: typeof d.active_slave === 'string' ? d.active_slave : undefined,
-        failOverMac: String(d.fail_over_mac ?? 'unknown'),
+        failOverMac: typeof d.fail_over_mac === 'string' ? d.fail_over_mac : 'unknown',
         miimon: typeof d.miimon === 'number' ? d.miimon : undefined,
         address: b.address ?? '',
         slaves: links.filter((l) => l.master === b.ifname).map((l) => l.ifname),

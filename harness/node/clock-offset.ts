@@ -2,7 +2,7 @@
 // channel: the node answers each probe with its realtime clock (bash's $EPOCHREALTIME, no fork).
 // For a probe sent at t0 and answered at t1 with node time tn, the offset lies within
 // tn - t1 … tn - t0; we keep the tightest sample. node_time = controller_time + offsetMs ± boundMs.
-import { Subject, firstValueFrom, filter, timeout as rxTimeout } from 'rxjs';
+import { ReplaySubject, Subject, firstValueFrom, filter, timeout as rxTimeout } from 'rxjs';
 import { now } from '../clock.ts';
 import type { Node } from './node.ts';
 
@@ -19,7 +19,8 @@ export interface ClockOffset {
 const PROBE = 'if [ -n "$BASH_VERSION" ] && [ -n "$EPOCHREALTIME" ]; then while read -r _; do echo "$EPOCHREALTIME"; done; else while read -r _; do date +%s.%N; done; fi';
 
 export async function measureClockOffset(node: Node, samples = 9): Promise<ClockOffset> {
-  const input = new Subject<string>();
+  // Replay: probes sent before the channel is open must not be lost.
+  const input = new ReplaySubject<string>();
   const lines = new Subject<{ text: string; at: number }>();
   const sub = node
     .stream(['sh', '-c', 'if command -v bash >/dev/null; then exec bash -c "$1"; else exec sh -c "$1"; fi', 'clock-probe', PROBE], { input, timeoutMs: 30_000 })

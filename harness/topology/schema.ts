@@ -153,6 +153,12 @@ const vmSpec = {
     memory_mib: { type: 'integer', minimum: 256, maximum: 8192 },
     cpu: { type: 'string', minLength: 1 },
     boot_timeout_s: { type: 'integer', minimum: 10, maximum: 1800 },
+    ssh_port_base: {
+      type: 'integer',
+      minimum: 1024,
+      maximum: 65000,
+      description: 'guest i gets 127.0.0.1:(base+i) for SSH; default: free ports chosen at lab up',
+    },
     switches: { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 8 },
   },
 } as const;

@@ -1,1 +1,426 @@
-export async function attachVmLab(_: unknown): Promise<never> { throw new Error("vm lab not built yet"); }
+// The embedded virtual lab: QEMU guests on this machine, two data NICs each on two switches,
+// a management NIC that data-link faults cannot cut, and real carrier loss through QEMU.
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, openSync, readSync, closeSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { now, sleep } from '../clock.ts';
+import { BaseLab, type CarrierControl, type MachineControl, type SwitchPortControl } from '../lab/lab.ts';
+import { LocalNode } from '../node/local.ts';
+import { pinnedPolicy, fingerprint } from '../node/hostkey.ts';
+import { measureClockOffset } from '../node/clock-offset.ts';
+import { HostKeyError, type Node } from '../node/node.ts';
+import { SshNode } from '../node/ssh.ts';
+import type { LoadedTopology } from '../topology/load.ts';
+import { buildInitramfs, generateKeyPair, writeGuestConfig } from './guest.ts';
+import { prepareKernel, type GuestKernel, type KernelChoice } from './kernel.ts';
+import { createFabric, createTap, destroyFabric, plugTap, setSwitchPort, netnsExists } from './network.ts';
+import { labsDir } from './paths.ts';
+import { qmp } from './qmp.ts';
+import { isOurGuest, macFor, qemuArgv, startQemu } from './qemu.ts';
+import { labDir, readState, writeState, type GuestState, type LabState } from './state.ts';
+
+const host = new LocalNode('controller');
+
+export type LabProgress = (step: string, detail?: string) => void;
+
+export class LabError extends Error {
+  override name = 'LabError';
+}
+
+export function labIdFor(name: string): string {
+  return createHash('sha256').update(name).digest('hex').slice(0, 4);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** The last bytes of a guest's console, for error messages. */
+export function consoleTail(file: string, maxBytes = 3000): string {
+  if (!existsSync(file)) return '(no console output)';
+  const size = statSync(file).size;
+  const start = Math.max(0, size - maxBytes);
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(size - start);
+    readSync(fd, buf, 0, buf.length, start);
+    // eslint-disable-next-line no-control-regex -- strip terminal escapes the guest may print
+    return buf.toString('utf8').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function kernelChoiceOf(loaded: LoadedTopology, override?: KernelChoice): KernelChoice {
+  return override ?? loaded.topology.vm?.kernel ?? 'debian-stable';
+}
+
+function guestNode(lab: LabState, g: GuestState, over: { connectTimeoutMs?: number } = {}): SshNode {
+  return new SshNode({
+    name: g.name,
+    host: '127.0.0.1',
+    port: g.sshPort,
+    user: 'root',
+    privateKey: readFileSync(lab.clientKeyFile),
+    hostKey: pinnedPolicy(g.hostKeyFingerprint),
+    connectTimeoutMs: 20_000,
+    keepaliveMs: 3000,
+    keepaliveCountMax: 4,
+    maxSessions: 64,
+    ...over,
+  });
+}
+
+async function stopGuest(lab: LabState, g: GuestState): Promise<void> {
+  if (!isOurGuest(g.pid, lab.labId, g.name)) return;
+  try {
+    await qmp(g.qmpSocket, 'quit', undefined, 3000);
+  } catch {
+    // QMP gone or stuck: signals below
+  }
+  for (const [sig, waitMs] of [['SIGTERM', 3000], ['SIGKILL', 3000]] as const) {
+    const deadline = now() + waitMs;
+    while (isOurGuest(g.pid, lab.labId, g.name) && now() < deadline) await sleep(50);
+    if (!isOurGuest(g.pid, lab.labId, g.name)) return;
+    try {
+      process.kill(g.pid!, sig);
+    } catch {
+      return;
+    }
+  }
+}
+
+/** Ends the lab's processes (by PID, after checking they are ours), its namespace, taps and files. */
+export async function destroyLab(state: LabState): Promise<void> {
+  await Promise.all(state.guests.map((g) => stopGuest(state, g)));
+  await destroyFabric(host, state.netns, state.guests.flatMap((g) => g.nics.map((n) => n.tap)));
+  rmSync(state.dir, { recursive: true, force: true });
+}
+
+export async function labDown(labName: string): Promise<{ wasUp: boolean }> {
+  const state = readState(labName);
+  if (!state) {
+    // No state but maybe a namespace left by a crash before the first state write.
+    const netns = `rf-${labName}`;
+    if (await netnsExists(host, netns)) await destroyFabric(host, netns, []);
+    return { wasUp: false };
+  }
+  await destroyLab(state);
+  return { wasUp: true };
+}
+
+export interface LabStatus {
+  lab: string;
+  phase: LabState['phase'] | 'down';
+  kernel?: string;
+  guests: { name: string; pid?: number; running: boolean; sshPort: number; nics: LabState['guests'][number]['nics'] }[];
+  netns?: string;
+  stale: boolean;
+}
+
+export function labStatus(labName: string): LabStatus {
+  const s = readState(labName);
+  if (!s) return { lab: labName, phase: 'down', guests: [], stale: false };
+  const guests = s.guests.map((g) => ({ name: g.name, ...(g.pid ? { pid: g.pid } : {}), running: isOurGuest(g.pid, s.labId, g.name), sshPort: g.sshPort, nics: g.nics }));
+  return {
+    lab: s.lab,
+    phase: s.phase,
+    ...(s.kernel ? { kernel: s.kernel.id } : {}),
+    guests,
+    netns: s.netns,
+    stale: s.phase !== 'up' || guests.some((g) => !g.running),
+  };
+}
+
+export interface LabUpOptions {
+  kernel?: KernelChoice;
+  progress?: LabProgress;
+  /** Reuse a lab that is already up (default true). */
+  reuse?: boolean;
+}
+
+/** Brings the lab up: kernel, initramfs, network, guests booted in parallel, SSH verified. */
+export async function labUp(loaded: LoadedTopology, opts: LabUpOptions = {}): Promise<VmLab> {
+  const t = loaded.topology;
+  if (t.kind !== 'vm') throw new LabError(`${loaded.file} is a ${t.kind} lab: only kind: vm labs are booted by the harness`);
+  const progress = opts.progress ?? (() => undefined);
+  const existing = readState(t.name);
+  const choice = kernelChoiceOf(loaded, opts.kernel);
+  if (existing) {
+    const st = labStatus(t.name);
+    const sameKernel = !opts.kernel || existing.kernel?.id.startsWith(typeof choice === 'string' ? choice : (choice.name ?? 'custom'));
+    if (!st.stale && opts.reuse !== false && existing.topologySha256 === loaded.sha256 && sameKernel) {
+      progress('lab', 'already up: reusing it');
+      return attachFromState(loaded, existing);
+    }
+    progress('cleanup', st.stale ? 'cleaning a stale lab left by an earlier run' : 'replacing the running lab (topology or kernel changed)');
+    await destroyLab(existing);
+  } else if (await netnsExists(host, `rf-${t.name}`)) {
+    progress('cleanup', 'removing a namespace left by an earlier run');
+    await destroyFabric(host, `rf-${t.name}`, []);
+  }
+
+  const labId = labIdFor(t.name);
+  const dir = labDir(t.name);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const switches = t.vm?.switches ?? ['a', 'b'];
+  const state: LabState = {
+    version: 1,
+    lab: t.name,
+    labId,
+    phase: 'creating',
+    topologyFile: loaded.file,
+    topologySha256: loaded.sha256,
+    netns: `rf-${t.name}`,
+    dir,
+    cpu: t.vm?.cpu ?? 'max',
+    clientKeyFile: join(dir, 'client_ed25519'),
+    createdAt: new Date().toISOString(),
+    guests: [],
+  };
+  writeState(state);
+  try {
+    progress('kernel', 'preparing the guest kernel');
+    const kernel: GuestKernel = await prepareKernel(choice, (m) => progress('kernel', m));
+    state.kernel = kernel;
+    progress('initramfs', `building the initramfs for ${kernel.version}`);
+    state.initramfs = buildInitramfs(kernel);
+    const client = await generateKeyPair(state.clientKeyFile, `rdma-failover lab ${t.name}`);
+
+    const base = t.vm?.ssh_port_base;
+    for (const [gi, n] of t.nodes.entries()) {
+      const port = base !== undefined ? base + gi : await freePort();
+      if (base !== undefined && !(await portFree(port))) {
+        throw new LabError(`port ${port} (SSH forward for ${n.name}, vm.ssh_port_base + ${gi}) is in use on 127.0.0.1: free it or choose another vm.ssh_port_base`);
+      }
+      const gdir = join(dir, n.name);
+      mkdirSync(gdir, { recursive: true, mode: 0o700 });
+      const hostKey = await generateKeyPair(join(gdir, 'host_ed25519'), `${n.name}@rdma-failover`);
+      const slaves = (n.bonds ?? []).flatMap((b) => b.slaves);
+      const nics = slaves.map((s, si) => ({
+        name: s.name,
+        mac: macFor(labId, gi, si + 1),
+        tap: `rf${labId}g${gi}n${si}`,
+        switch: s.switch ?? switches[si % switches.length]!,
+      }));
+      const g: GuestState = {
+        name: n.name,
+        index: gi,
+        sshPort: port,
+        qmpSocket: join(gdir, 'qmp.sock'),
+        consoleLog: join(gdir, 'console.log'),
+        configDir: join(gdir, 'config'),
+        hostKeyFingerprint: fingerprint(hostKey.blob),
+        memoryMiB: n.memory_mib ?? t.vm?.memory_mib ?? 512,
+        nics,
+      };
+      writeGuestConfig(g.configDir, {
+        hostname: n.name,
+        nics: [{ mac: macFor(labId, gi, 0), name: 'mgmt0' }, ...nics.map((x) => ({ mac: x.mac, name: x.name }))],
+        hostKey,
+        authorizedKey: client.public,
+      });
+      state.guests.push(g);
+    }
+    writeState(state);
+
+    progress('network', `namespace ${state.netns}: switches ${switches.join(', ')}`);
+    await createFabric(host, state.netns, switches);
+    for (const g of state.guests) for (const nic of g.nics) await createTap(host, nic.tap);
+
+    for (const g of state.guests) {
+      progress(g.name, 'starting QEMU');
+      g.pid = startQemu(qemuArgv(state, g), join(dir, g.name, 'qemu.log'));
+      writeState(state);
+    }
+    // QEMU answers QMP once its devices (and so its taps) are open: then plug the taps into switches.
+    await Promise.all(
+      state.guests.map(async (g) => {
+        await waitQmp(state, g);
+        for (const nic of g.nics) await plugTap(host, state.netns, nic);
+      }),
+    );
+    const bootMs = (t.vm?.boot_timeout_s ?? 180) * 1000;
+    await Promise.all(
+      state.guests.map(async (g) => {
+        progress(g.name, 'booting');
+        const t0 = now();
+        await waitSsh(state, g, bootMs);
+        const skew = await syncGuestClock(state, g);
+        progress(g.name, `up in ${((now() - t0) / 1000).toFixed(1)} s (clock ${skew})`);
+      }),
+    );
+    state.phase = 'up';
+    state.upAt = new Date().toISOString();
+    writeState(state);
+    return attachFromState(loaded, state);
+  } catch (e) {
+    keepConsoles(state);
+    // RDMA_FAILOVER_KEEP_FAILED_LAB=1 leaves a failed lab running for inspection (`lab down` removes it).
+    if (process.env.RDMA_FAILOVER_KEEP_FAILED_LAB !== '1') await destroyLab(state).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Guests boot with the RTC's whole seconds: step their clock to the controller's, so logs line up.
+ *  (Timelines never rely on this: they always map node clocks with a measured offset.) */
+async function syncGuestClock(state: LabState, g: GuestState): Promise<string> {
+  const node = guestNode(state, g);
+  try {
+    const before = await measureClockOffset(node, 5);
+    await node.run(['python3', '-c', 'import sys,time; time.clock_settime(time.CLOCK_REALTIME, time.time() - float(sys.argv[1]) / 1000)', before.offsetMs.toFixed(3)]);
+    const after = await measureClockOffset(node, 5);
+    return `offset ${before.offsetMs.toFixed(0)} ms → ${after.offsetMs.toFixed(1)} ± ${after.boundMs.toFixed(1)} ms`;
+  } finally {
+    await node.close();
+  }
+}
+
+/** Keeps console logs of a failed lab for post-mortem (the lab itself is removed). */
+function keepConsoles(state: LabState): void {
+  const dest = join(labsDir(), `${state.lab}.failed`);
+  rmSync(dest, { recursive: true, force: true });
+  for (const g of state.guests) {
+    for (const f of [g.consoleLog, join(state.dir, g.name, 'qemu.log')]) {
+      if (existsSync(f)) {
+        mkdirSync(join(dest, g.name), { recursive: true });
+        cpSync(f, join(dest, g.name, f.split('/').pop()!));
+      }
+    }
+  }
+}
+
+async function waitQmp(state: LabState, g: GuestState): Promise<void> {
+  const deadline = now() + 30_000;
+  for (;;) {
+    if (!isOurGuest(g.pid, state.labId, g.name)) {
+      const log = join(state.dir, g.name, 'qemu.log');
+      throw new LabError(`QEMU for ${g.name} exited at start:\n${existsSync(log) ? readFileSync(log, 'utf8').trim() : '(no log)'}`);
+    }
+    try {
+      await qmp(g.qmpSocket, 'query-status', undefined, 2000);
+      return;
+    } catch {
+      if (now() > deadline) throw new LabError(`QEMU for ${g.name} did not answer on its QMP socket within 30 s`);
+      await sleep(100);
+    }
+  }
+}
+
+/** Waits until the guest answers SSH. Each attempt uses a short-lived connection with a short
+ *  handshake timeout: while the guest boots, QEMU's user networking accepts the TCP connection
+ *  but cannot reach sshd yet, and a long handshake wait would hide the moment it comes up. */
+async function waitSsh(state: LabState, g: GuestState, timeoutMs: number): Promise<void> {
+  const deadline = now() + timeoutMs;
+  let last: string;
+  for (;;) {
+    if (!isOurGuest(g.pid, state.labId, g.name)) {
+      throw new LabError(`guest ${g.name} stopped while booting. Console tail:\n${consoleTail(g.consoleLog)}`);
+    }
+    const probe = guestNode(state, g, { connectTimeoutMs: 4000 });
+    try {
+      await probe.run(['true'], { timeoutMs: 8000 });
+      return;
+    } catch (e) {
+      last = (e as Error).message;
+      if (e instanceof HostKeyError) throw e;
+    } finally {
+      await probe.close();
+    }
+    if (now() > deadline) {
+      throw new LabError(`guest ${g.name} did not answer SSH within ${Math.round(timeoutMs / 1000)} s (last: ${last}). Console tail:\n${consoleTail(g.consoleLog)}`);
+    }
+    await sleep(300);
+  }
+}
+
+export class VmLab extends BaseLab {
+  readonly kind = 'vm' as const;
+  readonly state: LabState;
+  readonly carrier: CarrierControl;
+  readonly switchPorts: SwitchPortControl;
+  readonly machines: MachineControl;
+
+  constructor(loaded: LoadedTopology, state: LabState) {
+    const nodes = new Map<string, Node>(state.guests.map((g) => [g.name, guestNode(state, g)]));
+    super(loaded, nodes);
+    this.state = state;
+    this.carrier = {
+      method: 'QEMU set_link (virtio-net carrier off)',
+      cut: (node, ifname) => this.setLink(node, ifname, false),
+      restore: (node, ifname) => this.setLink(node, ifname, true),
+    };
+    this.switchPorts = {
+      down: (node, ifname) => setSwitchPort(host, state.netns, this.nic(node, ifname).tap, false),
+      up: (node, ifname) => setSwitchPort(host, state.netns, this.nic(node, ifname).tap, true),
+    };
+    this.machines = {
+      pause: async (node) => void (await qmp(this.guest(node).qmpSocket, 'stop')),
+      resume: async (node) => void (await qmp(this.guest(node).qmpSocket, 'cont')),
+      reboot: (node) => this.reboot(node),
+      console: (node, maxBytes) => Promise.resolve(consoleTail(this.guest(node).consoleLog, maxBytes ?? 200_000)),
+    };
+  }
+
+  guest(name: string): GuestState {
+    const g = this.state.guests.find((x) => x.name === name);
+    if (!g) throw new Error(`no guest ${name} in lab ${this.state.lab}`);
+    return g;
+  }
+
+  nic(node: string, ifname: string): GuestState['nics'][number] {
+    const n = this.guest(node).nics.find((x) => x.name === ifname);
+    if (!n) throw new Error(`guest ${node} has no NIC ${ifname}`);
+    return n;
+  }
+
+  private async setLink(node: string, ifname: string, up: boolean): Promise<void> {
+    this.nic(node, ifname);
+    await qmp(this.guest(node).qmpSocket, 'set_link', { name: `nic-${ifname}`, up });
+  }
+
+  private async reboot(node: string): Promise<void> {
+    const g = this.guest(node);
+    // Links cut by a previous test stay cut across a reset: restore them first.
+    for (const nic of g.nics) {
+      await qmp(g.qmpSocket, 'set_link', { name: `nic-${nic.name}`, up: true }).catch(() => undefined);
+      await setSwitchPort(host, this.state.netns, nic.tap, true).catch(() => undefined);
+    }
+    await qmp(g.qmpSocket, 'cont').catch(() => undefined);
+    await qmp(g.qmpSocket, 'system_reset');
+    (this.node(node) as SshNode).disconnect();
+    await sleep(1000);
+    await waitSsh(this.state, g, (this.loaded.topology.vm?.boot_timeout_s ?? 180) * 1000);
+  }
+}
+
+function attachFromState(loaded: LoadedTopology, state: LabState): VmLab {
+  return new VmLab(loaded, state);
+}
+
+/** A Lab for a VM topology whose lab is already up (`lab up` was run). */
+export function attachVmLab(loaded: LoadedTopology): VmLab {
+  const state = readState(loaded.topology.name);
+  if (!state || state.phase !== 'up') {
+    throw new LabError(`the VM lab "${loaded.topology.name}" is not up: run \`rdma-failover lab up ${loaded.file}\` first`);
+  }
+  const st = labStatus(loaded.topology.name);
+  if (st.stale) throw new LabError(`the VM lab "${loaded.topology.name}" is stale (a guest is not running): run \`rdma-failover lab up ${loaded.file}\` to recreate it`);
+  return attachFromState(loaded, state);
+}

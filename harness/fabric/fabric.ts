@@ -1,0 +1,260 @@
+// Fabric bring-up from the topology: the bond built the way the kernel requires for IPoIB slaves
+// (through sysfs; active-backup and fail_over_mac set before any slave; slaves enslaved while
+// the bond is down; slaves' own addresses never touched), addressed, with an RDMA link on top.
+// The same code runs on the VM lab and on real labs: it only uses the Node interface.
+// What it changes is recorded first, so `fabric down` restores what was there before.
+import { now, sleep, waitFor } from '../clock.ts';
+import type { Lab } from '../lab/lab.ts';
+import type { Node } from '../node/node.ts';
+import { withBondDefaults } from '../topology/defaults.ts';
+import type { BondSpec, TopologyNode } from '../topology/schema.ts';
+import { parseCidr } from '../net/ip.ts';
+import { readNetdev } from './bond.ts';
+import { parseRdmaLinks, type RdmaLink } from './rdma.ts';
+
+export interface SlaveRecord {
+  name: string;
+  wasUp: boolean;
+  mtu: number;
+}
+
+export interface BondRecord {
+  name: string;
+  /** false when the bond already existed: fabric down leaves it alone */
+  created: boolean;
+  address: string;
+  slaves: SlaveRecord[];
+  rdmaLink?: string;
+}
+
+export interface NodeFabricRecord {
+  node: string;
+  modulesLoaded: string[];
+  bonds: BondRecord[];
+}
+
+export interface FabricRecord {
+  topology: string;
+  startedAt: string;
+  nodes: NodeFabricRecord[];
+}
+
+/** Persists a record as it grows (the restore journal); supplied by the caller. */
+export type Journal = (r: FabricRecord) => void;
+
+const BASE_MODULES = ['bonding', 'ib_core', 'ib_uverbs', 'rdma_cm', 'rdma_ucm'];
+
+function linkModules(spec: TopologyNode): string[] {
+  const links = new Set((spec.bonds ?? []).flatMap((b) => b.slaves.map((s) => s.link)));
+  const m: string[] = [];
+  if (links.has('rxe')) m.push('rdma_rxe');
+  if (links.has('ipoib')) m.push('ib_ipoib');
+  return m;
+}
+
+async function loadedModules(node: Node): Promise<Set<string>> {
+  const r = await node.run(['cat', '/proc/modules'], { timeoutMs: 15_000 });
+  return new Set(r.stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter(Boolean));
+}
+
+async function ensureModules(node: Node, wanted: string[], rec: NodeFabricRecord, journal: () => void): Promise<void> {
+  const before = await loadedModules(node);
+  for (const m of wanted) {
+    if (before.has(m)) continue;
+    // Record first: if modprobe half-succeeds, fabric down still tries to remove it.
+    rec.modulesLoaded.push(m);
+    journal();
+    // max_bonds=0: no automatic bond0 — bonds are created explicitly through sysfs.
+    const args = m === 'bonding' ? ['modprobe', m, 'max_bonds=0'] : ['modprobe', m];
+    await node.run(args, { timeoutMs: 60_000 });
+  }
+}
+
+const sysfsBond = (bond: string, attr: string) => `/sys/class/net/${bond}/bonding/${attr}`;
+
+async function exists(node: Node, path: string): Promise<boolean> {
+  return (await node.exec(['test', '-e', path], { timeoutMs: 15_000 })).exitCode === 0;
+}
+
+/** The bond options in the order the kernel needs them (mode and fail_over_mac before slaves). */
+export function bondOptionWrites(b: BondSpec): [string, string][] {
+  const o = withBondDefaults(b);
+  const w: [string, string][] = [
+    ['mode', o.mode],
+    ['fail_over_mac', o.fail_over_mac],
+    ['miimon', String(o.miimon)],
+  ];
+  if (o.updelay !== undefined) w.push(['updelay', String(o.updelay)]);
+  if (o.downdelay !== undefined) w.push(['downdelay', String(o.downdelay)]);
+  w.push(['num_grat_arp', String(o.num_grat_arp)]);
+  if (o.peer_notify_delay !== undefined) w.push(['peer_notify_delay', String(o.peer_notify_delay)]);
+  if (o.arp_interval !== undefined) w.push(['arp_interval', String(o.arp_interval)]);
+  for (const t of o.arp_ip_target ?? []) w.push(['arp_ip_target', `+${t}`]);
+  if (o.arp_validate !== undefined) w.push(['arp_validate', o.arp_validate]);
+  if (o.primary_reselect !== undefined) w.push(['primary_reselect', o.primary_reselect]);
+  return w;
+}
+
+async function buildBond(node: Node, b: BondSpec, rec: NodeFabricRecord, journal: () => void): Promise<void> {
+  const br: BondRecord = { name: b.name, created: false, address: b.address, slaves: [] };
+  rec.bonds.push(br);
+  if (await exists(node, `/sys/class/net/${b.name}`)) {
+    throw new Error(`${node.name}: ${b.name} already exists; run \`fabric down\` first or remove it (the harness builds bonds itself so it knows their options)`);
+  }
+  for (const s of b.slaves) {
+    const nd = await readNetdev(node, s.name).catch(() => undefined);
+    if (!nd || !nd.address) throw new Error(`${node.name}: slave ${s.name} does not exist`);
+    if (nd.master) throw new Error(`${node.name}: ${s.name} is already enslaved to ${nd.master}`);
+    br.slaves.push({ name: s.name, wasUp: nd.operstate !== 'DOWN' || (await isAdminUp(node, s.name)), mtu: nd.mtu });
+  }
+  br.created = true;
+  journal();
+  await node.writeFile('/sys/class/net/bonding_masters', `+${b.name}`);
+  for (const [attr, value] of bondOptionWrites(b)) await node.writeFile(sysfsBond(b.name, attr), value);
+  if (b.mtu) await node.run(['ip', 'link', 'set', 'dev', b.name, 'mtu', String(b.mtu)]);
+  // The kernel refuses to enslave a device that is up; the bond stays down until all are in.
+  for (const s of b.slaves) {
+    await node.run(['ip', 'link', 'set', 'dev', s.name, 'down']);
+    await node.writeFile(sysfsBond(b.name, 'slaves'), `+${s.name}`);
+  }
+  if (b.primary) await node.writeFile(sysfsBond(b.name, 'primary'), b.primary);
+  await node.run(['ip', 'link', 'set', 'dev', b.name, 'up']);
+  await node.run(['ip', 'addr', 'add', b.address, 'dev', b.name]);
+  if (b.rdma?.type === 'rxe' || (!b.rdma && b.slaves.every((s) => s.link === 'rxe'))) {
+    const name = b.rdma?.name ?? `rxe_${b.name}`;
+    br.rdmaLink = name;
+    journal();
+    await node.run(['rdma', 'link', 'add', name, 'type', 'rxe', 'netdev', b.name], { timeoutMs: 30_000 });
+  }
+  journal();
+}
+
+async function isAdminUp(node: Node, ifname: string): Promise<boolean> {
+  const r = await node.run(['ip', '-j', 'link', 'show', 'dev', ifname]);
+  const [l] = JSON.parse(r.stdout) as { flags?: string[] }[];
+  return l?.flags?.includes('UP') ?? false;
+}
+
+export async function rdmaLinks(node: Node): Promise<RdmaLink[]> {
+  const r = await node.run(['rdma', '-j', 'link', 'show'], { timeoutMs: 15_000 });
+  return parseRdmaLinks(r.stdout);
+}
+
+/** Waits until an RDMA port sits on the bond (rxe) or on its slaves (HCA) and is ACTIVE. */
+async function verifyRdma(node: Node, b: BondSpec, rdmaLink: string | undefined): Promise<RdmaLink[]> {
+  return waitFor(
+    `${node.name}: RDMA port on ${b.name} ACTIVE`,
+    async () => {
+      const links = await rdmaLinks(node);
+      const mine = rdmaLink
+        ? links.filter((l) => l.ifname === rdmaLink)
+        : links.filter((l) => b.slaves.some((s) => s.name === l.netdev || s.rdma_device === l.ifname));
+      return mine.length && mine.every((l) => l.state === 'ACTIVE') ? mine : undefined;
+    },
+    { timeoutMs: 20_000, intervalMs: 250 },
+  );
+}
+
+export interface FabricUpResult {
+  record: FabricRecord;
+  durationMs: number;
+  links: Record<string, RdmaLink[]>;
+}
+
+/** Brings every node's fabric up (nodes in parallel), then checks that peers reach each other. */
+export async function fabricUp(lab: Lab, journal: Journal = () => undefined): Promise<FabricUpResult> {
+  const t0 = now();
+  const record: FabricRecord = { topology: lab.loaded.topology.name, startedAt: new Date().toISOString(), nodes: [] };
+  const save = () => journal(record);
+  const links: Record<string, RdmaLink[]> = {};
+  await Promise.all(
+    lab.loaded.topology.nodes.map(async (spec) => {
+      const node = lab.node(spec.name);
+      const rec: NodeFabricRecord = { node: spec.name, modulesLoaded: [], bonds: [] };
+      record.nodes.push(rec);
+      if (!spec.bonds?.length) return;
+      await ensureModules(node, [...BASE_MODULES, ...linkModules(spec)], rec, save);
+      for (const b of spec.bonds) {
+        await buildBond(node, b, rec, save);
+        links[spec.name] = await verifyRdma(node, b, rec.bonds.at(-1)?.rdmaLink);
+      }
+    }),
+  );
+  await verifyPeers(lab);
+  return { record, durationMs: now() - t0, links };
+}
+
+/** Every node pings every other node's bond address in the same subnet, through the bond. */
+export async function verifyPeers(lab: Lab, timeoutMs = 20_000): Promise<void> {
+  const bonds = lab.loaded.topology.nodes.flatMap((n) => (n.bonds ?? []).map((b) => ({ node: n.name, bond: b.name, cidr: parseCidr(b.address) })));
+  const checks = bonds.flatMap((a) =>
+    bonds
+      .filter((b) => b.node !== a.node && a.cidr.ok && b.cidr.ok && samePrefix(a.cidr, b.cidr))
+      .map(async (b) => {
+        const ip = b.cidr.ok ? b.cidr.ip : '';
+        await waitFor(
+          `${a.node} reaching ${b.node} (${ip}) over ${a.bond}`,
+          async () => ((await lab.node(a.node).exec(['ping', '-c', '1', '-W', '1', '-I', a.bond, ip], { timeoutMs: 5000 })).exitCode === 0 ? true : undefined),
+          { timeoutMs, intervalMs: 200 },
+        );
+      }),
+  );
+  await Promise.all(checks);
+}
+
+function samePrefix(a: { ip: string; prefix: number }, b: { ip: string; prefix: number }): boolean {
+  const n = (ip: string) => ip.split('.').reduce((acc, o) => (acc << 8) + Number(o), 0) >>> 0;
+  const mask = a.prefix === 0 ? 0 : (~0 << (32 - a.prefix)) >>> 0;
+  return ((n(a.ip) & mask) >>> 0) === ((n(b.ip) & mask) >>> 0);
+}
+
+/** Undoes a fabric record, newest first. Best effort per step; returns what failed. */
+export async function fabricDown(lab: Lab, record: FabricRecord): Promise<string[]> {
+  const problems: string[] = [];
+  await Promise.all(
+    record.nodes.map(async (rec) => {
+      let node: Node;
+      try {
+        node = lab.node(rec.node);
+      } catch (e) {
+        problems.push((e as Error).message);
+        return;
+      }
+      const step = async (what: string, fn: () => Promise<unknown>) => {
+        try {
+          await fn();
+        } catch (e) {
+          problems.push(`${rec.node}: ${what}: ${(e as Error).message}`);
+        }
+      };
+      for (const b of [...rec.bonds].reverse()) {
+        if (!b.created) continue;
+        if (b.rdmaLink) {
+          const link = b.rdmaLink;
+          await step(`rdma link delete ${link}`, async () => {
+            if ((await rdmaLinks(node)).some((l) => l.ifname === link)) await node.run(['rdma', 'link', 'delete', link], { timeoutMs: 30_000 });
+          });
+        }
+        if (await exists(node, `/sys/class/net/${b.name}`)) {
+          await step(`removing ${b.name}`, async () => {
+            await node.run(['ip', 'link', 'set', 'dev', b.name, 'down']);
+            for (const s of b.slaves) await node.writeFile(sysfsBond(b.name, 'slaves'), `-${s.name}`).catch(() => undefined);
+            await node.writeFile('/sys/class/net/bonding_masters', `-${b.name}`);
+          });
+        }
+        for (const s of b.slaves) {
+          await step(`restoring ${s.name}`, async () => {
+            await node.run(['ip', 'link', 'set', 'dev', s.name, 'mtu', String(s.mtu)]);
+            await node.run(['ip', 'link', 'set', 'dev', s.name, s.wasUp ? 'up' : 'down']);
+          });
+        }
+      }
+      for (const m of [...rec.modulesLoaded].reverse()) {
+        // Only what we loaded, and only if nothing else uses it now.
+        await node.exec(['modprobe', '-r', m], { timeoutMs: 60_000 }).catch(() => undefined);
+      }
+    }),
+  );
+  await sleep(0);
+  return problems;
+}

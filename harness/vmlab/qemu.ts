@@ -1,0 +1,77 @@
+// QEMU command lines and process handling for lab guests. Software emulation (TCG): KVM does not
+// work on this machine's kernel. Every guest carries a marker in its -name so the harness only
+// ever signals its own processes.
+import { spawn } from 'node:child_process';
+import { openSync, closeSync, readFileSync } from 'node:fs';
+import type { GuestState, LabState } from './state.ts';
+
+export function processMarker(labId: string, guest: string): string {
+  return `rf-${labId}-${guest}`;
+}
+
+export function qemuArgv(lab: LabState, g: GuestState): string[] {
+  if (!lab.kernel || !lab.initramfs) throw new Error('kernel and initramfs must be prepared first');
+  const fs9p = (id: string, path: string, tag: string, extra = '') => [
+    '-fsdev', `local,id=${id},path=${path},readonly=on,security_model=none${extra}`,
+    '-device', `virtio-9p-pci,fsdev=${id},mount_tag=${tag}`,
+  ];
+  const mgmtMac = macFor(lab.labId, g.index, 0);
+  return [
+    'qemu-system-x86_64',
+    '-name', `${processMarker(lab.labId, g.name)},process=${processMarker(lab.labId, g.name)}`,
+    '-accel', 'tcg,thread=multi,tb-size=128',
+    '-cpu', lab.cpu,
+    '-m', String(g.memoryMiB),
+    '-smp', '1',
+    '-nodefaults', '-no-user-config', '-display', 'none', '-vga', 'none',
+    '-kernel', lab.kernel.image,
+    '-initrd', lab.initramfs,
+    '-append', 'console=ttyS0 quiet panic=0 net.ifnames=0',
+    '-chardev', `file,id=console,path=${g.consoleLog}`,
+    '-serial', 'chardev:console',
+    ...fs9p('rfroot', '/', 'rf-root', ',multidevs=remap'),
+    ...fs9p('rfmods', lab.kernel.modulesRoot, 'rf-modules'),
+    ...fs9p('rfconf', g.configDir, 'rf-config'),
+    // Management NIC: user-mode networking, reachable only through the SSH forward on 127.0.0.1.
+    '-netdev', `user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:${g.sshPort}-10.0.2.15:22`,
+    '-device', `virtio-net-pci,netdev=mgmt,mac=${mgmtMac},id=nic-mgmt0`,
+    ...g.nics.flatMap((n) => [
+      '-netdev', `tap,id=net-${n.name},ifname=${n.tap},script=no,downscript=no`,
+      '-device', `virtio-net-pci,netdev=net-${n.name},mac=${n.mac},id=nic-${n.name}`,
+    ]),
+    '-device', 'virtio-rng-pci',
+    '-qmp', `unix:${g.qmpSocket},server=on,wait=off`,
+  ];
+}
+
+/** Locally administered, unicast, per lab/guest/NIC: 52:54:00 is QEMU's prefix. */
+export function macFor(labId: string, guest: number, nic: number): string {
+  const h = (n: number) => n.toString(16).padStart(2, '0');
+  return `52:54:${labId.slice(0, 2)}:${labId.slice(2, 4)}:${h(guest)}:${h(nic)}`;
+}
+
+/** Starts QEMU detached (it outlives this process), output to a log file. Returns its PID. */
+export function startQemu(argv: string[], logFile: string): number {
+  const fd = openSync(logFile, 'a');
+  try {
+    const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', fd, fd] });
+    if (!child.pid) throw new Error(`cannot start ${argv[0]}`);
+    child.unref();
+    return child.pid;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Is pid one of this lab's guests (and not some other process that reused the PID)? */
+export function isOurGuest(pid: number | undefined, labId: string, guest: string): boolean {
+  if (!pid) return false;
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return false;
+    return cmdline.split('\0').some((a) => a.startsWith(processMarker(labId, guest) + ','));
+  } catch {
+    return false;
+  }
+}
