@@ -9,7 +9,7 @@ import type { Node } from '../node/node.ts';
 import { withBondDefaults } from '../topology/defaults.ts';
 import type { BondSpec, TopologyNode } from '../topology/schema.ts';
 import { parseCidr } from '../net/ip.ts';
-import { readNetdev } from './bond.ts';
+import { ipBatch, writeSysfs } from './sysfs.ts';
 import { parseRdmaLinks, type RdmaLink } from './rdma.ts';
 
 export interface SlaveRecord {
@@ -59,18 +59,18 @@ async function loadedModules(node: Node): Promise<Set<string>> {
 
 async function ensureModules(node: Node, wanted: string[], rec: NodeFabricRecord, journal: () => void): Promise<void> {
   const before = await loadedModules(node);
-  for (const m of wanted) {
-    if (before.has(m)) continue;
-    // Record first: if modprobe half-succeeds, fabric down still tries to remove it.
-    rec.modulesLoaded.push(m);
-    journal();
-    // max_bonds=0: no automatic bond0 — bonds are created explicitly through sysfs.
-    const args = m === 'bonding' ? ['modprobe', m, 'max_bonds=0'] : ['modprobe', m];
-    await node.run(args, { timeoutMs: 60_000 });
-  }
+  const missing = wanted.filter((m) => !before.has(m));
+  if (!missing.length) return;
+  // Record first: if modprobe half-succeeds, fabric down still tries to remove them.
+  rec.modulesLoaded.push(...missing);
+  journal();
+  // max_bonds=0: no automatic bond0 — bonds are created explicitly through sysfs.
+  if (missing.includes('bonding')) await node.run(['modprobe', 'bonding', 'max_bonds=0'], { timeoutMs: 60_000 });
+  const rest = missing.filter((m) => m !== 'bonding');
+  if (rest.length) await node.run(['modprobe', '-a', ...rest], { timeoutMs: 120_000 });
 }
 
-const sysfsBond = (bond: string, attr: string) => `/sys/class/net/${bond}/bonding/${attr}`;
+export const sysfsBond = (bond: string, attr: string) => `/sys/class/net/${bond}/bonding/${attr}`;
 
 async function exists(node: Node, path: string): Promise<boolean> {
   return (await node.exec(['test', '-e', path], { timeoutMs: 15_000 })).exitCode === 0;
@@ -95,31 +95,38 @@ export function bondOptionWrites(b: BondSpec): [string, string][] {
   return w;
 }
 
+// One round trip: for each slave "name|exists|operstate|flags|mtu|master".
+const SLAVES_READ = `for s in "$@"; do
+  d=/sys/class/net/$s
+  if [ -e "$d" ]; then
+    m=; [ -e "$d/master" ] && m=$(basename "$(readlink "$d/master")")
+    echo "$s|1|$(cat "$d/operstate")|$(cat "$d/flags")|$(cat "$d/mtu")|$m"
+  else echo "$s|0|||0|"; fi
+done
+[ -e "/sys/class/net/$BOND" ] && echo "bond-exists" || true`;
+
 async function buildBond(node: Node, b: BondSpec, rec: NodeFabricRecord, journal: () => void): Promise<void> {
   const br: BondRecord = { name: b.name, created: false, address: b.address, slaves: [] };
   rec.bonds.push(br);
-  if (await exists(node, `/sys/class/net/${b.name}`)) {
+  const probe = await node.run(['sh', '-c', SLAVES_READ, 'slaves', ...b.slaves.map((s) => s.name)], { env: { BOND: b.name }, timeoutMs: 15_000 });
+  if (probe.stdout.includes('bond-exists')) {
     throw new Error(`${node.name}: ${b.name} already exists; run \`fabric down\` first or remove it (the harness builds bonds itself so it knows their options)`);
   }
-  for (const s of b.slaves) {
-    const nd = await readNetdev(node, s.name).catch(() => undefined);
-    if (!nd || !nd.address) throw new Error(`${node.name}: slave ${s.name} does not exist`);
-    if (nd.master) throw new Error(`${node.name}: ${s.name} is already enslaved to ${nd.master}`);
-    br.slaves.push({ name: s.name, wasUp: nd.operstate !== 'DOWN' || (await isAdminUp(node, s.name)), mtu: nd.mtu });
+  for (const line of probe.stdout.trim().split('\n').filter((l) => l.includes('|'))) {
+    const [name = '', ok, , flags = '0', mtu = '0', master] = line.split('|');
+    if (ok !== '1') throw new Error(`${node.name}: slave ${name} does not exist`);
+    if (master) throw new Error(`${node.name}: ${name} is already enslaved to ${master}`);
+    // IFF_UP is bit 0 of the flags
+    br.slaves.push({ name, wasUp: (Number(flags) & 1) === 1, mtu: Number(mtu) });
   }
   br.created = true;
   journal();
-  await node.writeFile('/sys/class/net/bonding_masters', `+${b.name}`);
-  for (const [attr, value] of bondOptionWrites(b)) await node.writeFile(sysfsBond(b.name, attr), value);
-  if (b.mtu) await node.run(['ip', 'link', 'set', 'dev', b.name, 'mtu', String(b.mtu)]);
-  // The kernel refuses to enslave a device that is up; the bond stays down until all are in.
-  for (const s of b.slaves) {
-    await node.run(['ip', 'link', 'set', 'dev', s.name, 'down']);
-    await node.writeFile(sysfsBond(b.name, 'slaves'), `+${s.name}`);
-  }
-  if (b.primary) await node.writeFile(sysfsBond(b.name, 'primary'), b.primary);
-  await node.run(['ip', 'link', 'set', 'dev', b.name, 'up']);
-  await node.run(['ip', 'addr', 'add', b.address, 'dev', b.name]);
+  // mode and fail_over_mac must be set before the first slave; the kernel refuses to enslave a
+  // device that is up, and the bond stays down until every slave is in.
+  await writeSysfs(node, [['/sys/class/net/bonding_masters', `+${b.name}`], ...bondOptionWrites(b).map(([a, v]) => [sysfsBond(b.name, a), v] as [string, string])]);
+  await ipBatch(node, [...(b.mtu ? [['link', 'set', 'dev', b.name, 'mtu', String(b.mtu)]] : []), ...b.slaves.map((s) => ['link', 'set', 'dev', s.name, 'down'])]);
+  await writeSysfs(node, [...b.slaves.map((s) => [sysfsBond(b.name, 'slaves'), `+${s.name}`] as [string, string]), ...(b.primary ? [[sysfsBond(b.name, 'primary'), b.primary] as [string, string]] : [])]);
+  await ipBatch(node, [['link', 'set', 'dev', b.name, 'up'], ['addr', 'add', b.address, 'dev', b.name]]);
   if (b.rdma?.type === 'rxe' || (!b.rdma && b.slaves.every((s) => s.link === 'rxe'))) {
     const name = b.rdma?.name ?? `rxe_${b.name}`;
     br.rdmaLink = name;
@@ -127,12 +134,6 @@ async function buildBond(node: Node, b: BondSpec, rec: NodeFabricRecord, journal
     await node.run(['rdma', 'link', 'add', name, 'type', 'rxe', 'netdev', b.name], { timeoutMs: 30_000 });
   }
   journal();
-}
-
-async function isAdminUp(node: Node, ifname: string): Promise<boolean> {
-  const r = await node.run(['ip', '-j', 'link', 'show', 'dev', ifname]);
-  const [l] = JSON.parse(r.stdout) as { flags?: string[] }[];
-  return l?.flags?.includes('UP') ?? false;
 }
 
 export async function rdmaLinks(node: Node): Promise<RdmaLink[]> {

@@ -164,6 +164,8 @@ export class SshNode extends BaseNode {
         for (const op of [...this.ops]) op.fail(err);
       });
       client.connect(cfg);
+      // Small SSH packets (channel open, exec, EOF) must not wait for Nagle + delayed ACK (~40 ms each).
+      client.setNoDelay(true);
     });
   }
 

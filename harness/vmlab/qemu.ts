@@ -26,7 +26,8 @@ export function qemuArgv(lab: LabState, g: GuestState): string[] {
     '-nodefaults', '-no-user-config', '-display', 'none', '-vga', 'none',
     '-kernel', lab.kernel.image,
     '-initrd', lab.initramfs,
-    '-append', 'console=ttyS0 quiet panic=0 net.ifnames=0',
+    // RDMA_FAILOVER_GUEST_APPEND adds kernel parameters (debugging; the failure-path tests use it).
+    '-append', ['console=ttyS0 quiet panic=0 net.ifnames=0', process.env.RDMA_FAILOVER_GUEST_APPEND ?? ''].join(' ').trim(),
     '-chardev', `file,id=console,path=${g.consoleLog}`,
     '-serial', 'chardev:console',
     ...fs9p('rfroot', '/', 'rf-root', ',multidevs=remap'),

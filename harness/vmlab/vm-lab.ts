@@ -335,8 +335,9 @@ async function waitSsh(state: LabState, g: GuestState, timeoutMs: number): Promi
     }
     const probe = guestNode(state, g, { connectTimeoutMs: 4000 });
     try {
-      await probe.run(['true'], { timeoutMs: 8000 });
-      return;
+      // sshd answers before stage 2 has finished: the guest is ready when it says so.
+      if ((await probe.exec(['test', '-e', '/run/rf-ready'], { timeoutMs: 8000 })).exitCode === 0) return;
+      last = 'guest not ready yet (/run/rf-ready missing)';
     } catch (e) {
       last = (e as Error).message;
       if (e instanceof HostKeyError) throw e;
