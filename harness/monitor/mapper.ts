@@ -1,0 +1,135 @@
+// Lines → LabEvents on the controller's clock (pure, stateful per node and source).
+// Kernel-clock sources wait for their first anchor marker; lines before it are held, then flushed.
+import type { BondEvent, LabEvent, ResEvent } from './events.ts';
+import { nodeToController, type NodeClock } from './clockmap.ts';
+import { parseIpMonitor, parseKmsg, parseTcpdumpArp, parseTrace, type Stamp } from './parse.ts';
+import { parseCmIds, parseQps } from '../fabric/rdma.ts';
+
+export type SourceKind = 'ipmon' | 'arp' | 'trace' | 'kmsg' | 'bond' | 'res';
+
+export class LineMapper {
+  private readonly clock: NodeClock;
+  private readonly kind: SourceKind;
+  private held: { line: string; at: number }[] = [];
+  private prevBond: BondEvent | undefined;
+  private resBuf: { at: number; nodeMs: number; lines: string[] } | undefined;
+  /** the bond name, for the bond poller */
+  private readonly bond: string;
+
+  constructor(clock: NodeClock, kind: SourceKind, opts: { bond?: string } = {}) {
+    this.clock = clock;
+    this.kind = kind;
+    this.bond = opts.bond ?? '';
+  }
+
+  private toController(stamp: Stamp): number | undefined {
+    if (stamp.clock === 'realtime') return nodeToController(this.clock, stamp.ms);
+    const k = stamp.clock === 'kmsg' ? this.clock.kmsg : this.clock.trace;
+    if (!k.ready) return undefined;
+    return nodeToController(this.clock, k.toRealtime(stamp.ts));
+  }
+
+  /** Feeds one line (received at `at`, controller ms); returns the events it completes. */
+  feed(line: string, at: number): LabEvent[] {
+    switch (this.kind) {
+      case 'ipmon': {
+        const p = parseIpMonitor(line);
+        const t = p && this.toController(p.stamp);
+        return p && t !== undefined ? [{ ...p.event, t, node: this.clock.node } as LabEvent] : [];
+      }
+      case 'arp': {
+        const p = parseTcpdumpArp(line);
+        const t = p && this.toController(p.stamp);
+        return p && t !== undefined ? [{ ...p.event, t, node: this.clock.node } as LabEvent] : [];
+      }
+      case 'trace':
+      case 'kmsg':
+        return this.feedKernel(line, at);
+      case 'bond':
+        return this.feedBond(line);
+      case 'res':
+        return this.feedRes(line, at);
+    }
+  }
+
+  private feedKernel(line: string, at: number): LabEvent[] {
+    const p = this.kind === 'trace' ? parseTrace(line) : parseKmsg(line);
+    if (!p) return [];
+    const k = this.kind === 'trace' ? this.clock.trace : this.clock.kmsg;
+    if ('marker' in p) {
+      const ts = p.stamp.clock === 'realtime' ? 0 : p.stamp.ts;
+      k.add({ kernelTs: ts, realtimeMs: p.marker });
+      const held = this.held;
+      this.held = [];
+      return held.flatMap((h) => this.feedKernel(h.line, h.at));
+    }
+    const t = this.toController(p.stamp);
+    if (t === undefined) {
+      this.held.push({ line, at });
+      return [];
+    }
+    return [{ ...p.event, t, node: this.clock.node } as LabEvent];
+  }
+
+  /** Bond poller lines: "EPOCHREALTIME active|mii|address| eth0=1 eth1=0" */
+  private feedBond(line: string): LabEvent[] {
+    const m = /^(\d+[.,]\d+) ([^|]*)\|([^|]*)\|([^|]*)\|(.*)$/.exec(line);
+    if (!m) return [];
+    const [, ts = '0', active = '', mii = '', address = '', rest = ''] = m;
+    const carriers: Record<string, string> = {};
+    for (const kv of rest.trim().split(/\s+/).filter(Boolean)) {
+      const [k, v] = kv.split('=');
+      if (k) carriers[k] = v ?? '?';
+    }
+    const prev = this.prevBond;
+    const changed: BondEvent['changed'] = [];
+    if (prev) {
+      if (prev.activeSlave !== active) changed.push('active_slave');
+      if (prev.address !== address) changed.push('address');
+      if (prev.miiStatus !== mii) changed.push('mii_status');
+      for (const [k, v] of Object.entries(carriers)) if (prev.carriers[k] !== v) changed.push(`carrier:${k}`);
+    }
+    const e: BondEvent = {
+      source: 'bond',
+      t: nodeToController(this.clock, Number(ts.replace(',', '.')) * 1000),
+      node: this.clock.node,
+      bond: this.bond,
+      activeSlave: active,
+      address,
+      miiStatus: mii,
+      carriers,
+      changed,
+      raw: line,
+    };
+    this.prevBond = e;
+    return [e];
+  }
+
+  /** res poller: "@@ EPOCHREALTIME" then the cm_id JSON line, then the qp JSON line. */
+  private feedRes(line: string, at: number): LabEvent[] {
+    const m = /^@@ (\d+[.,]\d+)$/.exec(line);
+    if (m) {
+      this.resBuf = { at, nodeMs: Number(m[1]!.replace(',', '.')) * 1000, lines: [] };
+      return [];
+    }
+    if (!this.resBuf) return [];
+    this.resBuf.lines.push(line);
+    if (this.resBuf.lines.length < 2) return [];
+    const [cm = '[]', qp = '[]'] = this.resBuf.lines;
+    const nodeMs = this.resBuf.nodeMs;
+    this.resBuf = undefined;
+    let e: ResEvent;
+    try {
+      e = {
+        source: 'res',
+        t: nodeToController(this.clock, nodeMs),
+        node: this.clock.node,
+        cmIds: parseCmIds(cm).map((c) => ({ ...c })),
+        qps: parseQps(qp).map((q) => ({ lqpn: q.lqpn, type: q.type, state: q.state, ifname: q.ifname, ...(q.comm ? { comm: q.comm } : {}) })),
+      };
+    } catch {
+      return [];
+    }
+    return [e];
+  }
+}

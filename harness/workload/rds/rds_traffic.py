@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""RDS traffic with end-to-end verification (rdma-failover's own tool; rds-tools is not in Debian).
+
+Each side binds an AF_RDS socket to its bond address with the transport forced to IB/RDMA
+(SO_RDS_TRANSPORT), sends COUNT sequence-numbered messages to the peer at RATE/s, and receives the
+peer's. Every message carries a BLAKE2b digest of its payload. The receiver counts unique, duplicate,
+reordered and corrupt messages. A send that the kernel refuses (ENOBUFS while the connection is down)
+is retried with the same sequence number: a message is never skipped on purpose, so "lost" is real.
+
+Progress: one JSON line per PROGRESS_MS on stdout; a final line with "final": true.
+"""
+import argparse
+import errno
+import hashlib
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+
+AF_RDS = 21
+SOL_RDS = 276
+SO_RDS_TRANSPORT = 8
+RDS_TRANS_IB = 0
+RDS_TRANS_TCP = 2
+MAGIC = b"RFDS"
+HEADER = struct.Struct("!4sQQH16s")  # magic, run id, seq, payload len, digest
+
+
+def now():
+    return time.time()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--local", required=True, help="own bond IP")
+    ap.add_argument("--peer", required=True, help="peer bond IP")
+    ap.add_argument("--port", type=int, default=18634)
+    ap.add_argument("--count", type=int, default=1000, help="messages to send")
+    ap.add_argument("--rate", type=float, default=100.0, help="messages per second")
+    ap.add_argument("--size", type=int, default=6000, help="payload bytes")
+    ap.add_argument("--run-id", type=int, default=1)
+    ap.add_argument("--drain", type=float, default=30.0, help="seconds to keep receiving after sending")
+    ap.add_argument("--expect", type=int, default=None, help="messages the peer sends (stop early when all arrived)")
+    ap.add_argument("--progress-ms", type=int, default=200)
+    ap.add_argument("--transport", choices=["ib", "tcp"], default="ib")
+    ap.add_argument("--corrupt-every", type=int, default=0, help="TEST HOOK: flip a payload byte of every Nth message after hashing")
+    a = ap.parse_args()
+
+    s = socket.socket(AF_RDS, socket.SOCK_SEQPACKET, 0)
+    # The transport must be chosen before bind; IB means RDS over RDMA (rds_rdma).
+    s.setsockopt(SOL_RDS, SO_RDS_TRANSPORT, RDS_TRANS_IB if a.transport == "ib" else RDS_TRANS_TCP)
+    s.bind((a.local, a.port))
+    s.setblocking(False)
+
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
+    signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("now", True))
+
+    seen = bytearray()
+    st = {
+        "sent": 0, "recv": 0, "unique": 0, "dup": 0, "reorder": 0, "corrupt": 0, "foreign": 0,
+        "max_seq": -1, "send_retries": 0, "send_errors": {}, "blocked_since": None,
+        "first_send": None, "last_send": None, "last_recv": None,
+    }
+    interval = 1.0 / a.rate if a.rate > 0 else 0.0
+    next_send = now()
+    next_progress = now()
+    done_sending_at = None
+    pending = None  # the message being (re)tried
+
+    def make(seq):
+        payload = os.urandom(a.size)
+        digest = hashlib.blake2b(payload, digest_size=16).digest()
+        if a.corrupt_every and seq % a.corrupt_every == a.corrupt_every - 1:
+            b = bytearray(payload)
+            b[len(b) // 2] ^= 0xFF
+            payload = bytes(b)
+        return HEADER.pack(MAGIC, a.run_id, seq, len(payload), digest) + payload
+
+    def progress(final=False):
+        out = {k: v for k, v in st.items() if k != "blocked_since"}
+        out["t"] = now()
+        out["blocked_ms"] = int((now() - st["blocked_since"]) * 1000) if st["blocked_since"] else 0
+        if final:
+            out["final"] = True
+        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.flush()
+
+    def receive():
+        while True:
+            try:
+                data, addr = s.recvfrom(65536)
+            except BlockingIOError:
+                return
+            except OSError as e:
+                st["send_errors"]["recv_" + errno.errorcode.get(e.errno, str(e.errno))] = st["send_errors"].get("recv_" + errno.errorcode.get(e.errno, str(e.errno)), 0) + 1
+                return
+            st["recv"] += 1
+            st["last_recv"] = now()
+            if len(data) < HEADER.size:
+                st["foreign"] += 1
+                continue
+            magic, run, seq, plen, digest = HEADER.unpack_from(data)
+            payload = data[HEADER.size:]
+            if magic != MAGIC or run != a.run_id:
+                st["foreign"] += 1
+                continue
+            if plen != len(payload) or hashlib.blake2b(payload, digest_size=16).digest() != digest:
+                st["corrupt"] += 1
+                continue
+            if seq >= len(seen):
+                seen.extend(b"\0" * (seq + 1 - len(seen) + 1024))
+            if seen[seq]:
+                st["dup"] += 1
+                continue
+            seen[seq] = 1
+            st["unique"] += 1
+            if seq < st["max_seq"]:
+                st["reorder"] += 1
+            st["max_seq"] = max(st["max_seq"], seq)
+
+    while not stop["now"]:
+        t = now()
+        if st["sent"] < a.count and t >= next_send:
+            if pending is None:
+                pending = make(st["sent"])
+            try:
+                s.sendto(pending, (a.peer, a.port))
+                if st["first_send"] is None:
+                    st["first_send"] = t
+                st["last_send"] = t
+                st["sent"] += 1
+                pending = None
+                st["blocked_since"] = None
+                next_send = max(next_send + interval, t - 1.0)
+            except OSError as e:
+                # ENOBUFS: the send queue is full (connection down or congested): retry the same seq.
+                name = errno.errorcode.get(e.errno, str(e.errno))
+                st["send_errors"][name] = st["send_errors"].get(name, 0) + 1
+                st["send_retries"] += 1
+                if st["blocked_since"] is None:
+                    st["blocked_since"] = t
+                next_send = t + 0.005
+        if st["sent"] >= a.count and done_sending_at is None:
+            done_sending_at = t
+        receive()
+        if t >= next_progress:
+            progress()
+            next_progress = t + a.progress_ms / 1000.0
+        if done_sending_at is not None:
+            if a.expect is not None and st["unique"] >= a.expect:
+                break
+            if t - done_sending_at > a.drain:
+                break
+        wait = 0.05
+        if st["sent"] < a.count:
+            wait = max(0.0, min(wait, next_send - now()))
+        select.select([s], [], [], wait)
+    receive()
+    progress(final=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+// The failover timeline from real events recorded in the VM lab, and its rules on synthetic ones.
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { newNodeClock } from '../../harness/monitor/clockmap.ts';
+import { LineMapper, type SourceKind } from '../../harness/monitor/mapper.ts';
+import type { LabEvent, WorkloadEvent } from '../../harness/monitor/events.ts';
+import { buildTimeline, renderTimeline, type Timeline } from '../../harness/timeline/timeline.ts';
+
+const DIR = 'test/fixtures/recorded/failover-rping';
+
+function recordedEvents(): { events: LabEvent[]; faultT: number } {
+  const events: LabEvent[] = [];
+  for (const node of ['node-a', 'node-b']) {
+    const clock = newNodeClock(node, 0, 1); // the lab stepped guest clocks to the controller's
+    for (const [file, kind] of [['ipmon', 'ipmon'], ['tcpdump', 'arp'], ['trace', 'trace'], ['dmesg', 'kmsg']] as [string, SourceKind][]) {
+      const m = new LineMapper(clock, kind);
+      for (const l of readFileSync(`${DIR}/${node}.${file}.txt`, 'utf8').split('\n')) if (l && !l.startsWith('#')) events.push(...m.feed(l, 0));
+    }
+  }
+  const faultT = Number(readFileSync(`${DIR}/meta.txt`, 'utf8').split(' ')[1]);
+  return { events, faultT };
+}
+
+const bonds = [
+  { node: 'node-a', bond: 'bond0', ip: '192.168.50.1', slaves: ['eth0', 'eth1'] },
+  { node: 'node-b', bond: 'bond0', ip: '192.168.50.2', slaves: ['eth0', 'eth1'] },
+];
+
+describe('timeline from a recorded rping failover', () => {
+  let tl: Timeline;
+  before(() => {
+    const { events, faultT } = recordedEvents();
+    tl = buildTimeline({
+      events,
+      fault: { t: faultT, node: 'node-a', ifname: 'eth0', bond: 'bond0', kind: 'carrier-loss', description: 'carrier loss on node-a/eth0', before: { activeSlave: 'eth0', address: '52:54:e7:ad:00:01' } },
+      connection: { ulp: 'rping', label: 'node-a → node-b', nodes: ['node-a', 'node-b'], ips: ['192.168.50.1', '192.168.50.2'], ports: [7400] },
+      bonds,
+      errorBoundMs: 3,
+    });
+  });
+  const at = (id: string) => tl.phases.find((p) => p.id === id);
+
+  it('orders the failover path with plausible times', () => {
+    expect(at('carrier_lost')!.atMs).to.be.within(0, 50);
+    expect(at('bond_failover')!.atMs).to.be.within(at('carrier_lost')!.atMs!, 300);
+    expect(at('bond_failover')!.detail).to.equal('eth0 → eth1');
+    expect(at('bond_address')!.detail).to.equal('52:54:e7:ad:00:01 → 52:54:e7:ad:00:02');
+    expect(at('addr_change')!.atMs).to.be.within(at('bond_failover')!.atMs!, 500);
+    expect(at('garp_sent')!.node).to.equal('node-a');
+    expect(at('garp_seen')!.node).to.equal('node-b');
+    expect(at('garp_seen')!.atMs).to.be.at.least(at('garp_sent')!.atMs! - 3);
+    expect(at('neigh_updated')!.detail).to.match(/192\.168\.50\.1 lladdr 52:54:e7:ad:00:02/);
+    expect(tl.summary.newActiveSlave).to.equal('eth1');
+    expect(tl.summary.garpCountSeen).to.equal(3); // eth1, eth0 (over the inter-switch link), bond0
+  });
+
+  it('says what is missing instead of inventing it: rping never re-established', () => {
+    expect(at('established')).to.include({ missing: true });
+    expect(at('established')!.reason).to.match(/no connection re-established/);
+    expect(at('addr_resolved')!.missing).to.equal(true);
+    expect(at('io_resumed')!.reason).to.match(/no workload progress stream/);
+    expect(tl.summary.reconnectMs).to.equal(undefined);
+  });
+
+  it('renders a readable table and survives JSON', () => {
+    const text = renderTimeline(tl);
+    expect(text).to.match(/bond failover\s+node-a\s+eth0 → eth1/);
+    expect(text).to.match(/connection re-established\s+MISSING/);
+    expect(JSON.parse(JSON.stringify(tl))).to.deep.equal(tl);
+  });
+});
+
+describe('timeline rules (synthetic events)', () => {
+  const fault = { t: 1000, node: 'a', ifname: 'eth0', bond: 'bond0', kind: 'carrier-loss', description: 'x' };
+  const conn = { ulp: 'rds', label: 'a ↔ b', nodes: ['a', 'b'], ips: ['10.0.0.1', '10.0.0.2'], workload: 'rds' };
+  const b = [{ node: 'a', bond: 'bond0', ip: '10.0.0.1', slaves: ['eth0', 'eth1'] }];
+  const prog = (t: number, done: number): WorkloadEvent => ({ source: 'workload', t, node: 'a', workload: 'rds', kind: 'progress', done });
+
+  it('takes the longest gap in progress after the fault as the outage', () => {
+    const events = [prog(800, 10), prog(900, 11), prog(1000, 12), prog(1100, 13), prog(4100, 14), prog(4200, 15)];
+    const tl = buildTimeline({ events, fault, connection: conn, bonds: b });
+    expect(tl.phases.find((p) => p.id === 'io_stalled')!.atMs).to.equal(100);
+    expect(tl.phases.find((p) => p.id === 'io_resumed')!.atMs).to.equal(3100);
+    expect(tl.summary.outageMs).to.equal(3000);
+  });
+
+  it('reports I/O that never resumed', () => {
+    const tl = buildTimeline({ events: [prog(900, 1), prog(1050, 2), { ...prog(9000, 2) }], fault, connection: conn, bonds: b, until: 9000 });
+    const r = tl.phases.find((p) => p.id === 'io_resumed')!;
+    expect(r.missing).to.equal(true);
+    expect(r.reason).to.match(/did not resume within 8000 ms of the fault \(last progress 50 ms after it\)/);
+  });
+
+  it('ignores CM events of other connections and events before the fault', () => {
+    const cma = (t: number, src: string, dst: string, event: string): LabEvent => ({ source: 'cma', t, node: 'a', point: 'cm_event_handler', src, dst, event, fields: {} });
+    const events = [
+      cma(900, '10.0.0.1:1', '10.0.0.2:2', 'ESTABLISHED'), // before the fault
+      cma(1500, '10.0.0.1:1', '10.0.0.9:2', 'ESTABLISHED'), // another peer
+      cma(1600, '10.0.0.1:3', '10.0.0.2:4', 'ESTABLISHED'),
+    ];
+    const tl = buildTimeline({ events, fault, connection: conn, bonds: b });
+    expect(tl.phases.find((p) => p.id === 'established')!.atMs).to.equal(600);
+  });
+});
