@@ -35,12 +35,12 @@ export class LineMapper {
       case 'ipmon': {
         const p = parseIpMonitor(line);
         const t = p && this.toController(p.stamp);
-        return p && t !== undefined ? [{ ...p.event, t, node: this.clock.node } as LabEvent] : [];
+        return p && t !== undefined ? [{ ...p.event, t, node: this.clock.node }] : [];
       }
       case 'arp': {
         const p = parseTcpdumpArp(line);
         const t = p && this.toController(p.stamp);
-        return p && t !== undefined ? [{ ...p.event, t, node: this.clock.node } as LabEvent] : [];
+        return p && t !== undefined ? [{ ...p.event, t, node: this.clock.node }] : [];
       }
       case 'trace':
       case 'kmsg':
@@ -68,7 +68,7 @@ export class LineMapper {
       this.held.push({ line, at });
       return [];
     }
-    return [{ ...p.event, t, node: this.clock.node } as LabEvent];
+    return [{ ...p.event, t, node: this.clock.node }];
   }
 
   /** Bond poller lines: "EPOCHREALTIME active|mii|address| eth0=1 eth1=0" */

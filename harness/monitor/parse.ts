@@ -55,8 +55,8 @@ export function parseTcpdumpArp(line: string): Parsed<ArpEvent> | undefined {
   const m = ARP_RE.exec(line);
   if (!m) return undefined;
   const [, ts = '0', ifname = '', dir = '', ethSrc = '', whoHas, whoHasMac, tell, replyIp, replyMac] = m;
-  const direction = dir === 'Out' ? 'out' : 'in';
-  const base = { source: 'arp' as const, ifname, direction: direction as 'in' | 'out', ethSrc, raw: line };
+  const direction: 'in' | 'out' = dir === 'Out' ? 'out' : 'in';
+  const base = { source: 'arp' as const, ifname, direction, ethSrc, raw: line };
   const stamp: Stamp = { clock: 'realtime', ms: Number(ts) * 1000 };
   if (whoHas && tell) {
     return {

@@ -43,7 +43,7 @@ describe('monitor parsers (recorded in the VM lab)', () => {
     const marker = parsed.find((p) => p && 'marker' in p) as { marker: number; stamp: { ts: number } };
     expect(marker.marker).to.equal(1795621426390.366);
     expect(marker.stamp.ts).to.equal(37.057276);
-    const cma = parsed.filter((p) => p && 'event' in p).map((p) => (p as { event: CmaEvent }).event);
+    const cma = parsed.filter((p) => p && 'event' in p).map((p) => (p as unknown as { event: CmaEvent }).event);
     const ac = cma.find((e) => e.point === 'cm_event_handler' && e.event === 'ADDR_CHANGE')!;
     expect(ac).to.include({ cmId: 0, src: '192.168.50.1:54795', dst: '192.168.50.2:7400', status: 0 });
     expect(cma.filter((e) => e.point === 'cm_event_handler').map((e) => e.event)).to.deep.equal(['ADDR_RESOLVED', 'ROUTE_RESOLVED', 'CONNECT_RESPONSE', 'ADDR_CHANGE']);
@@ -55,7 +55,7 @@ describe('monitor parsers (recorded in the VM lab)', () => {
 
   it('dmesg -r: levels, kernel timestamps and classes', () => {
     const p = lines('node-a.dmesg.txt').map(parseKmsg);
-    const evs = p.filter((x) => x && 'event' in x).map((x) => (x as { event: KmsgEvent }).event);
+    const evs = p.filter((x) => x && 'event' in x).map((x) => (x as unknown as { event: KmsgEvent }).event);
     expect(evs.map((e) => e.cls)).to.deep.equal(['other', 'bonding', 'bonding', 'cma-addr-change', 'rxe', 'bonding']);
     expect(evs[2]).to.include({ level: 6, kernelTs: 46.872037, text: 'bond0: (slave eth1): making interface the new active one' });
     expect(evs[4]!.level).to.equal(3);
