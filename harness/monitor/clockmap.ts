@@ -15,13 +15,26 @@ export interface Anchor {
 export class KernelClock {
   private readonly anchors: Anchor[] = [];
 
+  /** Adds a marker. Markers come in bursts: the realtime was read a moment before the write that
+   *  the kernel stamped, and under a loaded host (TCG vCPUs get descheduled) that moment can be long.
+   *  Within a burst the marker with the largest realtime − kernel time had the shortest delay: keep it. */
   add(a: Anchor): void {
+    const near = this.anchors.findIndex((x) => Math.abs(x.kernelTs - a.kernelTs) < 1);
+    if (near >= 0) {
+      const x = this.anchors[near]!;
+      if (a.realtimeMs - a.kernelTs * 1000 > x.realtimeMs - x.kernelTs * 1000) this.anchors[near] = a;
+      return;
+    }
     this.anchors.push(a);
     this.anchors.sort((x, y) => x.kernelTs - y.kernelTs);
   }
 
   get ready(): boolean {
     return this.anchors.length > 0;
+  }
+
+  get count(): number {
+    return this.anchors.length;
   }
 
   /** Node realtime (epoch ms) for a kernel timestamp: the nearest anchor, or linear between two. */

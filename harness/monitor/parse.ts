@@ -48,8 +48,12 @@ export function parseIpMonitor(line: string): Parsed<LinkEvent> | Parsed<NeighEv
 
 // ---- tcpdump -l -n -tt -e -i any arp  (LINUX_SLL2: interface and direction per packet) ----
 
-const ARP_RE =
-  /^(\d+\.\d+) (\S+)\s+(In|Out|B|M|P)\s+ifindex \d+ ([0-9a-fA-F:]{17}) ethertype ARP \(0x0806\), length \d+: (?:Request who-has (\S+)(?: \(([0-9a-fA-F:]{17})\))? tell ([^\s,]+)|Reply (\S+) is-at ([0-9a-fA-F:]{17}))/;
+// Hardware addresses: 6 bytes on Ethernet, 20 on IPoIB.
+const HW = '[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5,19}';
+const ARP_RE = new RegExp(
+  `^(\\d+\\.\\d+) (\\S+)\\s+(In|Out|B|M|P)\\s+ifindex \\d+ (${HW}) ethertype ARP \\(0x0806\\), length \\d+: ` +
+    `(?:Request who-has (\\S+)(?: \\((${HW})\\))? tell ([^\\s,]+)|Reply (\\S+) is-at (${HW}))`,
+);
 
 export function parseTcpdumpArp(line: string): Parsed<ArpEvent> | undefined {
   const m = ARP_RE.exec(line);

@@ -132,6 +132,8 @@ export interface Timeline {
     outageMs?: number;
     ioResumedMs?: number;
     garpCountSeen?: number;
+    /** REJECTED events (connect races) between the fault and re-establishment */
+    rejectsBeforeEstablished?: number;
   };
   /** the window the timeline covers (ms since the fault) */
   windowMs: number;
@@ -261,9 +263,13 @@ export function buildTimeline(input: TimelineInput): Timeline {
   // Kernel ULPs get ESTABLISHED; a user-space active side (librdmacm) shows CONNECT_RESPONSE in the kernel.
   const estCma = cma.find((e) => (e.event === 'ESTABLISHED' || e.event === 'CONNECT_RESPONSE') && e.t >= resolveFrom);
   const estLog = ev.filter(is('kmsg')).find((e) => e.t >= fault.t && c.nodes.includes(e.node) && (c.kmsgEstablished ?? []).some((p) => new RegExp(p).test(e.text)));
-  put('established', [estCma, estLog].filter(Boolean).sort((a, b) => a!.t - b!.t)[0], estCma ? `cm.id=${estCma.cmId} on ${estCma.node}` : estLog?.text, 'no connection re-established after the fault (rdma_cma ESTABLISHED, ULP log)');
+  const est = [estCma, estLog].filter(Boolean).sort((a, b) => a!.t - b!.t)[0];
+  put('established', est, est === estCma && estCma ? `cm.id=${estCma.cmId} ${estCma.event}` : estLog?.text, 'no connection re-established after the fault (rdma_cma ESTABLISHED, ULP log)');
+  const rejects = cma.filter((e) => e.event === 'REJECTED' && e.t >= fault.t && (!est || e.t <= est.t)).length;
 
-  // I/O: the longest gap between progress increments around the fault is the outage.
+  // I/O. An outage is the longest gap between progress increments after the fault (a gap counts
+  // when it is well above the normal cadence). Without a visible gap, I/O "resumed" at the first
+  // progress after the connection was re-established (or after the fault, if no connection event).
   const prog = input.events
     .filter(is('workload'))
     .filter((e: WorkloadEvent) => e.workload === c.workload && e.kind === 'progress' && e.done !== undefined)
@@ -276,25 +282,28 @@ export function buildTimeline(input: TimelineInput): Timeline {
       lastDone = p.done!;
     }
   }
-  const stallGap = input.stallGapMs ?? 1000;
+  const cadence = median(increments.filter((p) => p.t < fault.t).map((p, i, a) => (i ? p.t - a[i - 1]!.t : NaN)).filter((x) => !Number.isNaN(x)));
+  const stallGap = input.stallGapMs ?? Math.max(500, 4 * (cadence || 250));
   // A workload that finished (its final report) did not stall after it.
   const final = input.events.filter(is('workload')).find((e) => e.workload === c.workload && e.kind === 'final');
   const ioUntil = final ? Math.min(final.t, until) : until;
-  let gap: { start: WorkloadEvent; end: WorkloadEvent } | undefined;
   const firstBefore = [...increments].reverse().find((p) => p.t <= fault.t);
-  const window = increments.filter((p) => p.t >= fault.t - 2000 && p.t <= until);
-  const seq = firstBefore && !window.includes(firstBefore) ? [firstBefore, ...window] : window;
+  const seq = [...(firstBefore ? [firstBefore] : []), ...increments.filter((p) => p.t > fault.t && p.t <= until)];
+  let gap: { start: WorkloadEvent; end: WorkloadEvent } | undefined;
   for (let i = 1; i < seq.length; i++) {
     const a = seq[i - 1]!;
     const b = seq[i]!;
-    if (b.t < fault.t) continue;
     if (b.t - a.t >= stallGap && (!gap || b.t - a.t > gap.end.t - gap.start.t)) gap = { start: a, end: b };
   }
   const lastInc = seq[seq.length - 1];
-  const trailing = lastInc && lastInc.t >= fault.t - 2000 && !final ? ioUntil - lastInc.t : 0;
+  const trailing = lastInc && !final ? ioUntil - lastInc.t : 0;
+  const resumeFrom = est?.t ?? fault.t;
   if (!c.workload) {
     put('io_stalled', undefined, undefined, 'no workload progress stream for this connection');
     put('io_resumed', undefined, undefined, 'no workload progress stream for this connection');
+  } else if (!seq.length) {
+    put('io_stalled', undefined, undefined, 'no I/O progress seen around the fault');
+    put('io_resumed', undefined, undefined, `no I/O progress seen within ${(until - fault.t).toFixed(0)} ms of the fault`);
   } else if (trailing >= stallGap && (!gap || trailing > gap.end.t - gap.start.t)) {
     put('io_stalled', lastInc, `${lastInc!.done} done`);
     put('io_resumed', undefined, undefined, `I/O did not resume within ${(ioUntil - fault.t).toFixed(0)} ms of the fault (last progress ${(lastInc!.t - fault.t).toFixed(0)} ms after it)`);
@@ -302,14 +311,14 @@ export function buildTimeline(input: TimelineInput): Timeline {
     put('io_stalled', gap.start, `${gap.start.done} done`);
     put('io_resumed', gap.end, `${gap.end.done} done`);
   } else {
-    const firstAfter = increments.find((p) => p.t > fault.t);
-    if (firstAfter) {
-      // No visible stall: I/O kept flowing; record when it was next seen.
-      found.set('io_stalled', { missing: `no stall longer than ${stallGap} ms` });
-      put('io_resumed', firstAfter, `${firstAfter.done} done (no stall ≥ ${stallGap} ms)`);
+    const resumed = seq.find((p) => p.t >= resumeFrom);
+    if (!resumed) {
+      put('io_stalled', lastInc, `${lastInc!.done} done`);
+      put('io_resumed', undefined, undefined, `no I/O progress after ${est ? 're-establishment' : 'the fault'} within ${(ioUntil - fault.t).toFixed(0)} ms of the fault`);
     } else {
-      put('io_stalled', [...increments].reverse().find((p) => p.t <= until), undefined, 'no I/O progress seen at all');
-      put('io_resumed', undefined, undefined, `I/O did not resume within ${(until - fault.t).toFixed(0)} ms of the fault`);
+      const stalled = [...seq].reverse().find((p) => p.t < resumed.t);
+      found.set('io_stalled', stalled ? { t: stalled.t, node: stalled.node, detail: `${stalled.done} done (no stall ≥ ${Math.round(stallGap)} ms)`, evidence: { source: 'workload', node: stalled.node, t: stalled.t } } : { missing: 'no progress before the resume' });
+      put('io_resumed', resumed, `${resumed.done} done${est ? ', first progress after re-establishment' : ''}`);
     }
   }
 
@@ -344,10 +353,17 @@ export function buildTimeline(input: TimelineInput): Timeline {
       ...(at('established') !== undefined ? { reconnectMs: at('established') } : {}),
       ...(resumedAt !== undefined ? { ioResumedMs: resumedAt, outageMs: round(resumedAt - (stalledAt !== undefined && stalledAt < resumedAt ? Math.max(stalledAt, 0) : 0)) } : {}),
       garpCountSeen: seenByPeer.length,
+      rejectsBeforeEstablished: rejects,
     },
     windowMs: round(until - fault.t),
     errorBoundMs: round(input.errorBoundMs ?? 0),
   };
+}
+
+function median(xs: number[]): number {
+  if (!xs.length) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
 }
 
 function round(x: number): number {

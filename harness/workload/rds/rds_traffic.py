@@ -45,8 +45,9 @@ def main():
     ap.add_argument("--run-id", type=int, default=1)
     ap.add_argument("--drain", type=float, default=30.0, help="seconds to keep receiving after sending")
     ap.add_argument("--expect", type=int, default=None, help="messages the peer sends (stop early when all arrived)")
-    ap.add_argument("--progress-ms", type=int, default=200)
+    ap.add_argument("--progress-ms", type=int, default=100)
     ap.add_argument("--transport", choices=["ib", "tcp"], default="ib")
+    ap.add_argument("--wait-go", action="store_true", help="after bind, print ready and wait for a 'go' line on stdin")
     ap.add_argument("--corrupt-every", type=int, default=0, help="TEST HOOK: flip a payload byte of every Nth message after hashing")
     a = ap.parse_args()
 
@@ -55,12 +56,20 @@ def main():
     s.setsockopt(SOL_RDS, SO_RDS_TRANSPORT, RDS_TRANS_IB if a.transport == "ib" else RDS_TRANS_TCP)
     s.bind((a.local, a.port))
     s.setblocking(False)
+    if a.wait_go:
+        # RDS drops messages for a port nobody has bound yet: the harness says "go" once both
+        # sides are bound, so no message is lost before the test starts.
+        sys.stdout.write(json.dumps({"ready": True, "t": now()}) + "\n")
+        sys.stdout.flush()
+        if not sys.stdin.readline().startswith("go"):
+            sys.exit("no go from the harness")
 
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
     signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("now", True))
 
     seen = bytearray()
+    sent_at = []  # send time of each seq (epoch s), reported at the end for lost-message forensics
     st = {
         "sent": 0, "recv": 0, "unique": 0, "dup": 0, "reorder": 0, "corrupt": 0, "foreign": 0,
         "max_seq": -1, "send_retries": 0, "send_errors": {}, "blocked_since": None,
@@ -87,6 +96,19 @@ def main():
         out["blocked_ms"] = int((now() - st["blocked_since"]) * 1000) if st["blocked_since"] else 0
         if final:
             out["final"] = True
+            # Gaps below the highest seq seen (the harness adds the tail from the peer's count).
+            gaps, start = [], None
+            for i in range(max(0, st["max_seq"] + 1)):
+                if i < len(seen) and seen[i]:
+                    if start is not None:
+                        gaps.append([start, i - 1])
+                        start = None
+                elif start is None:
+                    start = i
+            if start is not None:
+                gaps.append([start, st["max_seq"]])
+            out["missing_ranges"] = gaps[:64]
+            out["sent_at"] = [round(x, 4) for x in sent_at]
         sys.stdout.write(json.dumps(out) + "\n")
         sys.stdout.flush()
 
@@ -133,6 +155,7 @@ def main():
                 if st["first_send"] is None:
                     st["first_send"] = t
                 st["last_send"] = t
+                sent_at.append(t)
                 st["sent"] += 1
                 pending = None
                 st["blocked_since"] = None

@@ -1,0 +1,251 @@
+// chai assertions on failover evidence. They judge what was recorded, never probe a node, and a
+// failure message carries the slice of the timeline that matters.
+//
+//   expect(ev).to.have.failedOverTo('eth1').within(2000)
+//   expect(ev).to.have.reconnected('rds', { via: 'eth1', within: 10_000 })
+//   expect(ev).to.have.gratuitousArpSeenBy('node-b', { count: 1 })
+//   expect(ev).to.have.addrChangeDeliveredTo()            // every id bound to the bond, exactly once
+//   expect(ev).to.have.deliveredEverything()
+//   expect(ev).to.have.noKernelWarnings()
+//   expect(ev).to.have.noResourceLeak()
+import * as chai from 'chai';
+import type { CmaEvent, KmsgEvent, BondEvent } from '../monitor/events.ts';
+import { UNHEALTHY } from '../monitor/parse.ts';
+import { renderTimeline, type PhaseId, type Timeline } from '../timeline/timeline.ts';
+import { isEvidence, type Evidence } from './evidence.ts';
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Chai {
+    interface Assertion {
+      failedOverTo(slave: string, opts?: FaultSelector): Assertion;
+      failedOver(opts?: FaultSelector): Assertion;
+      reconnected(ulp: string, opts: { via?: string; within: number }): Assertion;
+      gratuitousArpSeenBy(node: string, opts?: { count?: number; atLeast?: number }): Assertion;
+      addrChangeDeliveredTo(ids?: { node: string; cmId: number }[]): Assertion;
+      deliveredEverything(): Assertion;
+      noKernelWarnings(): Assertion;
+      noResourceLeak(): Assertion;
+    }
+    interface NumericComparison {
+      /** after failedOverTo / failedOver: the failover happened within ms of each fault */
+      within(ms: number): Assertion;
+    }
+  }
+}
+
+
+function evidenceOf(obj: unknown): Evidence {
+  if (!isEvidence(obj)) throw new TypeError('expected failover evidence (collectEvidence(...))');
+  return obj;
+}
+
+/** Which faults an assertion is about: by node, kind, or position (0-based) in the test. */
+export interface FaultSelector {
+  node?: string;
+  kind?: string;
+  index?: number;
+}
+
+/** One timeline per fault (bond phases do not depend on the connection). */
+function perFault(ev: Evidence, sel: FaultSelector = {}): Timeline[] {
+  const seen = new Set<number>();
+  return ev.timelines.filter((t) => {
+    if (sel.node && t.fault.node !== sel.node) return false;
+    if (sel.kind && t.fault.kind !== sel.kind) return false;
+    if (sel.index !== undefined && ev.faults.findIndex((f) => f.t === t.fault.t) !== sel.index) return false;
+    if (seen.has(t.fault.t)) return false;
+    seen.add(t.fault.t);
+    return true;
+  });
+}
+
+const SLICE_FAILOVER: PhaseId[] = ['fault', 'carrier_lost', 'bond_failover', 'bond_address'];
+const SLICE_RECONNECT: PhaseId[] = ['fault', 'bond_failover', 'addr_change', 'disconnected', 'addr_resolved', 'established', 'io_stalled', 'io_resumed'];
+const SLICE_GARP: PhaseId[] = ['fault', 'bond_failover', 'bond_address', 'garp_sent', 'garp_seen', 'neigh_updated'];
+
+/** cm_ids on `node` with source address `ip` that were connected at time t (rdma_cma trace). */
+export function liveIdsAt(ev: Evidence, node: string, ip: string, t: number): number[] {
+  const state = new Map<number, boolean>();
+  for (const e of ev.events) {
+    if (e.t >= t) break;
+    if (e.source !== 'cma' || e.node !== node || e.cmId === undefined) continue;
+    if (e.point === 'cm_id_destroy') state.delete(e.cmId);
+    else if (e.point === 'cm_event_handler' && (e.event === 'ESTABLISHED' || e.event === 'CONNECT_RESPONSE') && e.src?.startsWith(`${ip}:`)) state.set(e.cmId, true);
+    else if (e.point === 'cm_event_handler' && ['DISCONNECTED', 'ADDR_CHANGE', 'UNREACHABLE', 'REJECTED', 'CONNECT_ERROR', 'DEVICE_REMOVAL'].includes(e.event ?? '')) state.delete(e.cmId);
+  }
+  return [...state.keys()].sort((a, b) => a - b);
+}
+
+export function failoverAssertions(_chai: Chai.ChaiStatic, utils: Chai.ChaiUtils): void {
+  const { Assertion } = _chai;
+
+  function checkFailover(this: Chai.AssertionStatic, slave: string | undefined, opts: FaultSelector = {}): void {
+    const ev = evidenceOf(this._obj);
+    const tls = perFault(ev, opts);
+    this.assert(tls.length > 0, `expected a fault matching ${JSON.stringify(opts)} in the evidence, found none`, 'expected no fault');
+    for (const tl of tls) {
+      const p = tl.phases.find((x) => x.id === 'bond_failover');
+      const got = tl.summary.newActiveSlave;
+      const ok = !!p && !p.missing && (slave === undefined ? !!got && got !== tl.fault.before?.activeSlave : got === slave);
+      this.assert(
+        ok,
+        `expected ${tl.fault.node}'s bond to fail over${slave ? ` to ${slave}` : ''} after "${tl.fault.description}", but ${p?.missing ? 'it did not' : `the new active slave is ${got ?? 'unknown'}`}\n${renderTimeline(tl, { only: SLICE_FAILOVER })}`,
+        `expected ${tl.fault.node}'s bond not to fail over${slave ? ` to ${slave}` : ''}\n${renderTimeline(tl, { only: SLICE_FAILOVER })}`,
+      );
+    }
+    utils.flag(this, 'rf.failover', tls);
+  }
+
+  Assertion.addMethod('failedOverTo', function (this: Chai.AssertionStatic, slave: string, opts?: FaultSelector) {
+    checkFailover.call(this, slave, opts);
+  });
+  Assertion.addMethod('failedOver', function (this: Chai.AssertionStatic, opts?: FaultSelector) {
+    checkFailover.call(this, undefined, opts);
+  });
+
+  Assertion.overwriteMethod('within', (_super: (...a: unknown[]) => unknown) =>
+    function (this: Chai.AssertionStatic, ...args: unknown[]) {
+      const tls = utils.flag(this, 'rf.failover') as Timeline[] | undefined;
+      if (!tls || args.length !== 1 || typeof args[0] !== 'number') return _super.apply(this, args);
+      const ms = args[0];
+      for (const tl of tls) {
+        const at = tl.phases.find((p) => p.id === 'bond_failover')?.atMs ?? Infinity;
+        // The error bound counts against the budget: a result near the limit is not a pass.
+        this.assert(
+          at + tl.errorBoundMs <= ms,
+          `expected the failover within ${ms} ms, it took ${at.toFixed(1)} ms (±${tl.errorBoundMs} ms)\n${renderTimeline(tl, { only: SLICE_FAILOVER })}`,
+          `expected the failover to take longer than ${ms} ms, it took ${at.toFixed(1)} ms`,
+        );
+      }
+      return undefined;
+    },
+  );
+
+  Assertion.addMethod('reconnected', function (this: Chai.AssertionStatic, ulp: string, opts: { via?: string; within: number }) {
+    const ev = evidenceOf(this._obj);
+    const tls = ev.timelines.filter((t) => t.ulp === ulp);
+    this.assert(tls.length > 0, `expected a ${ulp} connection in the evidence, found none`, '');
+    const errors = ev.workloads.filter((w) => w.ulp === ulp).flatMap((w) => w.errors).slice(0, 8);
+    const tail = errors.length ? `\n${ulp} reported:\n  ${errors.join('\n  ')}` : '';
+    for (const tl of tls) {
+      const resumed = tl.phases.find((p) => p.id === 'io_resumed');
+      const est = tl.phases.find((p) => p.id === 'established');
+      const hasIo = !resumed?.reason?.startsWith('no workload progress stream');
+      const proof = hasIo ? resumed : est;
+      const addrChange = tl.phases.find((p) => p.id === 'addr_change');
+      const why = proof?.missing
+        ? `no ${hasIo ? 'I/O resumed' : 're-established connection'}${addrChange && !addrChange.missing ? ` (ADDR_CHANGE was delivered at ${addrChange.atMs} ms and nothing reconnected)` : ''}`
+        : `${hasIo ? 'I/O resumed' : 'connection re-established'} after ${proof?.atMs} ms (±${tl.errorBoundMs} ms)`;
+      this.assert(
+        !!proof && !proof.missing && proof.atMs! + tl.errorBoundMs <= opts.within,
+        `expected ${ulp} to reconnect within ${opts.within} ms of "${tl.fault.description}": ${why}\n${renderTimeline(tl, { only: SLICE_RECONNECT })}${tail}`,
+        `expected ${ulp} not to reconnect within ${opts.within} ms, but ${why}`,
+      );
+      if (opts.via) {
+        const atT = tl.fault.t + (proof?.atMs ?? 0);
+        const bondEv = ev.events.filter((e): e is BondEvent => e.source === 'bond' && e.node === tl.fault.node && e.t <= atT).pop();
+        const active = bondEv?.activeSlave ?? tl.summary.newActiveSlave;
+        this.assert(
+          active === opts.via,
+          `expected ${ulp} to reconnect through ${opts.via}, but ${tl.fault.node}'s active slave was ${active ?? 'unknown'} when it resumed\n${renderTimeline(tl, { only: SLICE_RECONNECT })}`,
+          `expected ${ulp} not to reconnect through ${opts.via}`,
+        );
+        if (ev.counters) {
+          const d = (name: string) => {
+            const b = ev.counters!.before.find((c) => c.node === tl.fault.node && c.ifname === name);
+            const a = ev.counters!.after.find((c) => c.node === tl.fault.node && c.ifname === name);
+            // Transmitted bytes only: a backup slave still receives what the switches flood
+            // towards the new MAC until they learn it, but only the active slave transmits.
+            return a && b ? a.txBytes - b.txBytes : 0;
+          };
+          const others = ev.bonds.find((b) => b.node === tl.fault.node)?.slaves.filter((s) => s !== opts.via) ?? [];
+          const viaBytes = d(opts.via);
+          const otherBytes = others.reduce((s, o) => s + d(o), 0);
+          this.assert(
+            viaBytes > 0 && viaBytes >= 10 * otherBytes,
+            `expected the traffic after the fault to go through ${opts.via}: ${opts.via} transmitted ${viaBytes} bytes, ${others.join('+')} transmitted ${otherBytes}`,
+            `expected the traffic not to go through ${opts.via}`,
+          );
+        }
+      }
+    }
+  });
+
+  Assertion.addMethod('gratuitousArpSeenBy', function (this: Chai.AssertionStatic, node: string, opts: { count?: number; atLeast?: number } = {}) {
+    const ev = evidenceOf(this._obj);
+    const peerBond = ev.bonds.find((b) => b.node === node);
+    for (const tl of perFault(ev)) {
+      const faulted = ev.bonds.find((b) => b.node === tl.fault.node);
+      const until = tl.fault.t + tl.windowMs;
+      // Counted on the peer's bond device: what its ARP layer received (a capture on "any" also sees
+      // the same frame on each slave).
+      const garps = ev.events.filter(
+        (e) =>
+          e.source === 'arp' && e.node === node && e.t >= tl.fault.t - tl.errorBoundMs && e.t <= until && e.gratuitous && e.direction === 'in' &&
+          e.ifname === (peerBond?.bond ?? e.ifname) && e.senderIp === faulted?.ip && (!tl.summary.newAddress || e.senderMac === tl.summary.newAddress),
+      );
+      const n = garps.length;
+      const ok = opts.count !== undefined ? n === opts.count : n >= (opts.atLeast ?? 1);
+      const want = opts.count !== undefined ? `exactly ${opts.count}` : `at least ${opts.atLeast ?? 1}`;
+      this.assert(
+        ok,
+        `expected ${node} to see ${want} gratuitous ARP(s) for ${faulted?.ip ?? '?'} with the new address ${tl.summary.newAddress ?? '?'} after "${tl.fault.description}", it saw ${n}\n${renderTimeline(tl, { only: SLICE_GARP })}`,
+        `expected ${node} not to see ${want} gratuitous ARP(s), it saw ${n}`,
+      );
+    }
+  });
+
+  Assertion.addMethod('addrChangeDeliveredTo', function (this: Chai.AssertionStatic, ids?: { node: string; cmId: number }[]) {
+    const ev = evidenceOf(this._obj);
+    for (const tl of perFault(ev)) {
+      const bond = ev.bonds.find((b) => b.node === tl.fault.node);
+      const until = tl.fault.t + tl.windowMs;
+      // Default: every cm_id connected over the bond at the instant of the fault, from the trace
+      // (an rdma res snapshot can be a second old, and ids churn while a ULP reconnects).
+      const want = ids ?? liveIdsAt(ev, tl.fault.node, bond?.ip ?? '?', tl.fault.t).map((cmId) => ({ node: tl.fault.node, cmId }));
+      this.assert(want.length > 0, `expected cm_ids connected over ${tl.fault.node}/${bond?.bond ?? '?'} at the fault, found none in the rdma_cma trace`, '');
+      const changes = ev.events.filter((e): e is CmaEvent => e.source === 'cma' && e.point === 'cm_event_handler' && e.event === 'ADDR_CHANGE' && e.t >= tl.fault.t - tl.errorBoundMs && e.t <= until);
+      for (const id of want) {
+        const n = changes.filter((c) => c.node === id.node && c.cmId === id.cmId).length;
+        this.assert(n === 1, `expected exactly one ADDR_CHANGE for ${id.node} cm.id=${id.cmId} after "${tl.fault.description}", saw ${n}\n${renderTimeline(tl, { only: ['fault', 'bond_failover', 'bond_address', 'addr_change'] })}`, `expected no ADDR_CHANGE for ${id.node} cm.id=${id.cmId}`);
+      }
+      const stray = changes.filter((c) => !want.some((w) => w.node === c.node && w.cmId === c.cmId));
+      this.assert(stray.length === 0, `expected ADDR_CHANGE only for ids bound to ${bond?.bond ?? 'the bond'}, but also for: ${stray.map((s) => `${s.node} cm.id=${s.cmId} ${s.src ?? ''}`).join(', ')}`, '');
+    }
+  });
+
+  Assertion.addMethod('deliveredEverything', function (this: Chai.AssertionStatic) {
+    const ev = evidenceOf(this._obj);
+    this.assert(ev.workloads.length > 0, 'expected workload results in the evidence, found none', '');
+    for (const w of ev.workloads) {
+      this.assert(w.dataOk, `expected ${w.workload} to deliver every byte intact: ${w.summary}${w.errors.length ? `\n${w.workload} reported:\n  ${w.errors.slice(0, 8).join('\n  ')}` : ''}`, `expected ${w.workload} to lose or corrupt data: ${w.summary}`);
+    }
+  });
+
+  Assertion.addMethod('noKernelWarnings', function (this: Chai.AssertionStatic) {
+    const ev = evidenceOf(this._obj);
+    const allowed = ev.allowKernel.map((a) => new RegExp(a.pattern));
+    const bad = ev.events.filter((e): e is KmsgEvent => e.source === 'kmsg' && UNHEALTHY.includes(e.cls) && !allowed.some((r) => r.test(e.text)));
+    this.assert(
+      bad.length === 0,
+      `expected a clean kernel log, found ${bad.length} line(s):\n${bad.slice(0, 15).map((e) => `  ${e.node}: [${e.kernelTs.toFixed(6)}] ${e.text}`).join('\n')}`,
+      'expected kernel warnings',
+    );
+  });
+
+  Assertion.addMethod('noResourceLeak', function (this: Chai.AssertionStatic) {
+    const ev = evidenceOf(this._obj);
+    this.assert(!!ev.resources, 'expected resource counts (before/after) in the evidence, found none', '');
+    for (const a of ev.resources!.after) {
+      const b = ev.resources!.before.find((x) => x.node === a.node);
+      this.assert(
+        !!b && a.cmIds <= b.cmIds && a.qps <= b.qps,
+        `expected ${a.node}'s RDMA resources back to the baseline: cm_id ${b?.cmIds ?? '?'} → ${a.cmIds}, qp ${b?.qps ?? '?'} → ${a.qps}`,
+        `expected a resource leak on ${a.node}`,
+      );
+    }
+  });
+}
+
+chai.use(failoverAssertions);

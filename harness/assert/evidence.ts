@@ -1,0 +1,89 @@
+// Evidence: everything a verdict is judged on, recorded during the test. Assertions and reports
+// read only this; they never probe a node.
+import type { LabEvent, ResEvent } from '../monitor/events.ts';
+import type { Recording } from '../monitor/session.ts';
+import { buildTimeline, type BondRef, type ConnectionRef, type FaultRef, type Timeline } from '../timeline/timeline.ts';
+import type { WorkloadResult } from '../workload/workload.ts';
+
+export interface ResourceCount {
+  node: string;
+  cmIds: number;
+  qps: number;
+}
+
+export interface SlaveCounters {
+  node: string;
+  ifname: string;
+  txBytes: number;
+  rxBytes: number;
+}
+
+export interface Evidence {
+  kind: 'failover-evidence';
+  faults: FaultRef[];
+  bonds: BondRef[];
+  connections: ConnectionRef[];
+  timelines: Timeline[];
+  workloads: WorkloadResult[];
+  /** rdma res counts before the workloads started and after they were torn down */
+  resources?: { before: ResourceCount[]; after: ResourceCount[] };
+  /** slave byte counters just after the first fault and at the end */
+  counters?: { before: SlaveCounters[]; after: SlaveCounters[] };
+  /** kernel log patterns the topology allows, with the reason */
+  allowKernel: { pattern: string; reason: string }[];
+  recording: Pick<Recording, 'startedAt' | 'stoppedAt' | 'clocks' | 'errorBoundMs' | 'problems'>;
+  events: LabEvent[];
+}
+
+export function isEvidence(x: unknown): x is Evidence {
+  return !!x && typeof x === 'object' && (x as { kind?: unknown }).kind === 'failover-evidence';
+}
+
+export interface EvidenceInput {
+  recording: Recording;
+  faults: FaultRef[];
+  bonds: BondRef[];
+  connections: ConnectionRef[];
+  workloads?: WorkloadResult[];
+  resources?: Evidence['resources'];
+  counters?: Evidence['counters'];
+  allowKernel?: Evidence['allowKernel'];
+}
+
+/** One timeline per (fault, connection); each covers the time until the next fault. */
+export function collectEvidence(i: EvidenceInput): Evidence {
+  const faults = [...i.faults].sort((a, b) => a.t - b.t);
+  const timelines: Timeline[] = [];
+  faults.forEach((f, k) => {
+    const next = faults[k + 1];
+    for (const c of i.connections) {
+      timelines.push(
+        buildTimeline({
+          events: i.recording.events,
+          fault: f,
+          connection: c,
+          bonds: i.bonds,
+          until: next ? next.t - 1 : i.recording.stoppedAt,
+          errorBoundMs: i.recording.errorBoundMs,
+        }),
+      );
+    }
+  });
+  return {
+    kind: 'failover-evidence',
+    faults,
+    bonds: i.bonds,
+    connections: i.connections,
+    timelines,
+    workloads: i.workloads ?? [],
+    ...(i.resources ? { resources: i.resources } : {}),
+    ...(i.counters ? { counters: i.counters } : {}),
+    allowKernel: i.allowKernel ?? [],
+    recording: { startedAt: i.recording.startedAt, stoppedAt: i.recording.stoppedAt, clocks: i.recording.clocks, errorBoundMs: i.recording.errorBoundMs, problems: i.recording.problems },
+    events: i.recording.events,
+  };
+}
+
+export function countResources(e: ResEvent): ResourceCount {
+  return { node: e.node, cmIds: e.cmIds.length, qps: e.qps.filter((q) => q.type !== 'GSI' && q.type !== 'SMI').length };
+}

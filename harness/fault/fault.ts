@@ -1,0 +1,322 @@
+// Faults: inject, heal, describe. Every injection first writes how to heal it to a journal on the
+// controller's disk, so a crash, Ctrl-C or SIGKILL cannot leave a link down: the next run replays it.
+// Faults act through the Node interface and the lab's capabilities (carrier control, switch ports);
+// they never know which kind of lab they run on.
+import { randomUUID } from 'node:crypto';
+import { now, sleep } from '../clock.ts';
+import type { Lab } from '../lab/lab.ts';
+import type { FaultEvent } from '../monitor/events.ts';
+import { readJournal, writeJournal } from '../journal.ts';
+import { readBond } from '../fabric/bond.ts';
+import { sysfsBond } from '../fabric/fabric.ts';
+
+/** How to undo one injected action: data, so a later run can replay it. */
+export type HealAction =
+  | { id: string; type: 'carrier-restore'; node: string; ifname: string }
+  | { id: string; type: 'link-up'; node: string; ifname: string }
+  | { id: string; type: 'switch-port-up'; node: string; ifname: string }
+  | { id: string; type: 'primary-restore'; node: string; bond: string; primary: string };
+
+type HealSpec = HealAction extends infer A ? (A extends HealAction ? Omit<A, 'id'> : never) : never;
+
+export interface FaultTarget {
+  node: string;
+  ifname?: string;
+  bond?: string;
+}
+
+export interface FaultContext {
+  lab: Lab;
+  /** where inject/heal events go (the monitor session) */
+  record: (e: FaultEvent) => void;
+}
+
+export interface Fault {
+  readonly kind: string;
+  readonly target: FaultTarget;
+  describe(): string;
+  /** Injects the fault; resolves with the time it was issued (controller ms). */
+  inject(ctx: FaultContext): Promise<number>;
+  heal(ctx: FaultContext): Promise<void>;
+}
+
+// ---- the heal journal ----
+
+function journalKey(lab: Lab): string {
+  return lab.loaded.topology.name;
+}
+
+function pending(lab: Lab): HealAction[] {
+  return readJournal<HealAction[]>('faults', journalKey(lab)) ?? [];
+}
+
+function remember(lab: Lab, a: HealAction): void {
+  writeJournal('faults', journalKey(lab), [...pending(lab), a]);
+}
+
+function forget(lab: Lab, id: string): void {
+  writeJournal('faults', journalKey(lab), pending(lab).filter((a) => a.id !== id));
+}
+
+async function runHeal(lab: Lab, a: HealAction): Promise<void> {
+  switch (a.type) {
+    case 'carrier-restore':
+      if (!lab.carrier) throw new Error('no carrier control to restore with');
+      await lab.carrier.restore(a.node, a.ifname);
+      return;
+    case 'link-up':
+      await lab.node(a.node).run(['ip', 'link', 'set', 'dev', a.ifname, 'up']);
+      return;
+    case 'switch-port-up':
+      if (!lab.switchPorts) throw new Error('no switch port control');
+      await lab.switchPorts.up(a.node, a.ifname);
+      return;
+    case 'primary-restore':
+      await lab.node(a.node).writeFile(sysfsBond(a.bond, 'primary'), a.primary);
+      return;
+  }
+}
+
+/** Heals whatever an earlier (killed) run left injected. Returns what it did. */
+export async function replayHealJournal(lab: Lab): Promise<string[]> {
+  const done: string[] = [];
+  for (const a of pending(lab)) {
+    try {
+      await runHeal(lab, a);
+      done.push(`${a.type} ${a.node}/${'ifname' in a ? a.ifname : a.bond}`);
+    } catch (e) {
+      done.push(`FAILED ${a.type} ${a.node}: ${(e as Error).message}`);
+      continue;
+    }
+    forget(lab, a.id);
+  }
+  return done;
+}
+
+/** Performs an action after journaling its undo; the undo is forgotten once it has run. */
+class Journaled {
+  private readonly actions: HealAction[] = [];
+  async act(lab: Lab, heal: HealSpec, fn: () => Promise<void>): Promise<void> {
+    const a = { ...heal, id: randomUUID() } as HealAction;
+    remember(lab, a);
+    this.actions.push(a);
+    await fn();
+  }
+  async healAll(lab: Lab): Promise<void> {
+    const errors: string[] = [];
+    while (this.actions.length) {
+      const a = this.actions.pop()!;
+      try {
+        await runHeal(lab, a);
+        forget(lab, a.id);
+      } catch (e) {
+        errors.push(`${a.type} ${a.node}: ${(e as Error).message}`);
+      }
+    }
+    if (errors.length) throw new Error(`healing failed: ${errors.join('; ')}`);
+  }
+}
+
+function event(kind: 'inject' | 'heal', f: Fault, t: number): FaultEvent {
+  return { source: 'fault', t, node: f.target.node, kind, fault: f.kind, target: f.target, description: f.describe() };
+}
+
+// ---- single-link faults ----
+
+abstract class LinkFault implements Fault {
+  abstract readonly kind: string;
+  readonly target: FaultTarget & { ifname: string };
+  protected readonly j = new Journaled();
+  constructor(node: string, ifname: string) {
+    this.target = { node, ifname };
+  }
+  abstract describe(): string;
+  protected abstract cut(lab: Lab): Promise<void>;
+  async inject(ctx: FaultContext): Promise<number> {
+    const t = now();
+    await this.cut(ctx.lab);
+    ctx.record(event('inject', this, t));
+    return t;
+  }
+  async heal(ctx: FaultContext): Promise<void> {
+    const t = now();
+    await this.j.healAll(ctx.lab);
+    ctx.record(event('heal', this, t));
+  }
+}
+
+/** `ip link set SLAVE down`: the node's own admin action (not a cable pull). */
+export class AdminDown extends LinkFault {
+  readonly kind = 'admin-down';
+  describe(): string {
+    return `admin down (ip link set down) on ${this.target.node}/${this.target.ifname}`;
+  }
+  protected cut(lab: Lab): Promise<void> {
+    const { node, ifname } = this.target;
+    return this.j.act(lab, { type: 'link-up', node, ifname }, () => lab.node(node).run(['ip', 'link', 'set', 'dev', ifname, 'down']).then(() => undefined));
+  }
+}
+
+/** A real carrier loss: QEMU set_link in the VM lab, the topology's commands on a real lab. */
+export class CarrierLoss extends LinkFault {
+  readonly kind = 'carrier-loss';
+  describe(): string {
+    return `carrier loss on ${this.target.node}/${this.target.ifname}`;
+  }
+  protected cut(lab: Lab): Promise<void> {
+    const carrier = lab.carrier;
+    if (!carrier) throw new Error('this lab cannot cut a carrier (no carrier control: add carrier commands to the topology)');
+    const { node, ifname } = this.target;
+    return this.j.act(lab, { type: 'carrier-restore', node, ifname }, () => carrier.cut(node, ifname));
+  }
+}
+
+/** The switch port goes down; the node's carrier stays up: a silent path loss. */
+export class SwitchPortDown extends LinkFault {
+  readonly kind = 'switch-port-down';
+  describe(): string {
+    return `switch port of ${this.target.node}/${this.target.ifname} down (carrier stays up)`;
+  }
+  protected cut(lab: Lab): Promise<void> {
+    const sp = lab.switchPorts;
+    if (!sp) throw new Error('this lab has no switch port control');
+    const { node, ifname } = this.target;
+    return this.j.act(lab, { type: 'switch-port-up', node, ifname }, () => sp.down(node, ifname));
+  }
+}
+
+export type LinkFaultKind = 'carrier-loss' | 'admin-down' | 'switch-port-down';
+
+export function linkFault(kind: LinkFaultKind, node: string, ifname: string): LinkFault {
+  if (kind === 'carrier-loss') return new CarrierLoss(node, ifname);
+  if (kind === 'admin-down') return new AdminDown(node, ifname);
+  return new SwitchPortDown(node, ifname);
+}
+
+// ---- bond-level faults ----
+
+/** Writes active_slave: the bond switches without any link failing. Nothing to heal. */
+export class ForcedSwitch implements Fault {
+  readonly kind = 'forced-switch';
+  readonly target: FaultTarget & { bond: string };
+  private readonly to: string;
+  constructor(node: string, bond: string, to: string) {
+    this.target = { node, bond };
+    this.to = to;
+  }
+  describe(): string {
+    return `forced switch of ${this.target.node}/${this.target.bond} to ${this.to} (active_slave)`;
+  }
+  async inject(ctx: FaultContext): Promise<number> {
+    const t = now();
+    await ctx.lab.node(this.target.node).writeFile(sysfsBond(this.target.bond, 'active_slave'), this.to);
+    ctx.record(event('inject', this, t));
+    return t;
+  }
+  heal(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** Both slaves down for `downMs`, then back. */
+export class BothDown implements Fault {
+  readonly kind = 'both-down';
+  readonly target: FaultTarget & { bond: string };
+  private readonly slaves: LinkFault[];
+  readonly downMs: number;
+  constructor(node: string, bond: string, slaves: string[], downMs: number, kind: LinkFaultKind = 'carrier-loss') {
+    this.target = { node, bond };
+    this.slaves = slaves.map((s) => linkFault(kind, node, s));
+    this.downMs = downMs;
+  }
+  describe(): string {
+    return `both links of ${this.target.node}/${this.target.bond} down for ${this.downMs} ms`;
+  }
+  async inject(ctx: FaultContext): Promise<number> {
+    const quiet: FaultContext = { ...ctx, record: () => undefined };
+    const t = now();
+    for (const s of this.slaves) await s.inject(quiet);
+    ctx.record(event('inject', this, t));
+    return t;
+  }
+  /** Waits out the outage (from injection), then restores both links. */
+  async heal(ctx: FaultContext, injectedAt?: number): Promise<void> {
+    if (injectedAt !== undefined) await sleep(Math.max(0, injectedAt + this.downMs - now()));
+    const t = now();
+    const quiet: FaultContext = { ...ctx, record: () => undefined };
+    for (const s of this.slaves) await s.heal(quiet);
+    ctx.record(event('heal', this, t));
+  }
+}
+
+/** The link goes down and up `count` times: down for half the period, up for the other half. */
+export class Flap implements Fault {
+  readonly kind = 'flap';
+  readonly target: FaultTarget;
+  readonly count: number;
+  readonly periodMs: number;
+  private readonly link: LinkFault;
+  /** when each down phase started (controller ms) */
+  readonly downs: number[] = [];
+  constructor(link: LinkFault, count: number, periodMs: number) {
+    this.link = link;
+    this.target = link.target;
+    this.count = count;
+    this.periodMs = periodMs;
+  }
+  describe(): string {
+    return `${this.count} flaps (${this.periodMs / 2} ms down / ${this.periodMs / 2} ms up) of ${this.link.describe()}`;
+  }
+  /** Runs every flap to completion; the link is up when it returns. */
+  async inject(ctx: FaultContext): Promise<number> {
+    const start = now();
+    for (let i = 0; i < this.count; i++) {
+      const t = await this.link.inject(ctx);
+      this.downs.push(t);
+      await sleep(Math.max(0, t + this.periodMs / 2 - now()));
+      await this.link.heal(ctx);
+      await sleep(Math.max(0, t + this.periodMs - now()));
+    }
+    return start;
+  }
+  heal(ctx: FaultContext): Promise<void> {
+    return this.link.heal(ctx);
+  }
+}
+
+/** Failback: the primary slave's link returns (it was cut earlier) and, with primary set and
+ *  primary_reselect=always, the bond switches back to it. Healing is nothing: the link is up. */
+export class Failback implements Fault {
+  readonly kind = 'failback';
+  readonly target: FaultTarget & { bond: string; ifname: string };
+  constructor(node: string, bond: string, primary: string) {
+    this.target = { node, bond, ifname: primary };
+  }
+  describe(): string {
+    return `failback: ${this.target.node}/${this.target.ifname} (primary) returns`;
+  }
+  async inject(ctx: FaultContext): Promise<number> {
+    const carrier = ctx.lab.carrier;
+    if (!carrier) throw new Error('failback needs carrier control');
+    const t = now();
+    await carrier.restore(this.target.node, this.target.ifname);
+    ctx.record(event('inject', this, t));
+    return t;
+  }
+  heal(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** Sets a bond's primary slave; returns how to put the previous one back. */
+export async function setPrimary(lab: Lab, node: string, bond: string, primary: string): Promise<() => Promise<void>> {
+  const n = lab.node(node);
+  const previous = (await readBond(n, bond)).primary;
+  const heal = { type: 'primary-restore' as const, node, bond, primary: previous, id: randomUUID() };
+  remember(lab, heal);
+  await n.writeFile(sysfsBond(bond, 'primary'), primary);
+  return async () => {
+    await runHeal(lab, heal);
+    forget(lab, heal.id);
+  };
+}

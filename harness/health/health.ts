@@ -1,0 +1,129 @@
+// Node health: is the kernel still fit to run the next test? Crashed, wedged and unresponsive nodes
+// are detected here, with their evidence, in bounded time.
+import type { Node } from '../node/node.ts';
+import { parseQps } from '../fabric/rdma.ts';
+import type { KmsgEvent, LabEvent } from '../monitor/events.ts';
+import { UNHEALTHY } from '../monitor/parse.ts';
+
+export type HealthKind = 'unresponsive' | 'gsi-qp-error' | 'd-state' | 'kernel-log' | 'no-progress';
+
+export interface HealthFinding {
+  node: string;
+  kind: HealthKind;
+  detail: string;
+  /** lines that prove it (kernel log, stacks, rdma res) */
+  evidence: string[];
+  /** a fault of the VM lab's stand-in (rdma_rxe), not of the path under test */
+  labInfrastructure?: boolean;
+}
+
+/** D-state tasks that matter: in RDMA / ULP / block / NFS code (the stacks say where). */
+const STUCK_SCRIPT = `for d in /proc/[0-9]*; do
+  s=$(sed -n 's/^State:[[:space:]]*\\([A-Z]\\).*/\\1/p' "$d/status" 2>/dev/null)
+  [ "$s" = D ] || continue
+  p=\${d#/proc/}; c=$(cat "$d/comm" 2>/dev/null)
+  echo "@@ $p $c"
+  cat "$d/stack" 2>/dev/null | head -n 25
+done`;
+
+const RDMA_STACK = /rdma|ib_|rxe|rds|iser|isert|iscsi|rpcrdma|xprt|svc_rdma|nvme|nfs|cma_|cm_|destroy_id|scsi/i;
+
+/** Probes a node now: answers at all, GSI QPs, tasks stuck in D state in RDMA/ULP code. */
+export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGraceMs?: number } = {}): Promise<HealthFinding[]> {
+  const timeoutMs = opts.timeoutMs ?? 15_000;
+  const findings: HealthFinding[] = [];
+  try {
+    await node.run(['true'], { timeoutMs });
+  } catch (e) {
+    return [{ node: node.name, kind: 'unresponsive', detail: `no answer within ${timeoutMs} ms: ${(e as Error).message}`, evidence: [] }];
+  }
+  const qp = await node.exec(['rdma', '-j', 'res', 'show', 'qp'], { timeoutMs }).catch(() => undefined);
+  if (qp && qp.exitCode === 0) {
+    const gsi = parseQps(qp.stdout).filter((q) => q.type === 'GSI' || q.lqpn === 1);
+    const dead = gsi.filter((q) => q.state === 'ERR' || q.state === 'SQE');
+    if (dead.length) {
+      findings.push({
+        node: node.name,
+        kind: 'gsi-qp-error',
+        detail: `GSI QP (QP1) of ${dead.map((q) => q.ifname).join(', ')} is in ${dead[0]!.state}: no RDMA CM connection can be made on this node any more`,
+        evidence: [qp.stdout.trim()],
+      });
+    }
+  }
+  // D state: sample twice; a task still in D state after the grace period is stuck, not busy.
+  const first = await stuckTasks(node, timeoutMs);
+  if (first.size) {
+    await new Promise((r) => setTimeout(r, opts.dStateGraceMs ?? 3000));
+    const second = await stuckTasks(node, timeoutMs);
+    const stuck = [...second.entries()].filter(([pid, t]) => first.has(pid) && RDMA_STACK.test(t.stack + t.comm));
+    if (stuck.length) {
+      findings.push({
+        node: node.name,
+        kind: 'd-state',
+        detail: `${stuck.length} task(s) stuck in D state in RDMA/ULP code: ${stuck.map(([pid, t]) => `${t.comm}[${pid}]`).join(', ')}`,
+        evidence: stuck.map(([pid, t]) => `${t.comm}[${pid}]:\n${t.stack}`),
+      });
+    }
+  }
+  return findings;
+}
+
+async function stuckTasks(node: Node, timeoutMs: number): Promise<Map<string, { comm: string; stack: string }>> {
+  const out = new Map<string, { comm: string; stack: string }>();
+  const r = await node.exec(['sh', '-c', STUCK_SCRIPT], { timeoutMs }).catch(() => undefined);
+  if (!r) return out;
+  let cur: { pid: string; comm: string; stack: string[] } | undefined;
+  const flush = () => cur && out.set(cur.pid, { comm: cur.comm, stack: cur.stack.join('\n') });
+  for (const line of r.stdout.split('\n')) {
+    const m = /^@@ (\d+) (.*)$/.exec(line);
+    if (m) {
+      flush();
+      cur = { pid: m[1]!, comm: m[2]!, stack: [] };
+    } else if (cur && line) cur.stack.push(line);
+  }
+  flush();
+  return out;
+}
+
+/** Kernel log lines recorded during a test that mean the kernel is not healthy (with context). */
+export function kernelLogFindings(events: readonly LabEvent[], allow: readonly { pattern: string; reason: string }[] = []): HealthFinding[] {
+  const allowed = allow.map((a) => new RegExp(a.pattern));
+  const kmsg = events.filter((e): e is KmsgEvent => e.source === 'kmsg');
+  const byNode = new Map<string, KmsgEvent[]>();
+  for (const e of kmsg) byNode.set(e.node, [...(byNode.get(e.node) ?? []), e]);
+  const out: HealthFinding[] = [];
+  for (const [node, lines] of byNode) {
+    const bad = lines.filter((e) => UNHEALTHY.includes(e.cls) && !allowed.some((r) => r.test(e.text)));
+    if (!bad.length) continue;
+    // The oops/warning with the lines that follow it (its call trace), as the kernel printed them.
+    const first = lines.indexOf(bad[0]!);
+    const context = lines.slice(Math.max(0, first - 2), first + 60).map((e) => `[${e.kernelTs.toFixed(6)}] ${e.text}`);
+    out.push({ node, kind: 'kernel-log', detail: `${bad.length} kernel log line(s) of class ${[...new Set(bad.map((b) => b.cls))].join(', ')}: ${bad[0]!.text}`, evidence: context });
+  }
+  // rxe failing to send on the GSI QP: the VM lab's stand-in wedged (see probeNode's gsi-qp-error).
+  for (const e of kmsg) {
+    if (/rdma_rxe: qp#1 Failed allocating skb/.test(e.text)) {
+      out.push({ node: e.node, kind: 'gsi-qp-error', detail: 'rdma_rxe could not send on the GSI QP (qp#1) during the failover: it goes to ERR and CM traffic stops', evidence: [`[${e.kernelTs.toFixed(6)}] ${e.text}`], labInfrastructure: true });
+    }
+  }
+  return out;
+}
+
+/** Marks the kernel log of a node; kernelLogSince returns what came after the mark. */
+export async function markKernelLog(node: Node, tag: string): Promise<void> {
+  await node.exec(['sh', '-c', 'echo "rf-mark $1" > /dev/kmsg', 'mark', tag], { timeoutMs: 15_000 }).catch(() => undefined);
+}
+
+export async function kernelLogSince(node: Node, tag: string): Promise<KmsgEvent[]> {
+  const r = await node.exec(['dmesg', '-r'], { timeoutMs: 20_000 }).catch(() => undefined);
+  if (!r || r.exitCode !== 0) return [];
+  const lines = r.stdout.split('\n');
+  const at = lines.findIndex((l) => l.endsWith(`rf-mark ${tag}`));
+  const { parseKmsg } = await import('../monitor/parse.ts');
+  const out: KmsgEvent[] = [];
+  for (const l of at >= 0 ? lines.slice(at + 1) : lines.slice(-400)) {
+    const p = parseKmsg(l);
+    if (p && 'event' in p) out.push({ ...p.event, t: 0, node: node.name });
+  }
+  return out;
+}

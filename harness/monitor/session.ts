@@ -1,0 +1,265 @@
+// A monitoring session over a lab: every node's streams merged into one recording of LabEvents on
+// the controller's clock. Start it before the fault, stop it after: stop() re-measures the clocks,
+// ends every remote command and removes the harness's tracefs instance.
+import { Subject, type Observable, type Subscription } from 'rxjs';
+import { now, sleep, waitFor } from '../clock.ts';
+import type { Lab } from '../lab/lab.ts';
+import { measureClockOffset } from '../node/clock-offset.ts';
+import type { Node } from '../node/node.ts';
+import { newNodeClock, type NodeClock } from './clockmap.ts';
+import type { LabEvent, WorkloadEvent } from './events.ts';
+import { LineMapper, type SourceKind } from './mapper.ts';
+import { readJournal, writeJournal, clearJournal } from '../journal.ts';
+
+export interface MonitorOptions {
+  /** nodes to watch (default: every node with a bond) */
+  nodes?: string[];
+  /** bond sysfs poll period, ms */
+  bondPollMs?: number;
+  /** rdma res snapshot period, ms (0: off) */
+  resPollMs?: number;
+  /** trace systems to enable where present */
+  traceSystems?: string[];
+  arp?: boolean;
+}
+
+export interface ClockReport {
+  node: string;
+  offsetMs: number;
+  boundMs: number;
+  offsetAfterMs?: number;
+  boundAfterMs?: number;
+  /** drift of the kernel clocks against realtime over the session (ms) */
+  kmsgDriftMs: number;
+  traceDriftMs: number;
+}
+
+export interface Recording {
+  startedAt: number;
+  stoppedAt: number;
+  events: LabEvent[];
+  clocks: ClockReport[];
+  /** the worst-case error of a mapped event time, ms */
+  errorBoundMs: number;
+  problems: string[];
+}
+
+const INSTANCE_ROOT = '/sys/kernel/tracing/instances';
+
+/** Prints "EPOCHREALTIME active|mii|address| slave=carrier…" whenever something changes. */
+const BOND_POLL = `b=/sys/class/net/$1; p=$2; shift 2
+f=$(mktemp -u /tmp/rf-sleep.XXXXXX); mkfifo "$f"; exec 3<> "$f"; rm -f "$f"
+prev=
+while :; do
+  read -r a < "$b/bonding/active_slave" || a=
+  read -r m < "$b/bonding/mii_status" || m=
+  read -r ad < "$b/address" || ad=
+  c=; for s in "$@"; do x=?; read -r x < "/sys/class/net/$s/carrier" 2>/dev/null; c="$c $s=$x"; done
+  cur="$a|$m|$ad|$c"
+  if [ "$cur" != "$prev" ]; then echo "$EPOCHREALTIME $cur"; prev=$cur; fi
+  read -t "$p" -u 3 _
+done`;
+
+const RES_POLL = `f=$(mktemp -u /tmp/rf-sleep.XXXXXX); mkfifo "$f"; exec 3<> "$f"; rm -f "$f"
+while :; do
+  echo "@@ $EPOCHREALTIME"
+  x=$(rdma -j res show cm_id 2>/dev/null); echo "\${x:-[]}" | tr -d '\\n'; echo
+  x=$(rdma -j res show qp 2>/dev/null); echo "\${x:-[]}" | tr -d '\\n'; echo
+  read -t "$1" -u 3 _
+done`;
+
+/** Creates the instance ($1) with the mono clock and enables the systems ($2…) that exist. */
+const TRACE_INSTANCE = `i=$1; shift
+mkdir "$i" && echo mono > "$i/trace_clock" && echo 4096 > "$i/buffer_size_kb" || exit 1
+for s in "$@"; do if [ -d "$i/events/$s" ]; then echo 1 > "$i/events/$s/enable" && echo "$s"; fi; done`;
+
+/** A burst of markers into the kernel log and the trace instance ($1); the clock keeps the tightest. */
+const MARK = `exec 4>/dev/kmsg; [ -z "$1" ] || exec 5>"$1/trace_marker"
+for i in 1 2 3 4 5 6 7 8; do echo "rf-sync $EPOCHREALTIME" >&4; [ -z "$1" ] || echo "rf-sync $EPOCHREALTIME" >&5; done`;
+
+let sessionCounter = 0;
+
+export class MonitorSession {
+  readonly lab: Lab;
+  readonly events: LabEvent[] = [];
+  readonly events$ = new Subject<LabEvent>();
+  readonly problems: string[] = [];
+  private readonly subs: Subscription[] = [];
+  private readonly clocks = new Map<string, NodeClock>();
+  private readonly clockReports = new Map<string, ClockReport>();
+  private readonly instances = new Map<string, string>();
+  private readonly markersSeen = new Map<string, { kmsg: number; trace: number }>();
+  private readonly opts: Required<MonitorOptions>;
+  private startedAt = 0;
+  private stopped = false;
+
+  constructor(lab: Lab, opts: MonitorOptions = {}) {
+    this.lab = lab;
+    this.opts = {
+      nodes: opts.nodes ?? lab.loaded.topology.nodes.filter((n) => n.bonds?.length).map((n) => n.name),
+      bondPollMs: opts.bondPollMs ?? 50,
+      resPollMs: opts.resPollMs ?? 1000,
+      traceSystems: opts.traceSystems ?? ['rdma_cma', 'ib_cma', 'rpcrdma'],
+      arp: opts.arp ?? true,
+    };
+  }
+
+  /** Adds events from the harness itself (faults, steps) or a workload's stream. */
+  record(e: LabEvent): void {
+    if (this.stopped) return;
+    this.events.push(e);
+    this.events$.next(e);
+  }
+
+  attach(events: Observable<WorkloadEvent>): void {
+    this.subs.push(events.subscribe({ next: (e) => this.record(e), error: (e: Error) => this.problems.push(`workload stream: ${e.message}`) }));
+  }
+
+  clock(node: string): NodeClock {
+    const c = this.clocks.get(node);
+    if (!c) throw new Error(`no clock for ${node}`);
+    return c;
+  }
+
+  async start(): Promise<this> {
+    this.startedAt = now();
+    const id = `rf-${process.pid}-${++sessionCounter}`;
+    await Promise.all(this.opts.nodes.map((n) => this.startNode(this.lab.node(n), id)));
+    return this;
+  }
+
+  private async startNode(node: Node, instanceName: string): Promise<void> {
+    const off = await measureClockOffset(node);
+    const clock = newNodeClock(node.name, off.offsetMs, off.boundMs);
+    this.clocks.set(node.name, clock);
+    this.clockReports.set(node.name, { node: node.name, offsetMs: off.offsetMs, boundMs: off.boundMs, kmsgDriftMs: 0, traceDriftMs: 0 });
+    this.markersSeen.set(node.name, { kmsg: 0, trace: 0 });
+    const spec = this.lab.spec(node.name);
+
+    // A tracefs instance of our own: other users' tracing is left alone, and ours is removed after.
+    const inst = `${INSTANCE_ROOT}/${instanceName}`;
+    const mk = await node.exec(
+      ['sh', '-c', TRACE_INSTANCE, 'mkinst', inst, ...this.opts.traceSystems],
+      { timeoutMs: 30_000 },
+    );
+    if (mk.exitCode === 0) {
+      this.instances.set(node.name, inst);
+      const j = readJournal<Record<string, string[]>>('trace', this.lab.loaded.topology.name) ?? {};
+      j[node.name] = [...(j[node.name] ?? []), inst];
+      writeJournal('trace', this.lab.loaded.topology.name, j);
+      this.stream(node, 'trace', ['cat', `${inst}/trace_pipe`]);
+    } else this.problems.push(`${node.name}: no rdma_cma tracing (${mk.stderr.trim() || 'tracefs unavailable'})`);
+
+    this.stream(node, 'kmsg', ['dmesg', '-W', '-r']);
+    this.stream(node, 'ipmon', ['ip', '-o', '-ts', 'monitor', 'link', 'neigh'], { TZ: 'UTC' });
+    if (this.opts.arp) this.stream(node, 'arp', ['tcpdump', '-l', '-n', '-tt', '-e', '-i', 'any', 'arp']);
+    for (const b of spec.bonds ?? []) {
+      this.stream(node, 'bond', ['bash', '-c', BOND_POLL, 'bondpoll', b.name, String(this.opts.bondPollMs / 1000), ...b.slaves.map((s) => s.name)], undefined, b.name);
+    }
+    if (this.opts.resPollMs > 0) this.stream(node, 'res', ['bash', '-c', RES_POLL, 'respoll', String(this.opts.resPollMs / 1000)]);
+
+    // Markers anchor the kernel clocks and prove the kernel streams are live.
+    await sleep(300);
+    await this.marker(node, 1);
+  }
+
+  /** Writes burst number n (1-based) and waits until all of its markers came back. */
+  private async marker(node: Node, burst: number): Promise<void> {
+    const inst = this.instances.get(node.name) ?? '';
+    const n = burst * 8;
+    await node.run(['bash', '-c', MARK, 'mark', inst], { timeoutMs: 15_000 });
+    try {
+      await waitFor(
+        `${node.name}: monitor markers`,
+        () => {
+          const m = this.markersSeen.get(node.name)!;
+          return m.kmsg >= n && (!inst || m.trace >= n) ? true : undefined;
+        },
+        { timeoutMs: 10_000, intervalMs: 20 },
+      );
+    } catch (e) {
+      this.problems.push(`${node.name}: ${(e as Error).message}`);
+    }
+  }
+
+  private stream(node: Node, kind: SourceKind, argv: string[], env?: Record<string, string>, bond?: string): void {
+    const clock = this.clocks.get(node.name)!;
+    const mapper = new LineMapper(clock, kind, bond ? { bond } : {});
+    const seen = this.markersSeen.get(node.name)!;
+    const sub = node.stream(argv, { timeoutMs: 6 * 3600_000, ...(env ? { env } : {}) }).subscribe({
+      next: (l) => {
+        if (l.stream === 'stderr') {
+          if (kind === 'arp' && /listening on|verbose output|data link type/.test(l.text)) return;
+          this.problems.push(`${node.name} ${kind}: ${l.text}`);
+          return;
+        }
+        for (const e of mapper.feed(l.text, l.at)) this.record(e);
+        if ((kind === 'kmsg' || kind === 'trace') && l.text.includes('rf-sync ')) seen[kind]++;
+      },
+      error: (e: Error) => {
+        if (!this.stopped) this.problems.push(`${node.name} ${kind} monitor ended: ${e.message}`);
+      },
+      complete: () => {
+        if (!this.stopped) this.problems.push(`${node.name} ${kind} monitor ended unexpectedly`);
+      },
+    });
+    this.subs.push(sub);
+  }
+
+  /** Ends the session; returns the recording. Safe to call twice. */
+  async stop(): Promise<Recording> {
+    if (!this.stopped) {
+      // Final markers bound the clock drift over the session; then stop everything.
+      await Promise.all(
+        [...this.clocks.keys()].map(async (n) => {
+          const node = this.lab.node(n);
+          const count = this.markersSeen.get(n)!;
+          await this.marker(node, Math.floor(count.kmsg / 8) + 1).catch((e: Error) => this.problems.push(`${n}: final marker: ${e.message}`));
+          const r = this.clockReports.get(n)!;
+          try {
+            const after = await measureClockOffset(node, 5);
+            r.offsetAfterMs = after.offsetMs;
+            r.boundAfterMs = after.boundMs;
+          } catch (e) {
+            this.problems.push(`${n}: clock after: ${(e as Error).message}`);
+          }
+          r.kmsgDriftMs = this.clocks.get(n)!.kmsg.drift();
+          r.traceDriftMs = this.clocks.get(n)!.trace.drift();
+        }),
+      );
+      this.stopped = true;
+      for (const s of this.subs) s.unsubscribe();
+      await Promise.all(
+        [...this.clocks.keys()].map(async (n) => {
+          const node = this.lab.node(n);
+          await node.settle();
+          const inst = this.instances.get(n);
+          if (inst) await node.exec(['rmdir', inst], { timeoutMs: 15_000 }).catch(() => undefined);
+        }),
+      );
+      clearJournal('trace', this.lab.loaded.topology.name);
+      this.events$.complete();
+    }
+    const clocks = [...this.clockReports.values()];
+    const errorBoundMs = Math.max(
+      0,
+      ...clocks.map((c) => c.boundMs + Math.abs((c.offsetAfterMs ?? c.offsetMs) - c.offsetMs) + Math.max(Math.abs(c.kmsgDriftMs), Math.abs(c.traceDriftMs))),
+    );
+    return { startedAt: this.startedAt, stoppedAt: now(), events: [...this.events].sort((a, b) => a.t - b.t), clocks, errorBoundMs, problems: [...this.problems] };
+  }
+}
+
+/** Removes tracefs instances a killed run left behind (from the journal). */
+export async function cleanStaleTraceInstances(lab: Lab): Promise<void> {
+  const j = readJournal<Record<string, string[]>>('trace', lab.loaded.topology.name);
+  if (!j) return;
+  for (const [node, insts] of Object.entries(j)) {
+    if (!lab.nodes.has(node)) continue;
+    for (const inst of insts) await lab.node(node).exec(['rmdir', inst], { timeoutMs: 15_000 }).catch(() => undefined);
+  }
+  clearJournal('trace', lab.loaded.topology.name);
+}
+
+export async function startMonitors(lab: Lab, opts: MonitorOptions = {}): Promise<MonitorSession> {
+  return new MonitorSession(lab, opts).start();
+}

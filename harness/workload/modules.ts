@@ -1,0 +1,15 @@
+// Loading ULP modules for a workload, and unloading only what it loaded.
+import type { Node } from '../node/node.ts';
+
+export async function loadModules(node: Node, modules: readonly string[]): Promise<string[]> {
+  const r = await node.run(['cat', '/proc/modules'], { timeoutMs: 15_000 });
+  const have = new Set(r.stdout.split('\n').map((l) => l.split(' ')[0]));
+  const missing = modules.filter((m) => !have.has(m));
+  if (missing.length) await node.run(['modprobe', '-a', ...missing], { timeoutMs: 120_000 });
+  return missing;
+}
+
+/** Best effort: a module still in use stays. */
+export async function unloadModules(node: Node, modules: readonly string[]): Promise<void> {
+  for (const m of [...modules].reverse()) await node.exec(['modprobe', '-r', m], { timeoutMs: 60_000 }).catch(() => undefined);
+}

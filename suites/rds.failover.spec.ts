@@ -1,0 +1,118 @@
+// UL-RDS-01 — RDS over RDMA survives the loss of the active link.
+// Sequence-numbered, hashed messages flow both ways over AF_RDS (transport forced to IB/RDMA) while a
+// link fails; every message must arrive exactly once and intact, and the connection must come back
+// through the new active slave within budget.
+import { suite, test, expect, type TestContext } from '../harness/fixture/test.ts';
+import { CarrierLoss, BothDown, Failback } from '../harness/fault/fault.ts';
+import { RdsWorkload, type RdsOptions } from '../harness/workload/rds.ts';
+import { progressPast } from '../harness/workload/workload.ts';
+import { failoverBudget, reconnectBudget } from '../harness/topology/defaults.ts';
+import { sleep } from '../harness/clock.ts';
+
+const RATE = 100;
+
+async function rdsTraffic(t: TestContext, seconds: number, extra: Partial<RdsOptions> = {}): Promise<RdsWorkload> {
+  const w = t.topology.workloads?.rds;
+  const rate = w?.rate ?? RATE;
+  const rds = await t.workload('rds', () =>
+    new RdsWorkload(t.lab, { nodes: t.pair(), port: w?.port ?? 4000, size: w?.message_size ?? 6000, rate, count: Math.round(rate * seconds), ...extra }).setup(),
+  );
+  await t.monitor();
+  await t.step('start RDS traffic both ways', () => rds.start());
+  await t.step('traffic flows before the fault', () => progressPast(rds, rate * 2, 30_000));
+  return rds;
+}
+
+function numGratArp(t: TestContext, node: string): number {
+  return t.lab.spec(node).bonds?.[0]?.num_grat_arp ?? 1;
+}
+
+suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires: { nodes: 2, modules: ['rds_rdma'], tools: ['python3'], capabilities: ['carrier'] } }, () => {
+  for (const side of ['client', 'server'] as const) {
+    test(`carrier loss on the ${side}'s active slave: every message delivered once, intact, through the new slave within budget`, async (t) => {
+      const [client, server] = t.pair();
+      const victim = side === 'client' ? client : server;
+      const peer = victim === client ? server : client;
+      const rds = await rdsTraffic(t, 12);
+      const bond = await t.bond(victim);
+      const fault = new CarrierLoss(victim, bond.activeSlave);
+      await t.inject(fault);
+      await t.step('RDS delivers again after the fault', () => progressPast(rds, rds.done + RATE, reconnectBudget(t.topology, 'rds') + 5000));
+      await t.heal(fault);
+      const result = await t.step('traffic finishes and is verified', () => rds.finish());
+      const ev = await t.evidence({ results: [result] });
+
+      expect(ev).to.have.failedOverTo(bond.backup).within(failoverBudget(t.topology));
+      expect(ev).to.have.gratuitousArpSeenBy(peer, { count: numGratArp(t, victim) });
+      expect(ev).to.have.reconnected('rds', { via: bond.backup, within: reconnectBudget(t.topology, 'rds') });
+      expect(ev).to.have.deliveredEverything();
+      expect(ev).to.have.noKernelWarnings();
+      expect(ev).to.have.noResourceLeak();
+    });
+  }
+
+  test('RF-02 failback to the primary: one failover each way, one ADDR_CHANGE per switch, RDS recovers both times', async (t) => {
+    const [client] = t.pair();
+    const rds = await rdsTraffic(t, 14);
+    const bond = await t.bond(client);
+    const primary = bond.activeSlave;
+    await t.step(`make ${primary} the primary (primary_reselect=always)`, () => t.primary(client, primary));
+    const loss = new CarrierLoss(client, primary);
+    await t.inject(loss);
+    await t.step('RDS delivers over the backup', () => progressPast(rds, rds.done + RATE, reconnectBudget(t.topology, 'rds') + 5000));
+    await t.inject(new Failback(client, bond.name, primary));
+    await t.step('the bond fails back and RDS delivers again', () => progressPast(rds, rds.done + 2 * RATE, reconnectBudget(t.topology, 'rds') + 5000));
+    const result = await t.step('traffic finishes and is verified', () => rds.finish());
+    const ev = await t.evidence({ results: [result] });
+
+    expect(ev).to.have.failedOverTo(bond.backup, { index: 0 }).within(failoverBudget(t.topology));
+    expect(ev).to.have.failedOverTo(primary, { index: 1 }).within(failoverBudget(t.topology));
+    expect(ev).to.have.addrChangeDeliveredTo();
+    expect(ev).to.have.reconnected('rds', { within: reconnectBudget(t.topology, 'rds') });
+    expect(ev).to.have.deliveredEverything();
+    expect(ev).to.have.noKernelWarnings();
+  });
+
+  test('RF-01 five flaps of the active slave: no loss, no leak, reconnect latency recorded', async (t) => {
+    const [client] = t.pair();
+    const flaps = t.topology.faults?.flap?.count ?? 5;
+    const period = t.topology.faults?.flap?.period_ms ?? 3000;
+    const rds = await rdsTraffic(t, 4 + (flaps * period) / 1000 + 4);
+    for (let i = 1; i <= flaps; i++) {
+      const bond = await t.bond(client);
+      const flap = new CarrierLoss(client, bond.activeSlave);
+      await t.inject(flap);
+      await sleep(period / 2);
+      await t.heal(flap);
+      await sleep(period / 2);
+    }
+    const result = await t.step('traffic finishes and is verified', () => rds.finish());
+    const ev = await t.evidence({ results: [result] });
+    expect(ev.faults).to.have.length(flaps);
+    expect(ev).to.have.failedOver({ node: client }).within(failoverBudget(t.topology));
+    expect(ev).to.have.reconnected('rds', { within: Math.min(reconnectBudget(t.topology, 'rds'), period) });
+    expect(ev).to.have.deliveredEverything();
+    expect(ev).to.have.noKernelWarnings();
+    expect(ev).to.have.noResourceLeak();
+    const outages = ev.timelines.map((tl) => tl.summary.ioResumedMs ?? NaN);
+    t.attach('reconnect latency distribution (ms)', { ioResumedMs: outages });
+  });
+
+  test('RF-03 both links down for a short while: RDS stalls, then resumes with nothing lost', async (t) => {
+    const [client] = t.pair();
+    const downMs = t.topology.faults?.both_down?.short_ms ?? 3000;
+    const rds = await rdsTraffic(t, 14);
+    const bond = await t.bond(client);
+    const both = new BothDown(client, bond.name, bond.slaves, downMs);
+    const ref = await t.inject(both);
+    await sleep(Math.max(0, ref.t + downMs - Date.now()));
+    await t.heal(both);
+    await t.step('RDS delivers again after the links return', () => progressPast(rds, rds.done + RATE, downMs + reconnectBudget(t.topology, 'rds') + 5000));
+    const result = await t.step('traffic finishes and is verified', () => rds.finish());
+    const ev = await t.evidence({ results: [result] });
+    expect(ev).to.have.reconnected('rds', { within: downMs + reconnectBudget(t.topology, 'rds') });
+    expect(ev).to.have.deliveredEverything();
+    expect(ev).to.have.noKernelWarnings();
+    expect(ev).to.have.noResourceLeak();
+  });
+});
