@@ -9,7 +9,7 @@
 //   expect(ev).to.have.noKernelWarnings()
 //   expect(ev).to.have.noResourceLeak()
 import * as chai from 'chai';
-import type { CmaEvent, KmsgEvent, BondEvent } from '../monitor/events.ts';
+import type { CmaEvent, KmsgEvent, BondEvent, ResEvent } from '../monitor/events.ts';
 import { UNHEALTHY } from '../monitor/parse.ts';
 import { renderTimeline, type PhaseId, type Timeline } from '../timeline/timeline.ts';
 import { isEvidence, type Evidence } from './evidence.ts';
@@ -67,10 +67,20 @@ const SLICE_GARP: PhaseId[] = ['fault', 'bond_failover', 'bond_address', 'garp_s
 /** cm_ids on `node` with source address `ip` that were connected at time t (rdma_cma trace). */
 export function liveIdsAt(ev: Evidence, node: string, ip: string, t: number): number[] {
   const state = new Map<number, boolean>();
+  // Start from the last rdma res snapshot before the fault (ids created before the monitors
+  // started), then replay the trace: it knows exactly what was created or destroyed since.
+  const snap = ev.events.filter((e): e is ResEvent => e.source === 'res' && e.node === node && e.t < t).pop();
+  for (const c of snap?.cmIds ?? []) {
+    if (c.cmIdn !== undefined && c.srcAddr?.startsWith(`${ip}:`) && (c.state === 'LISTEN' || c.state === 'CONNECT')) state.set(c.cmIdn, true);
+  }
   for (const e of ev.events) {
+    if (snap && e.t < snap.t) continue;
     if (e.t >= t) break;
     if (e.source !== 'cma' || e.node !== node || e.cmId === undefined) continue;
     if (e.point === 'cm_id_destroy') state.delete(e.cmId);
+    // A listener bound to the bond's address is bound to the bond too (cma_netdev_change checks
+    // bound_dev_if): it gets ADDR_CHANGE. (A passive side's attach shows the listener's id: skip it.)
+    else if (e.point === 'cm_id_attach' && e.src?.startsWith(`${ip}:`) && !e.dst) state.set(e.cmId, true);
     else if (e.point === 'cm_event_handler' && (e.event === 'ESTABLISHED' || e.event === 'CONNECT_RESPONSE') && e.src?.startsWith(`${ip}:`)) state.set(e.cmId, true);
     else if (e.point === 'cm_event_handler' && ['DISCONNECTED', 'ADDR_CHANGE', 'UNREACHABLE', 'REJECTED', 'CONNECT_ERROR', 'DEVICE_REMOVAL'].includes(e.event ?? '')) state.delete(e.cmId);
   }

@@ -54,9 +54,13 @@ export interface EvidenceInput {
 export function collectEvidence(i: EvidenceInput): Evidence {
   const faults = [...i.faults].sort((a, b) => a.t - b.t);
   const timelines: Timeline[] = [];
+  // Without a workload there is still the bond's part of the timeline to show.
+  const connections: ConnectionRef[] = i.connections.length
+    ? i.connections
+    : [{ ulp: 'bond', label: 'no workload: the bond and its peers only', nodes: i.bonds.map((b) => b.node), ips: i.bonds.map((b) => b.ip) }];
   faults.forEach((f, k) => {
     const next = faults[k + 1];
-    for (const c of i.connections) {
+    for (const c of connections) {
       timelines.push(
         buildTimeline({
           events: i.recording.events,

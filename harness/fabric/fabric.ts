@@ -7,7 +7,7 @@ import { now, sleep, waitFor } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
 import type { Node } from '../node/node.ts';
 import { withBondDefaults } from '../topology/defaults.ts';
-import type { BondSpec, TopologyNode } from '../topology/schema.ts';
+import type { BondSpec, Topology, TopologyNode } from '../topology/schema.ts';
 import { parseCidr } from '../net/ip.ts';
 import { ipBatch, writeSysfs } from './sysfs.ts';
 import { parseRdmaLinks, type RdmaLink } from './rdma.ts';
@@ -163,13 +163,13 @@ export interface FabricUpResult {
 }
 
 /** Brings every node's fabric up (nodes in parallel), then checks that peers reach each other. */
-export async function fabricUp(lab: Lab, journal: Journal = () => undefined): Promise<FabricUpResult> {
+export async function fabricUp(lab: Lab, journal: Journal = () => undefined, topology: Topology = lab.loaded.topology): Promise<FabricUpResult> {
   const t0 = now();
-  const record: FabricRecord = { topology: lab.loaded.topology.name, startedAt: new Date().toISOString(), nodes: [] };
+  const record: FabricRecord = { topology: topology.name, startedAt: new Date().toISOString(), nodes: [] };
   const save = () => journal(record);
   const links: Record<string, RdmaLink[]> = {};
   await Promise.all(
-    lab.loaded.topology.nodes.map(async (spec) => {
+    topology.nodes.map(async (spec) => {
       const node = lab.node(spec.name);
       const rec: NodeFabricRecord = { node: spec.name, modulesLoaded: [], bonds: [] };
       record.nodes.push(rec);
@@ -181,13 +181,13 @@ export async function fabricUp(lab: Lab, journal: Journal = () => undefined): Pr
       }
     }),
   );
-  await verifyPeers(lab);
+  await verifyPeers(lab, 20_000, topology);
   return { record, durationMs: now() - t0, links };
 }
 
 /** Every node pings every other node's bond address in the same subnet, through the bond. */
-export async function verifyPeers(lab: Lab, timeoutMs = 20_000): Promise<void> {
-  const bonds = lab.loaded.topology.nodes.flatMap((n) => (n.bonds ?? []).map((b) => ({ node: n.name, bond: b.name, cidr: parseCidr(b.address) })));
+export async function verifyPeers(lab: Lab, timeoutMs = 20_000, topology: Topology = lab.loaded.topology): Promise<void> {
+  const bonds = topology.nodes.flatMap((n) => (n.bonds ?? []).map((b) => ({ node: n.name, bond: b.name, cidr: parseCidr(b.address) })));
   const checks = bonds.flatMap((a) =>
     bonds
       .filter((b) => b.node !== a.node && a.cidr.ok && b.cidr.ok && samePrefix(a.cidr, b.cidr))
