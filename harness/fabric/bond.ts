@@ -61,9 +61,12 @@ export interface BondSysfs {
   miiStatus: string;
 }
 
+// One line per attribute even when a file is empty (no newline) or missing (peer_notify_delay is
+// netlink-only on some kernels: it is read from \`ip -d -j link\` below).
 const SYSFS_READ = `b=/sys/class/net/$1
-for f in type addr_len address broadcast mtu flags operstate; do printf '%s=' "$f"; cat "$b/$f" 2>/dev/null || echo; done
-for f in mode active_slave slaves fail_over_mac miimon num_grat_arp peer_notify_delay primary primary_reselect mii_status; do printf 'bonding.%s=' "$f"; cat "$b/bonding/$f" 2>/dev/null || echo; done`;
+for f in type addr_len address broadcast mtu flags operstate; do v=$(cat "$b/$f" 2>/dev/null); printf '%s=%s\\n' "$f" "$v"; done
+for f in mode active_slave slaves fail_over_mac miimon num_grat_arp primary primary_reselect mii_status; do v=$(cat "$b/bonding/$f" 2>/dev/null); printf 'bonding.%s=%s\\n' "$f" "$v"; done
+printf 'ipjson=%s\\n' "$(ip -d -j link show dev "$1" 2>/dev/null | tr -d '\\n')"`;
 
 export function parseBondSysfs(name: string, text: string): BondSysfs {
   const kv = new Map<string, string>();
@@ -89,11 +92,20 @@ export function parseBondSysfs(name: string, text: string): BondSysfs {
     failOverMac: word('bonding.fail_over_mac'),
     miimon: Number(g('bonding.miimon')),
     numGratArp: Number(g('bonding.num_grat_arp')),
-    peerNotifyDelay: Number(g('bonding.peer_notify_delay')),
+    peerNotifyDelay: peerNotifyDelayOf(g('ipjson')),
     primary: g('bonding.primary'),
     primaryReselect: word('bonding.primary_reselect'),
     miiStatus: g('bonding.mii_status'),
   };
+}
+
+function peerNotifyDelayOf(json: string): number {
+  try {
+    const [l] = JSON.parse(json) as { linkinfo?: { info_data?: { peer_notify_delay?: number } } }[];
+    return l?.linkinfo?.info_data?.peer_notify_delay ?? NaN;
+  } catch {
+    return NaN;
+  }
 }
 
 export async function readBond(node: Node, name: string): Promise<BondSysfs> {
@@ -113,7 +125,7 @@ export interface NetdevSysfs {
 }
 
 const NETDEV_READ = `b=/sys/class/net/$1
-for f in type address mtu operstate carrier; do printf '%s=' "$f"; cat "$b/$f" 2>/dev/null || echo; done
+for f in type address mtu operstate carrier; do v=$(cat "$b/$f" 2>/dev/null); printf '%s=%s\\n' "$f" "$v"; done
 printf 'master='; basename "$(readlink "$b/master" 2>/dev/null)" 2>/dev/null || echo
 printf 'perm='; (ethtool -P "$1" 2>/dev/null | sed 's/.*: //') || echo`;
 
