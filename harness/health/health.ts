@@ -17,13 +17,11 @@ export interface HealthFinding {
   labInfrastructure?: boolean;
 }
 
-/** D-state tasks that matter: in RDMA / ULP / block / NFS code (the stacks say where). */
-const STUCK_SCRIPT = `for d in /proc/[0-9]*; do
-  s=$(sed -n 's/^State:[[:space:]]*\\([A-Z]\\).*/\\1/p' "$d/status" 2>/dev/null)
-  [ "$s" = D ] || continue
-  p=\${d#/proc/}; c=$(cat "$d/comm" 2>/dev/null)
-  echo "@@ $p $c"
-  cat "$d/stack" 2>/dev/null | head -n 25
+/** Tasks in D state (one awk pass over /proc), each with its kernel stack. */
+const STUCK_SCRIPT = `awk '/^State:/ && $2 == "D" { f = FILENAME; sub("/status", "", f); sub("/proc/", "", f); print f }' /proc/[0-9]*/status 2>/dev/null |
+while read -r p; do
+  echo "@@ $p $(cat "/proc/$p/comm" 2>/dev/null)"
+  head -n 25 "/proc/$p/stack" 2>/dev/null
 done`;
 
 const RDMA_STACK = /rdma|ib_|rxe|rds|iser|isert|iscsi|rpcrdma|xprt|svc_rdma|nvme|nfs|cma_|cm_|destroy_id|scsi/i;
@@ -51,7 +49,7 @@ export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGr
     }
   }
   // D state: sample twice; a task still in D state after the grace period is stuck, not busy.
-  const first = await stuckTasks(node, timeoutMs);
+  const first = new Map([...(await stuckTasks(node, timeoutMs))].filter(([, t]) => RDMA_STACK.test(t.stack + t.comm)));
   if (first.size) {
     await new Promise((r) => setTimeout(r, opts.dStateGraceMs ?? 3000));
     const second = await stuckTasks(node, timeoutMs);

@@ -1,0 +1,99 @@
+// The chai assertions on evidence recorded in the VM lab (an RDS failover that passed), and on the
+// same evidence with one thing broken: each assertion must pass on the first and fail on the second.
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import '../../harness/assert/chai-failover.ts';
+import { collectEvidence, type Evidence } from '../../harness/assert/evidence.ts';
+import type { LabEvent } from '../../harness/monitor/events.ts';
+
+const recorded = JSON.parse(readFileSync('test/fixtures/recorded/evidence-rds-client-failover.json', 'utf8')) as Evidence;
+
+/** Re-derives the timelines from (possibly altered) events, as the harness does. */
+function rebuild(events: LabEvent[], over: Partial<Evidence> = {}): Evidence {
+  return {
+    ...collectEvidence({
+      recording: { ...recorded.recording, events },
+      faults: recorded.faults,
+      bonds: recorded.bonds,
+      connections: recorded.connections,
+      workloads: recorded.workloads,
+      ...(recorded.resources ? { resources: recorded.resources } : {}),
+      ...(recorded.counters ? { counters: recorded.counters } : {}),
+      allowKernel: recorded.allowKernel,
+    }),
+    ...over,
+  };
+}
+
+function fails(check: () => void, message: RegExp): void {
+  expect(check).to.throw(message);
+}
+
+const fault = recorded.faults[0]!;
+const newSlave = recorded.timelines[0]!.summary.newActiveSlave!;
+const oldSlave = fault.before!.activeSlave;
+const peer = recorded.bonds.find((b) => b.node !== fault.node)!.node;
+
+describe('failover assertions on recorded evidence', () => {
+  it('the recording passes every assertion', () => {
+    const ev = rebuild(recorded.events);
+    expect(ev).to.have.failedOverTo(newSlave).within(2000);
+    expect(ev).to.have.gratuitousArpSeenBy(peer, { count: 1 });
+    expect(ev).to.have.reconnected('rds', { via: newSlave, within: 10_000 });
+    expect(ev).to.have.addrChangeDeliveredTo();
+    expect(ev).to.have.deliveredEverything();
+    expect(ev).to.have.noKernelWarnings();
+    expect(ev).to.have.noResourceLeak();
+  });
+
+  it('failedOverTo: wrong slave, and no failover at all', () => {
+    fails(() => expect(rebuild(recorded.events)).to.have.failedOverTo(oldSlave), /new active slave is/);
+    const noFailover = recorded.events.filter((e) => !(e.source === 'bond' && e.changed.includes('active_slave')) && !(e.source === 'kmsg' && e.cls === 'bonding') && !(e.source === 'link' && e.event === 'BONDING FAILOVER'));
+    fails(() => expect(rebuild(noFailover)).to.have.failedOverTo(newSlave), /but it did not/);
+  });
+
+  it('within: a budget below the measured failover fails (the clock bound counts against it)', () => {
+    const ev = rebuild(recorded.events);
+    const at = ev.timelines[0]!.phases.find((p) => p.id === 'bond_failover')!.atMs!;
+    fails(() => expect(ev).to.have.failedOverTo(newSlave).within(Math.floor(at)), /expected the failover within/);
+    fails(() => expect(ev).to.have.failedOverTo(newSlave).within(Math.ceil(at + ev.timelines[0]!.errorBoundMs) - 1), /expected the failover within/);
+    expect(() => expect(5).to.be.within(1, 10), 'chai within(a, b) still works').to.not.throw();
+  });
+
+  it('reconnected: no progress after the fault, and a budget too small', () => {
+    const stalled = recorded.events.filter((e) => !(e.source === 'workload' && e.t > fault.t));
+    fails(() => expect(rebuild(stalled)).to.have.reconnected('rds', { within: 10_000 }), /expected rds to reconnect within 10000 ms .* no I\/O resumed/s);
+    fails(() => expect(rebuild(recorded.events)).to.have.reconnected('rds', { within: 5 }), /expected rds to reconnect within 5 ms/);
+  });
+
+  it('reconnected via: the wrong slave, and traffic counters that say otherwise', () => {
+    fails(() => expect(rebuild(recorded.events)).to.have.reconnected('rds', { via: oldSlave, within: 10_000 }), new RegExp(`through ${oldSlave}`));
+    const c = recorded.counters!;
+    const swapped = { before: c.before, after: c.after.map((x) => (x.node === fault.node && x.ifname === oldSlave ? { ...x, txBytes: x.txBytes + 50_000_000 } : x)) };
+    fails(() => expect(rebuild(recorded.events, { counters: swapped })).to.have.reconnected('rds', { via: newSlave, within: 10_000 }), /go through/);
+  });
+
+  it('gratuitousArpSeenBy: none captured at the peer, and too many', () => {
+    const noGarp = recorded.events.filter((e) => !(e.source === 'arp' && e.gratuitous));
+    fails(() => expect(rebuild(noGarp)).to.have.gratuitousArpSeenBy(peer, { count: 1 }), /it saw 0/);
+    fails(() => expect(rebuild(recorded.events)).to.have.gratuitousArpSeenBy(peer, { count: 2 }), /it saw 1/);
+  });
+
+  it('addrChangeDeliveredTo: missing for a bound id, or delivered to an id that was not bound', () => {
+    const noChange = recorded.events.filter((e) => !(e.source === 'cma' && e.event === 'ADDR_CHANGE'));
+    fails(() => expect(rebuild(noChange)).to.have.addrChangeDeliveredTo(), /exactly one ADDR_CHANGE .* saw 0/);
+    const ac = recorded.events.find((e) => e.source === 'cma' && e.point === 'cm_event_handler' && e.event === 'ADDR_CHANGE')!;
+    const stray: LabEvent = { ...ac, cmId: 9999, src: '10.0.2.15:1' } as LabEvent;
+    fails(() => expect(rebuild([...recorded.events, stray].sort((a, b) => a.t - b.t))).to.have.addrChangeDeliveredTo(), /only for ids bound to/);
+  });
+
+  it('deliveredEverything, noKernelWarnings, noResourceLeak on broken data', () => {
+    const lost = recorded.workloads.map((w) => ({ ...w, dataOk: false, summary: 'node-a→node-b: 1190/1200 delivered, 10 lost' }));
+    fails(() => expect(rebuild(recorded.events, { workloads: lost })).to.have.deliveredEverything(), /10 lost/);
+    const warn: LabEvent = { source: 'kmsg', t: fault.t + 10, node: fault.node, level: 4, kernelTs: 1, text: 'WARNING: CPU: 0 PID: 9 at lib/refcount.c:28', cls: 'warning' };
+    fails(() => expect(rebuild([...recorded.events, warn])).to.have.noKernelWarnings(), /refcount\.c/);
+    expect(rebuild([...recorded.events, warn], { allowKernel: [{ pattern: 'refcount\\.c', reason: 'known' }] })).to.have.noKernelWarnings();
+    const leak = { before: recorded.resources!.before, after: recorded.resources!.after.map((r) => ({ ...r, qps: r.qps + 1 })) };
+    fails(() => expect(rebuild(recorded.events, { resources: leak })).to.have.noResourceLeak(), /qp \d+ → \d+/);
+  });
+});
