@@ -6,7 +6,6 @@ import { CarrierLoss } from '../../harness/fault/fault.ts';
 import { readBond } from '../../harness/fabric/bond.ts';
 import { sysfsBond } from '../../harness/fabric/fabric.ts';
 import { RdsWorkload } from '../../harness/workload/rds.ts';
-import { progressPast } from '../../harness/workload/workload.ts';
 import { sleep } from '../../harness/clock.ts';
 import type { Subscription } from 'rxjs';
 
