@@ -13,7 +13,7 @@ PACKAGES="qemu-system-x86 qemu-utils busybox-static kmod cpio iproute2 procps ps
   rdma-core ibverbs-utils rdmacm-utils perftest infiniband-diags srptools
   fio targetcli-fb python3 python3-rtslib-fb open-iscsi nfs-kernel-server nfs-common nvme-cli
   ifenslave tcpdump iputils-ping arping
-  chromium poppler-utils libxml2-utils"
+  chromium poppler-utils libxml2-utils python3-junitparser"
 
 missing=""
 for p in $PACKAGES; do

@@ -48,7 +48,7 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
       expect(ev).to.have.deliveredEverything();
       expect(ev).to.have.noKernelWarnings();
       expect(ev).to.have.noResourceLeak();
-    });
+    }, { tags: side === 'client' ? ['quick'] : [] });
   }
 
   test('RF-02 failback to the primary: one failover each way, one ADDR_CHANGE per switch, RDS recovers both times', async (t) => {

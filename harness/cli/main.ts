@@ -10,6 +10,8 @@ import { red } from './style.ts';
 import { registerLabCommands } from './lab-commands.ts';
 import { registerFabricCommands } from './fabric-commands.ts';
 import { registerSmokeCommand } from './smoke-command.ts';
+import { registerReportCommands } from './report-commands.ts';
+import { registerRunCommand } from './run-command.ts';
 
 const program = new Command()
   .name('rdma-failover')
@@ -65,6 +67,8 @@ program
 registerLabCommands(program);
 registerFabricCommands(program);
 registerSmokeCommand(program);
+registerReportCommands(program);
+registerRunCommand(program);
 
 // Exit when the command is done: a node connection left open by a failure must not keep us alive.
 program

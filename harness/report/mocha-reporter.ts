@@ -1,20 +1,83 @@
-// Mocha reporter: spec-style output, then the plain summary line CI understands.
+// The mocha reporter: spec-style lines (and a live step line on a TTY), then reports/<run-id>/
+// (report.json, junit.xml, report.html, report.pdf), then the closing line CI understands.
 import Mocha from 'mocha';
+import { relative } from 'node:path';
+import { recordOf } from '../fixture/test.ts';
+import { buildReport, newRunId, redact, type CollectedTest } from './build.ts';
+import { progress, type StepProgress } from './progress.ts';
+import { runContext } from './registry.ts';
+import { writeReports } from './write.ts';
 
 const { Spec } = Mocha.reporters;
-const { EVENT_RUN_END, EVENT_TEST_PASS, EVENT_TEST_FAIL, EVENT_TEST_PENDING } = Mocha.Runner.constants;
+const { EVENT_RUN_BEGIN, EVENT_TEST_PASS, EVENT_TEST_FAIL, EVENT_TEST_PENDING, EVENT_TEST_BEGIN, EVENT_TEST_END } = Mocha.Runner.constants;
+
+function suiteTitle(t: Mocha.Runnable): string {
+  const out: string[] = [];
+  for (let p = t.parent; p; p = p.parent) if (p.title) out.unshift(p.title);
+  return out.join(' › ') || '(root)';
+}
 
 export default class HarnessReporter extends Spec {
+  private readonly collected: CollectedTest[] = [];
+  private startedAt = new Date();
+  private readonly tty = !!process.stderr.isTTY;
+  private live = '';
+
   constructor(runner: Mocha.Runner, options?: Mocha.MochaOptions) {
     super(runner, options);
-    let passed = 0;
-    let failed = 0;
-    let skipped = 0;
-    runner.on(EVENT_TEST_PASS, () => passed++);
-    runner.on(EVENT_TEST_FAIL, () => failed++);
-    runner.on(EVENT_TEST_PENDING, () => skipped++);
-    runner.once(EVENT_RUN_END, () => {
-      process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
+    runner.once(EVENT_RUN_BEGIN, () => (this.startedAt = new Date()));
+    const add = (t: Mocha.Runnable, state: CollectedTest['state'], err?: Error) => {
+      const record = recordOf(t);
+      this.collected.push({
+        title: t.title,
+        fullTitle: t.fullTitle(),
+        suite: suiteTitle(t),
+        ...(t.file ? { file: relative(process.cwd(), t.file) } : {}),
+        state,
+        durationMs: t.duration ?? 0,
+        ...(err ? { error: { message: err.message, ...(err.stack ? { stack: err.stack } : {}) } } : {}),
+        ...(record ? { record } : {}),
+      });
+    };
+    runner.on(EVENT_TEST_PASS, (t) => add(t, 'passed'));
+    runner.on(EVENT_TEST_FAIL, (t, err: Error) => add(t, 'failed', err)); // hooks too
+    runner.on(EVENT_TEST_PENDING, (t) => add(t, 'pending'));
+    // A live "which test, which step, elapsed" line on a TTY; nothing extra in CI logs.
+    let testStart = 0;
+    runner.on(EVENT_TEST_BEGIN, () => (testStart = Date.now()));
+    runner.on(EVENT_TEST_END, () => this.clearLive());
+    progress.on('step', (p: StepProgress) => {
+      if (!this.tty) return;
+      const s = ((Date.now() - testStart) / 1000).toFixed(1).padStart(6);
+      this.live = `  ⏱ ${s}s  ${p.step}`.slice(0, (process.stderr.columns ?? 100) - 1);
+      process.stderr.write(`\r\x1b[2K${this.live}`);
     });
+  }
+
+  private clearLive(): void {
+    if (this.tty && this.live) process.stderr.write('\r\x1b[2K');
+    this.live = '';
+  }
+
+  /** Mocha waits for this before exiting: the reports are written here. */
+  override done(failures: number, fn?: (failures: number) => void): void {
+    this.clearLive();
+    const finish = (extra: string) => {
+      const passed = this.collected.filter((c) => c.state === 'passed').length;
+      const failed = this.collected.filter((c) => c.state === 'failed').length;
+      const skipped = this.collected.filter((c) => c.state === 'pending').length;
+      const xfail = this.collected.filter((c) => c.state === 'passed' && c.record?.expectedFailure).length;
+      process.stdout.write(`${extra}${xfail ? `(${xfail} of the passed tests are expected failures: the verdict FAIL was the expected one)\n` : ''}\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
+      fn?.(failures);
+    };
+    if (process.env.RDMA_FAILOVER_REPORTS === 'off') return finish('');
+    const report = redact(buildReport(this.collected, runContext, { id: newRunId(this.startedAt), startedAt: this.startedAt, finishedAt: new Date(), command: process.argv.slice(1).join(' ') }), runContext.secrets);
+    writeReports(report, { pdf: process.env.RDMA_FAILOVER_PDF !== '0' })
+      .then((w) => finish(`\nreports: ${relative(process.cwd(), w.dir)}/ (report.json, junit.xml, report.html${w.pdf ? ', report.pdf' : ''})${w.pdfError ? `\nPDF not written: ${w.pdfError}` : ''}\n`))
+      .catch((e: Error) => {
+        process.stdout.write(`\nREPORT ERROR: ${e.message}\n`);
+        finish('');
+        process.exitCode = 1;
+      });
   }
 }

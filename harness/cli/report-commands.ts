@@ -1,0 +1,45 @@
+// rdma-failover report | compare
+import type { Command } from '@commander-js/extra-typings';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { compareRuns, renderComparison } from '../report/compare.ts';
+import { reportHtml } from '../report/html.ts';
+import { junitXml } from '../report/junit.ts';
+import { reportSchema } from '../report/schema.ts';
+import { htmlToPdf, readReport } from '../report/write.ts';
+
+export function registerReportCommands(program: Command): void {
+  program
+    .command('report')
+    .description('regenerate report.html, junit.xml and report.pdf from a run\'s report.json (validated first)')
+    .argument('[run-dir]', 'reports/<run-id> (default: reports/latest)', 'reports/latest')
+    .option('--no-pdf', 'skip the PDF')
+    .option('--schema', 'print the report JSON Schema and exit')
+    .action(async (dir, opts) => {
+      if (opts.schema) {
+        process.stdout.write(JSON.stringify(reportSchema, null, 2) + '\n');
+        return;
+      }
+      const r = readReport(dir);
+      const html = reportHtml(r);
+      writeFileSync(join(dir, 'report.html'), html);
+      writeFileSync(join(dir, 'junit.xml'), junitXml(r));
+      if (opts.pdf) await htmlToPdf(html, join(dir, 'report.pdf'));
+      process.stdout.write(`${dir}: report.html, junit.xml${opts.pdf ? ', report.pdf' : ''} written from report.json (${r.summary.total} tests)\n`);
+    });
+  program
+    .command('compare')
+    .description('outage-time changes between two runs (regressions in ms and %)')
+    .argument('<a>', 'baseline run dir or report.json')
+    .argument('<b>', 'new run dir or report.json')
+    .option('--json', 'print as JSON')
+    .option('--threshold-ms <ms>', 'a regression is worse by more than this', '20')
+    .option('--threshold-pct <pct>', '… and by more than this percentage', '10')
+    .action((a, b, opts) => {
+      const ra = readReport(a);
+      const rb = readReport(b);
+      const c = compareRuns(ra, rb, { ms: Number(opts.thresholdMs), pct: Number(opts.thresholdPct) });
+      process.stdout.write(opts.json ? JSON.stringify(c, null, 2) + '\n' : renderComparison(c, ra, rb) + '\n');
+      process.exitCode = c.changes.some((x) => x.regression) ? 1 : 0;
+    });
+}

@@ -1,0 +1,132 @@
+// Test records → the run report (the single source of truth for every output format).
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { TestRecord } from '../fixture/test.ts';
+import { PROJECT_ROOT } from '../vmlab/paths.ts';
+import type { RunContext } from './registry.ts';
+import type { ReportTest, RunReport } from './schema.ts';
+
+export interface CollectedTest {
+  title: string;
+  fullTitle: string;
+  suite: string;
+  file?: string;
+  state: 'passed' | 'failed' | 'pending';
+  durationMs: number;
+  error?: { message: string; stack?: string };
+  record?: TestRecord;
+}
+
+// eslint-disable-next-line no-control-regex -- terminal colour codes in error messages
+const ANSI = /\x1b\[[0-9;]*m/g;
+
+export function harnessVersion(): { version: string; commit?: string } {
+  const pkg = JSON.parse(readFileSync(resolve(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string };
+  let commit: string | undefined;
+  try {
+    commit = execFileSync('git', ['-C', PROJECT_ROOT, 'rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    commit = undefined;
+  }
+  return { version: pkg.version, ...(commit ? { commit } : {}) };
+}
+
+export function newRunId(d = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}-${Math.random().toString(36).slice(2, 6)}`;
+}
+
+function testEntry(c: CollectedTest): ReportTest {
+  const r = c.record;
+  const status: ReportTest['status'] = c.state === 'pending' ? 'skipped' : c.state === 'failed' ? 'failed' : r?.expectedFailure ? 'expected-failure' : 'passed';
+  const ev = r?.evidence;
+  const attachments = [...(r?.attachments ?? [])];
+  if (status === 'failed' && ev) {
+    // The kernel log of a failed test, folded in the HTML: what a kernel developer asks for first.
+    const lines = ev.events.filter((e) => e.source === 'kmsg').slice(-400).map((e) => (e.source === 'kmsg' ? `${e.node} [${e.kernelTs.toFixed(6)}] ${e.text}` : ''));
+    if (lines.length) attachments.push({ name: 'kernel log during the test', contentType: 'text/plain', body: lines.join('\n') });
+  }
+  return {
+    ...(r?.planId ? { planId: r.planId } : {}),
+    title: c.title,
+    fullTitle: c.fullTitle,
+    suite: c.suite,
+    ...(c.file ? { file: c.file } : {}),
+    status,
+    durationMs: Math.max(0, Math.round(c.durationMs)),
+    ...(c.error && status === 'failed' ? { error: { message: c.error.message.replace(ANSI, ''), ...(c.error.stack ? { stack: c.error.stack.replace(ANSI, '') } : {}) } } : {}),
+    ...(r?.skipReason ? { skipReason: r.skipReason } : {}),
+    ...(r?.expectedFailure ? { expectedFailure: r.expectedFailure } : {}),
+    steps: r?.steps ?? [],
+    metrics: r?.metrics ?? [],
+    timelines: ev?.timelines ?? [],
+    ...(ev ? { workloads: ev.workloads.map((w) => ({ workload: w.workload, ulp: w.ulp, dataOk: w.dataOk, summary: w.summary, errors: w.errors.slice(0, 20) })) } : {}),
+    health: r?.health ?? [],
+    attempts: r?.attempts ?? [],
+    repairs: r?.repairs ?? [],
+    attachments,
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+export function buildReport(tests: CollectedTest[], ctx: RunContext, meta: { id: string; startedAt: Date; finishedAt: Date; command: string }): RunReport {
+  const entries = tests.map(testEntry);
+  const byUlp = new Map<string, { ms: number; test: string }[]>();
+  for (const t of entries) {
+    if (t.status !== 'passed') continue;
+    for (const tl of t.timelines) {
+      const ms = tl.summary.ioResumedMs ?? tl.summary.reconnectMs;
+      if (ms === undefined || tl.ulp === 'bond') continue;
+      byUlp.set(tl.ulp, [...(byUlp.get(tl.ulp) ?? []), { ms, test: t.planId ?? t.title }]);
+    }
+  }
+  const v = harnessVersion();
+  return {
+    schemaVersion: 1,
+    run: {
+      id: meta.id,
+      startedAt: meta.startedAt.toISOString(),
+      finishedAt: meta.finishedAt.toISOString(),
+      harnessVersion: v.version,
+      ...(v.commit ? { gitCommit: v.commit } : {}),
+      command: meta.command,
+      ...(ctx.topology ? { topology: ctx.topology } : {}),
+      ...(ctx.kernel ? { kernel: ctx.kernel } : {}),
+    },
+    environment: ctx.environment,
+    tests: entries,
+    summary: {
+      passed: entries.filter((t) => t.status === 'passed').length,
+      failed: entries.filter((t) => t.status === 'failed').length,
+      skipped: entries.filter((t) => t.status === 'skipped').length,
+      expectedFailures: entries.filter((t) => t.status === 'expected-failure').length,
+      total: entries.length,
+      outage: [...byUlp.entries()].map(([ulp, xs]) => {
+        const worst = xs.reduce((a, b) => (b.ms > a.ms ? b : a));
+        return { ulp, count: xs.length, medianMs: Math.round(median(xs.map((x) => x.ms)) * 10) / 10, worstMs: worst.ms, worstTest: worst.test };
+      }),
+    },
+  };
+}
+
+/** Removes secrets from any string in the report: key material, and the topology's key paths. */
+export function redact<T>(value: T, secrets: readonly string[]): T {
+  const keyBlock = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g;
+  const list = [...new Set(secrets.filter((s) => s.length >= 4))].sort((a, b) => b.length - a.length);
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') {
+      let s = v.replace(keyBlock, '[redacted private key]');
+      for (const x of list) s = s.split(x).join('[redacted]');
+      return s;
+    }
+    if (Array.isArray(v)) return v.map(walk);
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+    return v;
+  };
+  return walk(value) as T;
+}

@@ -1,0 +1,45 @@
+// JUnit XML for CI dashboards (Jenkins, GitLab): one testsuite per suite, failures with messages.
+// Kernel logs carry control characters XML 1.0 forbids: they are stripped.
+import type { RunReport } from './schema.ts';
+
+// eslint-disable-next-line no-control-regex -- exactly the characters XML 1.0 forbids
+const ILLEGAL = /[\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/g;
+
+export function xml(s: string): string {
+  return s.replace(ILLEGAL, '').replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
+}
+
+export function junitXml(r: RunReport): string {
+  const suites = new Map<string, RunReport['tests']>();
+  for (const t of r.tests) suites.set(t.suite, [...(suites.get(t.suite) ?? []), t]);
+  const out: string[] = ['<?xml version="1.0" encoding="UTF-8"?>'];
+  const total = (f: (t: RunReport['tests'][number]) => boolean) => r.tests.filter(f).length;
+  out.push(
+    `<testsuites name="rdma-failover ${xml(r.run.id)}" tests="${r.tests.length}" failures="${total((t) => t.status === 'failed')}" skipped="${total((t) => t.status === 'skipped')}" time="${(r.tests.reduce((s, t) => s + t.durationMs, 0) / 1000).toFixed(3)}" timestamp="${r.run.startedAt}">`,
+  );
+  for (const [name, tests] of suites) {
+    const failures = tests.filter((t) => t.status === 'failed').length;
+    const skipped = tests.filter((t) => t.status === 'skipped').length;
+    const time = tests.reduce((s, t) => s + t.durationMs, 0) / 1000;
+    out.push(`  <testsuite name="${xml(name)}" tests="${tests.length}" failures="${failures}" errors="0" skipped="${skipped}" time="${time.toFixed(3)}" timestamp="${r.run.startedAt}">`);
+    if (r.run.kernel) out.push(`    <properties><property name="kernel" value="${xml(r.run.kernel)}"/></properties>`);
+    for (const t of tests) {
+      const attrs = `classname="${xml(t.planId ? `${t.planId}.${name}` : name)}" name="${xml(t.title)}" time="${(t.durationMs / 1000).toFixed(3)}"`;
+      const body: string[] = [];
+      if (t.status === 'failed') {
+        const msg = t.error?.message ?? 'failed';
+        body.push(`      <failure message="${xml(msg.split('\n')[0] ?? msg)}" type="AssertionError">${xml([msg, ...t.health.map((h) => `${h.node} [${h.kind}]: ${h.detail}`)].join('\n'))}</failure>`);
+      } else if (t.status === 'skipped') {
+        body.push(`      <skipped message="${xml(t.skipReason ?? 'skipped')}"/>`);
+      } else if (t.status === 'expected-failure') {
+        body.push(`      <properties><property name="expected-failure" value="${xml(t.expectedFailure?.reason ?? '')}"/></properties>`);
+        body.push(`      <system-out>${xml(`EXPECTED FAILURE (${t.expectedFailure?.reason ?? ''}):\n${t.expectedFailure?.observed ?? ''}`)}</system-out>`);
+      }
+      if (t.attempts.length) body.push(`      <system-err>${xml(t.attempts.map((a) => `attempt dropped (lab infrastructure): ${a.infrastructure}\n${a.error ?? ''}`).join('\n'))}</system-err>`);
+      out.push(body.length ? `    <testcase ${attrs}>\n${body.join('\n')}\n    </testcase>` : `    <testcase ${attrs}/>`);
+    }
+    out.push('  </testsuite>');
+  }
+  out.push('</testsuites>', '');
+  return out.join('\n');
+}

@@ -1,0 +1,12 @@
+// What the run knows about itself, for the reporter (filled by the lab session when it opens).
+import type { NodeEnvironment } from './schema.ts';
+
+export interface RunContext {
+  topology?: { file: string; name: string; kind: 'real' | 'vm'; sha256: string };
+  kernel?: string;
+  environment: NodeEnvironment[];
+  /** strings that must never appear in a report (key paths from the topology) */
+  secrets: string[];
+}
+
+export const runContext: RunContext = { environment: [], secrets: [] };
