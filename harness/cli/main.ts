@@ -12,6 +12,7 @@ import { registerFabricCommands } from './fabric-commands.ts';
 import { registerSmokeCommand } from './smoke-command.ts';
 import { registerReportCommands } from './report-commands.ts';
 import { registerRunCommand } from './run-command.ts';
+import { registerMatrixCommand } from './matrix-command.ts';
 
 const program = new Command()
   .name('rdma-failover')
@@ -69,6 +70,7 @@ registerFabricCommands(program);
 registerSmokeCommand(program);
 registerReportCommands(program);
 registerRunCommand(program);
+registerMatrixCommand(program);
 
 // Exit when the command is done: a node connection left open by a failure must not keep us alive.
 program

@@ -125,3 +125,17 @@ export async function kernelLogSince(node: Node, tag: string): Promise<KmsgEvent
   }
   return out;
 }
+
+/** Kernel messages from a serial console ("[  123.456789] text"): evidence even when SSH is dead. */
+export async function consoleFindings(node: string, text: string, allow: readonly { pattern: string; reason: string }[] = []): Promise<HealthFinding[]> {
+  const { classifyKmsg, UNHEALTHY: BAD } = await import('../monitor/parse.ts');
+  const allowed = allow.map((a) => new RegExp(a.pattern));
+  const lines = text.split('\n').map((l) => l.replace(/\r$/, ''));
+  const idx = lines.findIndex((l) => {
+    const m = /^\[\s*\d+\.\d+\] (.*)$/.exec(l);
+    return !!m && BAD.includes(classifyKmsg(m[1]!)) && !allowed.some((r) => r.test(m[1]!));
+  });
+  if (idx < 0) return [];
+  const first = lines[idx]!.replace(/^\[\s*\d+\.\d+\] /, '');
+  return [{ node, kind: 'kernel-log', detail: `serial console: ${first}`, evidence: lines.slice(Math.max(0, idx - 2), idx + 80) }];
+}

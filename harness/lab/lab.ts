@@ -28,6 +28,9 @@ export interface MachineControl {
   reboot(node: string): Promise<void>;
   /** The machine's console output so far (kernel log even if the kernel died). */
   console(node: string, maxBytes?: number): Promise<string>;
+  /** Bytes of console output so far, and the output after such a mark. */
+  consoleMark(node: string): number;
+  consoleSince(node: string, mark: number, maxBytes?: number): string;
 }
 
 export interface Lab {

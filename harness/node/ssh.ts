@@ -378,7 +378,7 @@ export class SshNode extends BaseNode {
       const timer = setTimeout(() => {
         timedOut = true;
         const r: ExecResult = { argv, exitCode, signal, stdout: '', stderr: tail.join('\n'), durationMs: now() - start };
-        this.halt(channel, target, () => exited);
+        this.halt(channel, () => target, () => exited);
         end(() => sub.error(new CommandTimeoutError(this.name, r, timeoutMs)));
       }, timeoutMs);
 
@@ -440,16 +440,22 @@ export class SshNode extends BaseNode {
           return;
         }
         const ch = channel;
-        const t = target;
         end(() => undefined);
-        this.halt(ch, t, () => exited);
+        this.halt(ch, () => target, () => exited);
       };
     });
   }
 
-  /** Stops a running command in the background; settle() waits for it. */
-  private halt(ch: ClientChannel | undefined, target: Target | undefined, exited: () => boolean): void {
-    const p = (target ? this.stop(target, 2000, exited) : Promise.resolve()).finally(() => ch?.close());
+  /** Stops a running command in the background; settle() waits for it. stdout and stderr are
+   *  separate streams, so a line can arrive before the wrapper's marker: wait for the marker. */
+  private halt(ch: ClientChannel | undefined, target: Target | (() => Target | undefined) | undefined, exited: () => boolean): void {
+    const get = typeof target === 'function' ? target : () => target;
+    const p = (async () => {
+      const deadline = now() + 2000;
+      while (!get() && !exited() && now() < deadline) await sleep(20);
+      const t = get();
+      if (t) await this.stop(t, 2000, exited);
+    })().finally(() => ch?.close());
     this.track(p);
   }
 

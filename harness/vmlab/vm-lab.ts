@@ -67,6 +67,22 @@ export function consoleTail(file: string, maxBytes = 3000): string {
   }
 }
 
+/** Console output written after byte `mark` (at most maxBytes, the first ones: an oops comes first). */
+export function consoleSince(file: string, mark: number, maxBytes: number): string {
+  if (!existsSync(file)) return '';
+  const size = statSync(file).size;
+  if (size <= mark) return '';
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(Math.min(size - mark, maxBytes));
+    readSync(fd, buf, 0, buf.length, mark);
+    // eslint-disable-next-line no-control-regex -- terminal escapes
+    return buf.toString('utf8').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function kernelChoiceOf(loaded: LoadedTopology, override?: KernelChoice): KernelChoice {
   return override ?? loaded.topology.vm?.kernel ?? 'debian-stable';
 }
@@ -376,6 +392,8 @@ export class VmLab extends BaseLab {
       resume: async (node) => void (await qmp(this.guest(node).qmpSocket, 'cont')),
       reboot: (node) => this.reboot(node),
       console: (node, maxBytes) => Promise.resolve(consoleTail(this.guest(node).consoleLog, maxBytes ?? 200_000)),
+      consoleMark: (node) => (existsSync(this.guest(node).consoleLog) ? statSync(this.guest(node).consoleLog).size : 0),
+      consoleSince: (node, mark, maxBytes = 400_000) => consoleSince(this.guest(node).consoleLog, mark, maxBytes),
     };
   }
 

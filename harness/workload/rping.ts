@@ -98,9 +98,12 @@ export class RpingWorkload implements Workload {
           }),
         );
       });
-      // A client that dies at once (server not listening yet) is retried.
-      const early = await Promise.race([this.clientEnded.then(() => true), sleep(1500).then(() => false)]);
-      if (!early) break;
+      // Wait for the first ping, or for the client to die (server not listening yet: retry).
+      const deadline = now() + 20_000;
+      let ended = false;
+      void this.clientEnded.then(() => (ended = true));
+      while (this.done === 0 && !ended && now() < deadline) await sleep(100);
+      if (this.done > 0) break;
     }
     if (this.done === 0) throw new Error(`rping did not connect: ${this.errors.slice(-5).join('; ')}`);
   }

@@ -1,0 +1,134 @@
+// fio with end-to-end verification on a node: writes with crc32c verify headers and verifies them
+// (during the run through verify_backlog, and again at the end), JSON status every second for the
+// progress stream, JSON result parsed at the end. Used by the storage workloads.
+import { Subject, type Observable, type Subscription } from 'rxjs';
+import type { Node } from '../node/node.ts';
+import type { WorkloadEvent } from '../monitor/events.ts';
+
+export interface FioOptions {
+  /** a block device or a file */
+  filename: string;
+  sizeMiB: number;
+  /** how many times the area is written (and verified) */
+  loops?: number;
+  bs?: string;
+  iodepth?: number;
+  direct?: boolean;
+}
+
+interface FioJob {
+  jobname: string;
+  error: number;
+  read: { io_bytes: number };
+  write: { io_bytes: number };
+  verify_errors?: number;
+}
+
+interface FioJson {
+  time?: string;
+  timestamp_ms?: number;
+  jobs: FioJob[];
+}
+
+export interface FioResult {
+  ok: boolean;
+  exitCode: number | null;
+  error: number;
+  writtenBytes: number;
+  readBytes: number;
+  verifyErrors: string[];
+  summary: string;
+}
+
+/** Splits fio's stream of pretty-printed JSON objects (one per --status-interval) into objects. */
+export class JsonObjects {
+  private depth = 0;
+  private buf: string[] = [];
+  push(line: string): FioJson | undefined {
+    if (this.depth === 0 && !line.startsWith('{')) return undefined;
+    this.buf.push(line);
+    for (const ch of line) {
+      if (ch === '{') this.depth++;
+      else if (ch === '}') this.depth--;
+    }
+    if (this.depth > 0) return undefined;
+    const text = this.buf.join('\n');
+    this.buf = [];
+    this.depth = 0;
+    try {
+      return JSON.parse(text) as FioJson;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+export function fioArgv(o: FioOptions): string[] {
+  return [
+    'fio',
+    '--name=rf-verify',
+    `--filename=${o.filename}`,
+    `--size=${o.sizeMiB}M`,
+    '--rw=write',
+    `--bs=${o.bs ?? '64k'}`,
+    '--ioengine=libaio',
+    `--iodepth=${o.iodepth ?? 8}`,
+    `--direct=${o.direct === false ? 0 : 1}`,
+    `--loops=${o.loops ?? 3}`,
+    '--verify=crc32c',
+    '--verify_backlog=256',
+    '--do_verify=1',
+    '--verify_fatal=0',
+    '--verify_dump=0',
+    '--exitall_on_error=0',
+    '--status-interval=1',
+    '--output-format=json',
+  ];
+}
+
+/** Runs fio; `events$` carries progress (bytes done), `result` resolves when fio ends. */
+export function runFio(node: Node, workload: string, o: FioOptions, timeoutMs: number): { events$: Observable<WorkloadEvent>; result: Promise<FioResult>; stop: () => void } {
+  const events = new Subject<WorkloadEvent>();
+  const parser = new JsonObjects();
+  let last: FioJson | undefined;
+  const stderr: string[] = [];
+  let sub: Subscription | undefined;
+  const result = new Promise<FioResult>((resolve) => {
+    const finish = (exitCode: number | null, why?: string) => {
+      const jobs = last?.jobs ?? [];
+      const written = jobs.reduce((s, j) => s + (j.write?.io_bytes ?? 0), 0);
+      const read = jobs.reduce((s, j) => s + (j.read?.io_bytes ?? 0), 0);
+      const error = jobs.reduce((s, j) => s + (j.error ?? 0), 0);
+      const verifyErrors = stderr.filter((l) => /verify|bad magic|crc32c|header|offset/i.test(l)).slice(0, 20);
+      const ok = exitCode === 0 && error === 0 && verifyErrors.length === 0 && written > 0 && read > 0;
+      events.next({ source: 'workload', t: Date.now(), node: node.name, workload, kind: 'final', done: written + read, data: { error, written, read } });
+      events.complete();
+      resolve({
+        ok,
+        exitCode,
+        error,
+        writtenBytes: written,
+        readBytes: read,
+        verifyErrors,
+        summary: `fio on ${o.filename}: ${(written / 2 ** 20).toFixed(1)} MiB written, ${(read / 2 ** 20).toFixed(1)} MiB verified, error ${error}, ${verifyErrors.length ? `${verifyErrors.length} verify error line(s)` : 'no verify errors'}${why ? `; ${why}` : ''}`,
+      });
+    };
+    sub = node.stream(fioArgv(o), { timeoutMs }).subscribe({
+      next: (l) => {
+        if (l.stream === 'stderr') {
+          stderr.push(l.text);
+          events.next({ source: 'workload', t: l.at, node: node.name, workload, kind: 'error', data: { text: l.text } });
+          return;
+        }
+        const j = parser.push(l.text);
+        if (!j) return;
+        last = j;
+        const done = j.jobs.reduce((s, x) => s + (x.write?.io_bytes ?? 0) + (x.read?.io_bytes ?? 0), 0);
+        events.next({ source: 'workload', t: l.at, node: node.name, workload, kind: 'progress', done });
+      },
+      error: (e: Error & { result?: { exitCode: number | null } }) => finish(e.result?.exitCode ?? null, e.message.split('\n')[0]),
+      complete: () => finish(0),
+    });
+  });
+  return { events$: events.asObservable(), result, stop: () => sub?.unsubscribe() };
+}
