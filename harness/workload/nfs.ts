@@ -112,7 +112,7 @@ export class NfsWorkload implements Workload {
     this.events$ = merge(this.extra.asObservable(), this.fio.events$);
     this.fio.events$.subscribe((e) => {
       if (e.kind === 'progress' && e.done !== undefined) this.done = e.done;
-      if (e.kind === 'error') this.errors.push(String(e.data?.text ?? ''));
+      if (e.kind === 'error') this.errors.push(typeof e.data?.text === 'string' ? e.data.text : '');
     });
     await sleep(0);
   }
