@@ -15,6 +15,8 @@ export interface HealthFinding {
   evidence: string[];
   /** a fault of the VM lab's stand-in (rdma_rxe), not of the path under test */
   labInfrastructure?: boolean;
+  /** expected by the test (with its reason): recorded, does not fail it */
+  allowedBecause?: string;
 }
 
 /** Tasks in D state (one awk pass over /proc), each with its kernel stack. */

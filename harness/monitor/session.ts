@@ -68,10 +68,20 @@ while :; do
   read -t "$1" -u 3 _
 done`;
 
-/** Creates the instance ($1) with the mono clock and enables the systems ($2…) that exist. */
+/** Creates the instance ($1) with the mono clock and enables the systems ($2…) that exist. RPC/RDMA
+ *  traces every RPC: only its connection-level and error events are enabled (not the data path). */
 const TRACE_INSTANCE = `i=$1; shift
 mkdir "$i" && echo mono > "$i/trace_clock" && echo 4096 > "$i/buffer_size_kb" || exit 1
-for s in "$@"; do if [ -d "$i/events/$s" ]; then echo 1 > "$i/events/$s/enable" && echo "$s"; fi; done`;
+for s in "$@"; do
+  [ -d "$i/events/$s" ] || continue
+  if [ "$s" = rpcrdma ]; then
+    for e in "$i/events/rpcrdma/"*/; do
+      n=$(basename "$e")
+      case "$n" in *connect*|*disconnect*|*cm_event*|*qp_err*|*accept*|*removal*|*_flush|*op_set_cto|*_err) echo 1 > "$e/enable";; esac
+    done
+  else echo 1 > "$i/events/$s/enable"; fi
+  echo "$s"
+done`;
 
 /** A burst of markers into the kernel log and the trace instance ($1); the clock keeps the tightest. */
 const MARK = `exec 4>/dev/kmsg; [ -z "$1" ] || exec 5>"$1/trace_marker"

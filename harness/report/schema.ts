@@ -77,6 +77,7 @@ const healthFinding = {
     detail: { type: 'string' },
     evidence: { type: 'array', items: { type: 'string' } },
     labInfrastructure: { type: 'boolean' },
+    allowedBecause: { type: 'string' },
   },
 } as const;
 

@@ -240,13 +240,21 @@ export function buildTimeline(input: TimelineInput): Timeline {
   put('addr_change', addrChange, addrChangeTrace ? `cm.id=${addrChangeTrace.cmId}` : undefined, 'no RDMA_CM_EVENT_ADDR_CHANGE for this connection (rdma_cma trace, kernel log)');
 
   const disconnectKmsg = ev.filter(is('kmsg')).find((e) => c.nodes.includes(e.node) && (c.kmsgDisconnect ?? []).some((p) => new RegExp(p).test(e.text)));
+  // RPC-over-RDMA's own view (NFS): its transport disconnects and connects.
+  const rpc = c.ulp === 'nfs' ? ev.filter(is('rpcrdma')).filter((e) => c.nodes.includes(e.node)) : [];
+  const rpcDisconnect = rpc.find((e) => /disconnect/.test(e.point));
   // The CM's own disconnect event, or the ULP calling rdma_disconnect (cm_disconnect).
   const disconnectCma = ev
     .filter(is('cma'))
     .filter((e) => cmaMatches(e, c))
     .find((e) => (e.point === 'cm_event_handler' && ['DISCONNECTED', 'UNREACHABLE', 'REJECTED', 'CONNECT_ERROR'].includes(e.event ?? '')) || e.point === 'cm_disconnect');
-  const disc = [disconnectCma, disconnectKmsg].filter(Boolean).sort((a, b) => a!.t - b!.t)[0];
-  put('disconnected', disc, disconnectCma ? `${disconnectCma.node}: ${disconnectCma.event ?? disconnectCma.point}` : disconnectKmsg?.text, 'no disconnect event for this connection (rdma_cma trace, kernel log)');
+  const disc = [disconnectCma, disconnectKmsg, rpcDisconnect].filter(Boolean).sort((a, b) => a!.t - b!.t)[0];
+  put(
+    'disconnected',
+    disc,
+    disc === disconnectCma && disconnectCma ? `${disconnectCma.node}: ${disconnectCma.event ?? disconnectCma.point}` : disc === rpcDisconnect && rpcDisconnect ? `${rpcDisconnect.point} ${rpcDisconnect.text.slice(0, 80)}` : disconnectKmsg?.text,
+    'no disconnect event for this connection (rdma_cma trace, rpcrdma trace, kernel log)',
+  );
 
   const qpErr = ev.filter(is('res')).find((e: ResEvent) => c.nodes.includes(e.node) && e.qps.some((q) => q.state === 'ERR' && q.type !== 'GSI' && (!c.comms?.length || (q.comm !== undefined && c.comms.includes(q.comm)))));
   const qpErrLog = ev.filter(is('kmsg')).find((e) => c.nodes.includes(e.node) && /WR flushed|flush.*error|QP .*error/i.test(e.text));
@@ -263,16 +271,20 @@ export function buildTimeline(input: TimelineInput): Timeline {
   // Kernel ULPs get ESTABLISHED; a user-space active side (librdmacm) shows CONNECT_RESPONSE in the kernel.
   const estCma = cma.find((e) => (e.event === 'ESTABLISHED' || e.event === 'CONNECT_RESPONSE') && e.t >= resolveFrom);
   const estLog = ev.filter(is('kmsg')).find((e) => e.t >= fault.t && c.nodes.includes(e.node) && (c.kmsgEstablished ?? []).some((p) => new RegExp(p).test(e.text)));
-  const est = [estCma, estLog].filter(Boolean).sort((a, b) => a!.t - b!.t)[0];
-  put('established', est, est === estCma && estCma ? `cm.id=${estCma.cmId} ${estCma.event}` : estLog?.text, 'no connection re-established after the fault (rdma_cma ESTABLISHED, ULP log)');
+  const estRpc = rpc.find((e) => e.t >= resolveFrom && /(^|_)connect$/.test(e.point) && !/rc=-|status=-/.test(e.text));
+  const est = [estCma, estLog, estRpc].filter(Boolean).sort((a, b) => a!.t - b!.t)[0];
+  put('established', est, est === estCma && estCma ? `cm.id=${estCma.cmId} ${estCma.event}` : est === estRpc && estRpc ? `${estRpc.point} ${estRpc.text.slice(0, 80)}` : estLog?.text, 'no connection re-established after the fault (rdma_cma ESTABLISHED, rpcrdma, ULP log)');
   const rejects = cma.filter((e) => e.event === 'REJECTED' && e.t >= fault.t && (!est || e.t <= est.t)).length;
 
   // I/O. An outage is the longest gap between progress increments after the fault (a gap counts
   // when it is well above the normal cadence). Without a visible gap, I/O "resumed" at the first
   // progress after the connection was re-established (or after the fault, if no connection event).
+  // Progress counted after the workload reported an error (fio's last report counts failed I/O)
+  // is not I/O resuming: it is not used.
+  const firstError = input.events.filter(is('workload')).find((e) => e.workload === c.workload && e.kind === 'error' && e.t >= fault.t);
   const prog = input.events
     .filter(is('workload'))
-    .filter((e: WorkloadEvent) => e.workload === c.workload && e.kind === 'progress' && e.done !== undefined)
+    .filter((e: WorkloadEvent) => e.workload === c.workload && e.kind === 'progress' && e.done !== undefined && (!firstError || e.t < firstError.t))
     .sort((a, b) => a.t - b.t);
   const increments: WorkloadEvent[] = [];
   let lastDone = -Infinity;
@@ -289,10 +301,14 @@ export function buildTimeline(input: TimelineInput): Timeline {
   const ioUntil = final ? Math.min(final.t, until) : until;
   const firstBefore = [...increments].reverse().find((p) => p.t <= fault.t);
   const seq = [...(firstBefore ? [firstBefore] : []), ...increments.filter((p) => p.t > fault.t && p.t <= until)];
+  // The outage is a stall that began before the connection came back (or soon after the fault):
+  // a pause much later in a long run is something else.
+  const stallStartsBy = est ? est.t : fault.t + stallGap + 2000;
   let gap: { start: WorkloadEvent; end: WorkloadEvent } | undefined;
   for (let i = 1; i < seq.length; i++) {
     const a = seq[i - 1]!;
     const b = seq[i]!;
+    if (a.t > stallStartsBy) break;
     if (b.t - a.t >= stallGap && (!gap || b.t - a.t > gap.end.t - gap.start.t)) gap = { start: a, end: b };
   }
   const lastInc = seq[seq.length - 1];

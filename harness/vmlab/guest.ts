@@ -61,7 +61,8 @@ for d in /tmp /var/tmp /root /home /var/log /var/lib/nfs /var/lib/iscsi /etc/isc
   mkdir -p "$d" 2>/dev/null; mount -t tmpfs -o mode=0755 tmpfs "$d"
 done
 chmod 1777 /tmp /var/tmp; chmod 700 /root
-mkdir -p /var/lib/nfs/rpc_pipefs /var/lib/nfs/v4recovery /var/log/rf
+mkdir -p /var/lib/nfs/rpc_pipefs /var/lib/nfs/v4recovery /var/log/rf /run/lock
+chmod 1777 /run/lock
 touch /var/lib/nfs/etab /var/lib/nfs/rmtab
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null

@@ -1,5 +1,5 @@
-// fio with end-to-end verification on a node: writes with crc32c verify headers and verifies them
-// (during the run through verify_backlog, and again at the end), JSON status every second for the
+// fio with end-to-end verification on a node: writes with crc32c verify headers and reads every
+// block back after each write pass, JSON status every second for the
 // progress stream, JSON result parsed at the end. Used by the storage workloads.
 import { Subject, type Observable, type Subscription } from 'rxjs';
 import type { Node } from '../node/node.ts';
@@ -75,8 +75,10 @@ export function fioArgv(o: FioOptions): string[] {
     `--iodepth=${o.iodepth ?? 8}`,
     `--direct=${o.direct === false ? 0 : 1}`,
     `--loops=${o.loops ?? 3}`,
+    // After each write pass, every block is read back and checked (crc32c + header with offset):
+    // a block lost, stale or changed behind the ULP's back between its write and its check fails.
+    // (No verify_backlog: it checks each block once, early, and never again.)
     '--verify=crc32c',
-    '--verify_backlog=256',
     '--do_verify=1',
     '--verify_fatal=0',
     '--verify_dump=0',

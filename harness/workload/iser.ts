@@ -1,7 +1,7 @@
 // iSER (UL-ISER-01): an LIO target (through its configfs tree: the same code on every lab, and it
 // works where targetcli cannot run) with a file backstore on tmpfs and an iSER-enabled portal;
 // open-iscsi with an `iser` iface on the initiator; fio with verification on the disk.
-import { merge, Subject, type Observable } from 'rxjs';
+import { Subject, type Observable } from 'rxjs';
 import { now, sleep, waitFor } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
 import type { WorkloadEvent } from '../monitor/events.ts';
@@ -57,7 +57,8 @@ export class IserWorkload implements Workload {
   private readonly lab: Lab;
   private readonly o: Required<IserOptions>;
   private readonly extra = new Subject<WorkloadEvent>();
-  events$: Observable<WorkloadEvent> = this.extra.asObservable();
+  /** one stable stream (monitors subscribe before I/O starts): fio's events are forwarded into it */
+  readonly events$: Observable<WorkloadEvent> = this.extra.asObservable();
   private fio: ReturnType<typeof runFio> | undefined;
   private loaded = new Map<string, string[]>();
   private startedIscsid: number | undefined;
@@ -93,7 +94,9 @@ export class IserWorkload implements Workload {
     const i = this.lab.node(this.o.initiator);
     this.loaded.set(this.o.target, await loadModules(t, ['target_core_mod', 'target_core_file', 'iscsi_target_mod', 'ib_isert']));
     await t.run(['sh', '-c', TARGET_UP, 'target-up', this.o.iqn, this.ip(this.o.target), String((this.o.sizeMiB + 8) * 2 ** 20), DIR], { timeoutMs: 60_000 });
-    this.loaded.set(this.o.initiator, await loadModules(i, ['ib_iser']));
+    // sd_mod: udev would load it for the new SCSI disk; not every lab has udev (the VM lab does not).
+    this.loaded.set(this.o.initiator, await loadModules(i, ['ib_iser', 'sd_mod']));
+    await i.run(['mkdir', '-p', '/run/lock/iscsi']); // open-iscsi's lock dir (tmpfiles makes it on systemd hosts)
     if ((await i.exec(['pgrep', '-x', 'iscsid'])).exitCode !== 0) {
       await i.run(['iscsid']);
       const pid = (await i.exec(['pgrep', '-xo', 'iscsid'])).stdout.trim();
@@ -123,8 +126,8 @@ export class IserWorkload implements Workload {
 
   async start(): Promise<void> {
     this.fio = runFio(this.lab.node(this.o.initiator), this.name, { filename: this.device, sizeMiB: this.o.sizeMiB, loops: this.o.loops }, 30 * 60_000);
-    this.events$ = merge(this.extra.asObservable(), this.fio.events$);
     this.fio.events$.subscribe((e) => {
+      this.extra.next(e);
       if (e.kind === 'progress' && e.done !== undefined) this.done = e.done;
       if (e.kind === 'error') this.errors.push(typeof e.data?.text === 'string' ? e.data.text : '');
     });
@@ -134,6 +137,11 @@ export class IserWorkload implements Workload {
   /** TEST HOOK: overwrite part of the backing file on the target behind the initiator's back. */
   async corruptBackstore(offsetMiB = 4, lengthKiB = 256): Promise<void> {
     await this.lab.node(this.o.target).run(['dd', 'if=/dev/urandom', `of=${DIR}/disk.img`, 'bs=1k', `seek=${offsetMiB * 1024}`, `count=${lengthKiB}`, 'conv=notrunc', 'status=none']);
+  }
+
+  /** TEST HOOK: the target goes away (TPG disabled, portal removed): the initiator can never log in. */
+  async removeTarget(): Promise<void> {
+    await this.lab.node(this.o.target).run(['sh', '-c', 't=/sys/kernel/config/target/iscsi/$1/tpgt_1; echo 0 > "$t/enable"; rmdir "$t/np/$2:3260"', 'rm-target', this.o.iqn, this.ip(this.o.target)]);
   }
 
   async sessionState(): Promise<string> {

@@ -1,7 +1,7 @@
 // NFS over RDMA (UL-NFS-01): nfsd with the RDMA listener (rdma 20049 in /proc/fs/nfsd/portlist)
 // exporting a tmpfs as the NFSv4 root; the client mounts proto=rdma,port=20049,hard; fio with
 // verification on a file (O_DIRECT, so reads come from the server, not the client's cache).
-import { merge, Subject, type Observable } from 'rxjs';
+import { Subject, type Observable } from 'rxjs';
 import { now, sleep, waitFor } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
 import type { WorkloadEvent } from '../monitor/events.ts';
@@ -52,7 +52,8 @@ export class NfsWorkload implements Workload {
   private readonly lab: Lab;
   private readonly o: Required<NfsOptions>;
   private readonly extra = new Subject<WorkloadEvent>();
-  events$: Observable<WorkloadEvent> = this.extra.asObservable();
+  /** one stable stream (monitors subscribe before I/O starts): fio's events are forwarded into it */
+  readonly events$: Observable<WorkloadEvent> = this.extra.asObservable();
   private fio: ReturnType<typeof runFio> | undefined;
   private loaded = new Map<string, string[]>();
   private torn = false;
@@ -109,8 +110,8 @@ export class NfsWorkload implements Workload {
 
   async start(): Promise<void> {
     this.fio = runFio(this.lab.node(this.o.client), this.name, { filename: `${MOUNT}/rf-verify.dat`, sizeMiB: this.o.sizeMiB, loops: this.o.loops, bs: '256k', iodepth: 4 }, 30 * 60_000);
-    this.events$ = merge(this.extra.asObservable(), this.fio.events$);
     this.fio.events$.subscribe((e) => {
+      this.extra.next(e);
       if (e.kind === 'progress' && e.done !== undefined) this.done = e.done;
       if (e.kind === 'error') this.errors.push(typeof e.data?.text === 'string' ? e.data.text : '');
     });

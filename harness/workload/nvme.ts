@@ -1,7 +1,7 @@
 // NVMe over Fabrics, RDMA (UL-NVME-01): an nvmet-rdma target through configfs (a file-backed
 // namespace on tmpfs), `nvme connect -t rdma --reconnect-delay … --ctrl-loss-tmo …` on the host,
 // the controller state as a stream (live / connecting / resetting), fio with verification.
-import { merge, Subject, type Observable, type Subscription } from 'rxjs';
+import { Subject, type Observable, type Subscription } from 'rxjs';
 import { now, sleep, waitFor } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
 import type { WorkloadEvent } from '../monitor/events.ts';
@@ -31,6 +31,8 @@ mkdir -p "$cfg/subsystems/$nqn"
 echo 1 > "$cfg/subsystems/$nqn/attr_allow_any_host"
 mkdir -p "$cfg/subsystems/$nqn/namespaces/1"
 printf '%s' "$dir/ns.img" > "$cfg/subsystems/$nqn/namespaces/1/device_path"
+# the file backend opens with O_DIRECT unless buffered: tmpfs refuses O_DIRECT (EINVAL)
+echo 1 > "$cfg/subsystems/$nqn/namespaces/1/buffered_io"
 echo 1 > "$cfg/subsystems/$nqn/namespaces/1/enable"
 mkdir -p "$cfg/ports/1"
 echo ipv4 > "$cfg/ports/1/addr_adrfam"; echo rdma > "$cfg/ports/1/addr_trtype"
@@ -60,7 +62,8 @@ export class NvmeWorkload implements Workload {
   private readonly lab: Lab;
   private readonly o: Required<NvmeOptions>;
   private readonly extra = new Subject<WorkloadEvent>();
-  events$: Observable<WorkloadEvent> = this.extra.asObservable();
+  /** one stable stream (monitors subscribe before I/O starts): fio's events are forwarded into it */
+  readonly events$: Observable<WorkloadEvent> = this.extra.asObservable();
   private fio: ReturnType<typeof runFio> | undefined;
   private stateSub: Subscription | undefined;
   private loaded = new Map<string, string[]>();
@@ -142,12 +145,22 @@ export class NvmeWorkload implements Workload {
       error: () => undefined,
     });
     this.fio = runFio(h, this.name, { filename: this.device, sizeMiB: this.o.sizeMiB, loops: this.o.loops }, 30 * 60_000);
-    this.events$ = merge(this.extra.asObservable(), this.fio.events$);
     this.fio.events$.subscribe((e) => {
+      this.extra.next(e);
       if (e.kind === 'progress' && e.done !== undefined) this.done = e.done;
       if (e.kind === 'error') this.errors.push(typeof e.data?.text === 'string' ? e.data.text : '');
     });
     await sleep(0);
+  }
+
+  /** TEST HOOK: overwrite part of the namespace's backing file on the target behind the host's back. */
+  async corruptNamespace(offsetMiB = 4, lengthKiB = 256): Promise<void> {
+    await this.lab.node(this.o.target).run(['dd', 'if=/dev/urandom', `of=${DIR}/ns.img`, 'bs=1k', `seek=${offsetMiB * 1024}`, `count=${lengthKiB}`, 'conv=notrunc', 'status=none']);
+  }
+
+  /** TEST HOOK: the target goes away (its port is removed): the host can never reconnect. */
+  async removeTarget(): Promise<void> {
+    await this.lab.node(this.o.target).run(['sh', '-c', 'rm -f "/sys/kernel/config/nvmet/ports/1/subsystems/$1"; rmdir /sys/kernel/config/nvmet/ports/1', 'rm-port', this.o.nqn]);
   }
 
   async finish(timeoutMs = 10 * 60_000): Promise<WorkloadResult> {
