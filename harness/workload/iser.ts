@@ -9,6 +9,7 @@ import { ipOf } from '../net/ip.ts';
 import type { ConnectionRef } from '../timeline/timeline.ts';
 import { runFio, type FioResult } from './fio.ts';
 import { loadModules, unloadModules } from './modules.ts';
+import { kernelLogSince, markKernelLog } from '../health/health.ts';
 import type { Workload, WorkloadResult } from './workload.ts';
 
 export interface IserOptions {
@@ -89,9 +90,12 @@ export class IserWorkload implements Workload {
   }
 
   /** Target up, initiator logged in over iSER, the disk found. */
+  private readonly mark = `iser-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+
   async setup(): Promise<this> {
     const t = this.lab.node(this.o.target);
     const i = this.lab.node(this.o.initiator);
+    await markKernelLog(i, this.mark); // SCSI errors are counted from here on
     this.loaded.set(this.o.target, await loadModules(t, ['target_core_mod', 'target_core_file', 'iscsi_target_mod', 'ib_isert']));
     await t.run(['sh', '-c', TARGET_UP, 'target-up', this.o.iqn, this.ip(this.o.target), String((this.o.sizeMiB + 8) * 2 ** 20), DIR], { timeoutMs: 60_000 });
     // sd_mod: udev would load it for the new SCSI disk; not every lab has udev (the VM lab does not).
@@ -152,7 +156,12 @@ export class IserWorkload implements Workload {
   async finish(timeoutMs = 10 * 60_000): Promise<WorkloadResult> {
     const r: FioResult | undefined = this.fio ? await Promise.race([this.fio.result, sleep(timeoutMs).then(() => undefined)]) : undefined;
     const state = await this.sessionState().catch(() => 'unknown');
-    const scsiErrors = (await this.lab.node(this.o.initiator).exec(['sh', '-c', 'dmesg | grep -E "I/O error|critical medium error|blk_update_request" | tail -n 20'])).stdout.trim();
+    const dev = this.device.replace('/dev/', '');
+    const scsiErrors = (await kernelLogSince(this.lab.node(this.o.initiator), this.mark))
+      .filter((e) => /I\/O error|critical medium error|blk_update_request/.test(e.text) && (!dev || e.text.includes(dev)))
+      .slice(0, 20)
+      .map((e) => `[${e.kernelTs.toFixed(6)}] ${e.text}`)
+      .join('\n');
     return {
       workload: this.name,
       ulp: 'iser',
