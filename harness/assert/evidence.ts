@@ -27,7 +27,7 @@ export interface Evidence {
   workloads: WorkloadResult[];
   /** rdma res counts before the workloads started and after they were torn down */
   resources?: { before: ResourceCount[]; after: ResourceCount[] };
-  /** slave byte counters just after the first fault and at the end */
+  /** slave byte counters just after the first fault and when it was healed (or at the end) */
   counters?: { before: SlaveCounters[]; after: SlaveCounters[] };
   /** kernel log patterns the topology allows, with the reason */
   allowKernel: { pattern: string; reason: string }[];

@@ -68,6 +68,11 @@ export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGr
   return findings;
 }
 
+/** Tasks in D state in RDMA/ULP code right now (one sample): what would make a module unload hang. */
+export async function stuckInRdma(node: Node, timeoutMs = 15_000): Promise<string[]> {
+  return [...(await stuckTasks(node, timeoutMs))].filter(([, t]) => RDMA_STACK.test(t.stack + t.comm)).map(([pid, t]) => `${t.comm}[${pid}]`);
+}
+
 async function stuckTasks(node: Node, timeoutMs: number): Promise<Map<string, { comm: string; stack: string }>> {
   const out = new Map<string, { comm: string; stack: string }>();
   const r = await node.exec(['sh', '-c', STUCK_SCRIPT], { timeoutMs }).catch(() => undefined);

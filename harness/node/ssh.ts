@@ -60,6 +60,8 @@ const MARKER = /^\x01rf-pgid (\d+) (\d+)\n/;
 
 interface Op {
   fail(err: Error): void;
+  /** the connection its channel runs on (unset until the channel opens) */
+  client?: ClientType;
 }
 
 type Target = { pid: number; pgid: number };
@@ -161,7 +163,9 @@ export class SshNode extends BaseNode {
         this.lastDisconnect = why;
         if (!this.closed) this.log.warn({ why }, 'SSH connection lost');
         const err = new ConnectionLostError(this.name, `${this.name}: SSH connection to ${this.address} lost: ${why}`);
-        for (const op of [...this.ops]) op.fail(err);
+        // Only what ran on this connection: a reset guest's old connection may close after a new one opened.
+        const idle = !this.client && !this.connecting;
+        for (const op of [...this.ops]) if (op.client === client || (!op.client && idle)) op.fail(err);
       });
       client.connect(cfg);
       // Small SSH packets (channel open, exec, EOF) must not wait for Nagle + delayed ACK (~40 ms each).
@@ -184,7 +188,7 @@ export class SshNode extends BaseNode {
   }
 
   /** Opens a channel for argv, waiting for a free slot; adapts to the server's MaxSessions. */
-  private async openChannel(argv: readonly string[], control = false): Promise<{ ch: ClientChannel; release: () => void }> {
+  private async openChannel(argv: readonly string[], control = false): Promise<{ ch: ClientChannel; release: () => void; client: ClientType }> {
     for (let attempt = 0; ; attempt++) {
       const client = await this.connect();
       const release = await this.limiter.acquire(control);
@@ -192,11 +196,18 @@ export class SshNode extends BaseNode {
         const ch = await new Promise<ClientChannel>((resolve, reject) => {
           client.exec(`exec ${quoteArgv(['sh', '-c', WRAPPER, 'rf', ...argv])}`, (err, ch) => (err ? reject(err) : resolve(ch)));
         });
-        return { ch, release };
+        return { ch, release, client };
       } catch (e) {
         const err = e as Error & { reason?: number };
         const openNow = this.limiter.current.inFlight;
         release();
+        if (/Not connected/.test(err.message) && attempt < 3) {
+          // The socket died before ssh2 said so ('close' comes later): start over on a new connection.
+          if (this.client === client) this.client = undefined;
+          client.destroy();
+          this.lastDisconnect ??= 'socket closed';
+          continue;
+        }
         if (/Channel open failure/.test(err.message) && attempt < 50 && this.client) {
           // The server's MaxSessions is lower than assumed: remember it, wait for a channel to close.
           this.limiter.shrinkTo(openNow - 1);
@@ -283,9 +294,10 @@ export class SshNode extends BaseNode {
       }, timeoutMs);
 
       this.openChannel(full)
-        .then(({ ch, release }) => {
+        .then(({ ch, release, client }) => {
           channel = ch;
           releaseSlot = release;
+          op.client = client;
           if (settled) {
             ch.close();
             return;
@@ -383,9 +395,10 @@ export class SshNode extends BaseNode {
       }, timeoutMs);
 
       this.openChannel(full)
-        .then(({ ch, release }) => {
+        .then(({ ch, release, client }) => {
           channel = ch;
           releaseSlot = release;
+          op.client = client;
           if (ended) {
             // Unsubscribed before the channel opened: stop the command as soon as it reports its group.
             let head = '';
@@ -469,8 +482,13 @@ export class SshNode extends BaseNode {
   }
 
   /** Drops the TCP connection without closing the node (tests, and recovery from a wedged session). */
+  /** Drops the connection now (e.g. the guest was reset): the next command opens a new one.
+   *  end() alone would wait for a FIN that a reset guest never sends, and meanwhile every exec on
+   *  the old client fails with "Not connected". */
   disconnect(): void {
-    this.client?.end();
+    const c = this.client;
+    this.client = undefined;
+    c?.destroy();
   }
 
   async close(): Promise<void> {

@@ -182,7 +182,7 @@ export class IserWorkload implements Workload {
     const t = this.lab.node(this.o.target);
     await i.settle();
     const portal = `${this.ip(this.o.target)}:3260`;
-    await i.exec(['iscsiadm', '-m', 'node', '-T', this.o.iqn, '-p', portal, '-I', 'rf_iser', '--logout'], { timeoutMs: 60_000 }).catch(() => undefined);
+    await i.exec(['iscsiadm', '-m', 'node', '-T', this.o.iqn, '-p', portal, '-I', 'rf_iser', '--logout'], { timeoutMs: 30_000 }).catch(() => undefined);
     await i.exec(['iscsiadm', '-m', 'node', '-T', this.o.iqn, '-p', portal, '-I', 'rf_iser', '-o', 'delete'], { timeoutMs: 30_000 }).catch(() => undefined);
     await i.exec(['iscsiadm', '-m', 'iface', '-I', 'rf_iser', '-o', 'delete'], { timeoutMs: 30_000 }).catch(() => undefined);
     if (this.startedIscsid) await i.exec(['kill', String(this.startedIscsid)]).catch(() => undefined);

@@ -1,5 +1,7 @@
 // Loading ULP modules for a workload, and unloading only what it loaded.
 import type { Node } from '../node/node.ts';
+import { stuckInRdma } from '../health/health.ts';
+import { log } from '../log.ts';
 
 export async function loadModules(node: Node, modules: readonly string[]): Promise<string[]> {
   const r = await node.run(['cat', '/proc/modules'], { timeoutMs: 15_000 });
@@ -11,5 +13,13 @@ export async function loadModules(node: Node, modules: readonly string[]): Promi
 
 /** Best effort: a module still in use stays. */
 export async function unloadModules(node: Node, modules: readonly string[]): Promise<void> {
+  if (!modules.length) return;
+  // A ULP's exit waits for its stuck work (e.g. iser_release_work): modprobe -r would hang in D
+  // state too. Leave the modules; the health check reports the node and the VM lab reboots it.
+  const stuck = await stuckInRdma(node).catch(() => []);
+  if (stuck.length) {
+    log.warn({ node: node.name, stuck: stuck.join(', ') }, `not unloading ${modules.join(', ')}: tasks are stuck in RDMA code`);
+    return;
+  }
   for (const m of [...modules].reverse()) await node.exec(['modprobe', '-r', m], { timeoutMs: 60_000 }).catch(() => undefined);
 }

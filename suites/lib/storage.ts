@@ -18,6 +18,8 @@ export interface StorageUlp<W extends Workload> {
   make: (t: TestContext, client: string, server: string) => Promise<W>;
   /** progress units that show I/O is flowing (bytes) */
   step: number;
+  /** RF-07 (the server side fails over) is known to fail on these kernels, and why */
+  serverSideKnown?: { reason: string; kernel: RegExp };
 }
 
 /** Sets the workload up, starts monitors and I/O, waits until I/O flows. */
@@ -28,6 +30,21 @@ async function running<W extends Workload>(t: TestContext, u: StorageUlp<W>): Pr
   await t.step(`start verified I/O on the ${u.sides[0]}`, () => w.start());
   await t.step('I/O flows before the fault', () => progressPast(w, w.done + u.step, 60_000));
   return { w, client, server };
+}
+
+/**
+ * Waits for I/O to pass its next step within the budget. If it does not, the verdict comes from
+ * the evidence: the reconnect assertion fails with the timeline, showing how far the failover got.
+ */
+async function resumes<W extends Workload>(t: TestContext, u: StorageUlp<W>, w: W, via: string, budgetMs: number): Promise<void> {
+  const ok = await t.step(`${u.ulp} I/O resumes`, () => progressPast(w, w.done + u.step, budgetMs + 10_000)).then(
+    () => true,
+    () => false,
+  );
+  if (ok) return;
+  const ev = await t.evidence({ teardownWorkloads: false });
+  expect(ev).to.have.reconnected(u.ulp, { via, within: budgetMs });
+  throw new Error(`${u.ulp}: I/O did not pass ${w.done + u.step} within ${budgetMs + 10_000} ms, although the timeline shows a reconnect`);
 }
 
 async function finishVerified(t: TestContext, w: Workload) {
@@ -59,7 +76,7 @@ export function storageTests<W extends Workload>(u: StorageUlp<W>): void {
       const bond = await t.bond(victim);
       const fault = new CarrierLoss(victim, bond.activeSlave);
       await t.inject(fault);
-      await t.step(`${u.ulp} I/O resumes`, () => progressPast(w, w.done + u.step, budget(t) + 10_000));
+      await resumes(t, u, w, bond.backup, budget(t));
       await t.heal(fault);
       const ev = await finishVerified(t, w);
       expect(ev).to.have.failedOverTo(bond.backup).within(failoverBudget(t.topology));
@@ -67,7 +84,7 @@ export function storageTests<W extends Workload>(u: StorageUlp<W>): void {
       expect(ev).to.have.deliveredEverything();
       expect(ev).to.have.noKernelWarnings();
       expect(ev).to.have.noResourceLeak();
-    }, opts({ tags: side === 0 ? ['quick'] : [] }));
+    }, opts({ tags: side === 0 ? ['quick'] : [], ...(side === 1 && u.serverSideKnown ? { expectFailure: { ...u.serverSideKnown, match: /no I\/O resumed/ } } : {}) }));
   }
 
   test(`RF-02 failback to the primary during ${u.ulp} I/O: a failover each way, I/O recovers both times`, async (t) => {

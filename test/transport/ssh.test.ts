@@ -177,7 +177,7 @@ describe('SshNode (real sshd on loopback)', function () {
         ...over,
       });
     beforeEach(async function () {
-      if (/dropped|silently dead/.test(this.currentTest?.title ?? '')) own = await startSshd();
+      if (/dropped|silently dead|reset/.test(this.currentTest?.title ?? '')) own = await startSshd();
     });
     afterEach(async () => {
       await own?.stop();
@@ -218,6 +218,40 @@ describe('SshNode (real sshd on loopback)', function () {
       }
       await sleep(100);
       for (const pid of conn) expect(alive(pid)).to.equal(false);
+    });
+
+    // A VM node reset under the harness: its old TCP connection never gets a FIN.
+    it('after disconnect() (a reset guest, old connection half-open) the next command runs at once on a new connection', async () => {
+      const n = makeOwn();
+      await n.run(['true']);
+      const conn = own.connectionPids();
+      for (const pid of conn) process.kill(pid, 'SIGSTOP');
+      try {
+        n.disconnect();
+        const r = await n.run(['echo', 'fresh'], { timeoutMs: 5000 });
+        expect(r.stdout).to.equal('fresh\n');
+        expect(n.connects).to.equal(2);
+      } finally {
+        for (const pid of conn) process.kill(pid, 'SIGKILL');
+        await n.close();
+      }
+    });
+
+    it('a socket that died before ssh2 noticed (reset peer, "Not connected") is replaced for the next command', async () => {
+      const n = makeOwn();
+      await n.run(['true']);
+      const conn = own.connectionPids();
+      for (const pid of conn) process.kill(pid, 'SIGSTOP');
+      try {
+        // What a reset guest leaves: the socket no longer writable, no 'close' from ssh2 yet.
+        (n as unknown as { client: { _sock: { end(): void } } }).client._sock.end();
+        const r = await n.run(['echo', 'fresh'], { timeoutMs: 5000 });
+        expect(r.stdout).to.equal('fresh\n');
+        expect(n.connects).to.equal(2);
+      } finally {
+        for (const pid of conn) process.kill(pid, 'SIGKILL');
+        await n.close();
+      }
     });
   });
 });
