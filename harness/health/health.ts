@@ -5,7 +5,7 @@ import { parseQps } from '../fabric/rdma.ts';
 import type { KmsgEvent, LabEvent } from '../monitor/events.ts';
 import { UNHEALTHY } from '../monitor/parse.ts';
 
-export type HealthKind = 'unresponsive' | 'gsi-qp-error' | 'd-state' | 'kernel-log' | 'no-progress';
+export type HealthKind = 'unresponsive' | 'gsi-qp-error' | 'd-state' | 'kernel-log' | 'no-progress' | 'oopsed';
 
 export interface HealthFinding {
   node: string;
@@ -25,6 +25,9 @@ while read -r p; do
   echo "@@ $p $(cat "/proc/$p/comm" 2>/dev/null)"
   head -n 25 "/proc/$p/stack" 2>/dev/null
 done`;
+
+/** include/linux/panic.h: TAINT_DIE (7) */
+const TAINT_DIE = 1 << 7;
 
 const RDMA_STACK = /rdma|ib_|rxe|rds|iser|isert|iscsi|rpcrdma|xprt|svc_rdma|nvme|nfs|cma_|cm_|destroy_id|scsi/i;
 
@@ -49,6 +52,12 @@ export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGr
         evidence: [qp.stdout.trim()],
       });
     }
+  }
+  // A kernel that oopsed (taint flag D) keeps running with whatever the dead task held: not fit
+  // for the next test, whatever its log says now.
+  const taint = await node.exec(['cat', '/proc/sys/kernel/tainted'], { timeoutMs }).catch(() => undefined);
+  if (taint && taint.exitCode === 0 && (Number(taint.stdout.trim()) & TAINT_DIE) !== 0) {
+    findings.push({ node: node.name, kind: 'oopsed', detail: `the kernel oopsed since boot (taint ${taint.stdout.trim()}, flag D): not fit for another test`, evidence: [] });
   }
   // D state: sample twice; a task still in D state after the grace period is stuck, not busy.
   const first = new Map([...(await stuckTasks(node, timeoutMs))].filter(([, t]) => RDMA_STACK.test(t.stack + t.comm)));

@@ -104,6 +104,7 @@ export function checkRules(t: Topology, src: SourceMap): TopologyIssue[] {
   refs.push([['workloads', 'iser', 'target'], w.iser?.target], [['workloads', 'iser', 'initiator'], w.iser?.initiator]);
   refs.push([['workloads', 'nfs', 'server'], w.nfs?.server], [['workloads', 'nfs', 'client'], w.nfs?.client]);
   refs.push([['workloads', 'nvme', 'target'], w.nvme?.target], [['workloads', 'nvme', 'host'], w.nvme?.host]);
+  refs.push([['workloads', 'srp', 'target'], w.srp?.target], [['workloads', 'srp', 'initiator'], w.srp?.initiator]);
   (w.rds?.nodes ?? []).forEach((n, i) => refs.push([['workloads', 'rds', 'nodes', i], n]));
   t.nodes.forEach((node, ni) =>
     node.bonds?.forEach((b, bi) =>

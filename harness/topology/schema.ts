@@ -256,6 +256,15 @@ export const topologySchema = {
             export_size_mib: { type: 'integer', minimum: 16 },
           },
         },
+        srp: {
+          ...workloadRef,
+          additionalProperties: false,
+          properties: {
+            target: { type: 'string' },
+            initiator: { type: 'string' },
+            size_mib: { type: 'integer', minimum: 1 },
+          },
+        },
         nvme: {
           ...workloadRef,
           additionalProperties: false,

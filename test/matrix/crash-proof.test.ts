@@ -58,7 +58,7 @@ describe('crash-proof runs: child runs of the certification suites', function ()
     expect(flap, r.stdout.slice(-2000)).to.exist;
     expect(next).to.exist;
     // Whatever the kernel did, the harness said it with evidence — and never passed a sick kernel.
-    const sick = flap.health.filter((h) => ['kernel-log', 'd-state', 'unresponsive', 'gsi-qp-error'].includes(h.kind));
+    const sick = flap.health.filter((h) => ['kernel-log', 'd-state', 'unresponsive', 'gsi-qp-error', 'oopsed'].includes(h.kind));
     if (sick.length) {
       expect(flap.status, 'a crashed or wedged kernel never passes').to.equal('failed');
       expect(sick.some((h) => h.evidence.length > 0), 'evidence attached').to.equal(true);
@@ -67,7 +67,7 @@ describe('crash-proof runs: child runs of the certification suites', function ()
     // The next test ran (on a repaired lab if the kernel died) and reported a verdict.
     expect(['passed', 'failed']).to.include(next.status);
     // A node that stayed dead or wedged must be repaired first (a logged warning alone needs no repair).
-    const wedged = flap.health.filter((h) => ['unresponsive', 'gsi-qp-error'].includes(h.kind));
+    const wedged = flap.health.filter((h) => ['unresponsive', 'gsi-qp-error', 'oopsed'].includes(h.kind));
     if (wedged.length) expect(next.repairs.length, `the lab was repaired before the next test (${wedged.map((h) => h.detail).join('; ')})`).to.be.greaterThan(0);
     process.stdout.write(`      measured: RF-01 ${flap.status}${sick.length ? ` (${sick.map((h) => `${h.node} ${h.kind}: ${h.detail.slice(0, 100)}`).join('; ')})` : ''}; next test ${next.status}${next.repairs.length ? ` after ${next.repairs.map((x) => x.action).join(', ')}` : ''}\n`);
   });
