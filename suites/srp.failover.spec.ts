@@ -14,7 +14,7 @@ const REACT_MS = 5000;
 
 suite('UL-SRP-01 SRP over the RDMA CM on a bond failover (known gap)', { requires: { nodes: 2, modules: ['ib_srp', 'ib_srpt'], tools: ['fio'], capabilities: ['carrier'] } }, () => {
   test(
-    "carrier loss on the initiator's active slave: recovered by the SRP transport's timers, data verified — ADDR_CHANGE itself unhandled",
+    "carrier loss on the initiator's active slave: ADDR_CHANGE unhandled; recovery (if the QP fails) by the SRP reconnect timer, data verified",
     async (t) => {
       const [initiator, target] = t.pair(['initiator', 'target']);
       const w = t.topology.workloads?.srp;
@@ -26,32 +26,41 @@ suite('UL-SRP-01 SRP over the RDMA CM on a bond failover (known gap)', { require
       const fault = new CarrierLoss(initiator, bond.activeSlave);
       await t.inject(fault);
       const budget = reconnectBudget(t.topology, 'srp');
-      await t.step('SRP I/O resumes', () => progressPast(srp, srp.done + 8 * 2 ** 20, budget + 10_000));
+      // Whether SRP comes back depends on its QP failing (then reconnect_delay) — not on the event.
+      const resumed = await t.step(`SRP I/O resumes (up to ${budget} ms)`, () => progressPast(srp, srp.done + 8 * 2 ** 20, budget)).then(
+        () => true,
+        () => false,
+      );
       await t.heal(fault);
-      const result = await t.step('I/O finishes and every block verifies', () => srp.finish());
-      const ev = await t.evidence({ results: [result] });
+      const ev = resumed ? await t.evidence({ results: [await t.step('I/O finishes and every block verifies', () => srp.finish())] }) : await t.evidence({ teardownWorkloads: false });
 
-      // The path did its part, and SRP got there in the end — through its own timers.
+      // The path did its part …
       expect(ev).to.have.failedOverTo(bond.backup).within(failoverBudget(t.topology));
       expect(ev).to.have.addrChangeDeliveredTo();
-      expect(ev).to.have.reconnected('srp', { within: budget });
-      expect(ev).to.have.deliveredEverything();
+      // … and when SRP came back, nothing was lost.
+      if (resumed) expect(ev).to.have.deliveredEverything();
 
       // The gap: ib_srp ignores ADDR_CHANGE, so nothing starts a new connection right after it.
       const tl = ev.timelines.find((x) => x.ulp === 'srp')!;
       const change = tl.phases.find((p) => p.id === 'addr_change');
       const resolved = tl.phases.find((p) => p.id === 'addr_resolved');
+      const qpError = tl.phases.find((p) => p.id === 'qp_error' || p.id === 'disconnected');
       const unhandled = ev.events.find((e) => e.source === 'kmsg' && e.node === initiator && /Unhandled CM event/.test(e.text));
       const reactMs = resolved?.atMs !== undefined && change?.atMs !== undefined ? resolved.atMs - change.atMs : Infinity;
       t.metric('SRP new connection after ADDR_CHANGE', Number.isFinite(reactMs) ? reactMs : -1);
+      const path = resumed
+        ? `recovered through ${qpError?.atMs !== undefined ? `the QP error at ${qpError.atMs.toFixed(0)} ms and ` : ''}the SRP reconnect timer: I/O resumed at ${tl.summary.ioResumedMs?.toFixed(0) ?? '?'} ms, data verified`
+        : `no QP error${qpError?.atMs !== undefined ? ` before ${qpError.atMs.toFixed(0)} ms` : ''}, so no reconnect: I/O had not resumed ${budget} ms after the fault (SCSI error handling takes over)`;
       expect(
         reactMs,
-        `SRP does not react to ADDR_CHANGE: ${unhandled && unhandled.source === 'kmsg' ? `"${unhandled.text}"; ` : ''}its new connection started ${Number.isFinite(reactMs) ? `${reactMs.toFixed(0)} ms` : 'never'} after the address change (a ULP that handles it starts within ${REACT_MS} ms)`,
+        `SRP does not react to ADDR_CHANGE: ${unhandled && unhandled.source === 'kmsg' ? `"${unhandled.text}"; ` : ''}its new connection started ${Number.isFinite(reactMs) ? `${reactMs.toFixed(0)} ms` : 'never'} after the address change (a ULP that handles it starts within ${REACT_MS} ms); ${path}`,
       ).to.be.at.most(REACT_MS);
     },
     {
       timeoutMs: 600_000,
-      expectFailure: { reason: 'ib_srp does not handle RDMA_CM_EVENT_ADDR_CHANGE: it recovers only through QP errors and the SRP transport reconnect timer', match: /SRP does not react to ADDR_CHANGE/ },
+      tags: ['quick'],
+      allowKernel: [{ pattern: 'ib_srp: Unhandled CM event 14', reason: 'the known gap this test records: ib_srp ignores RDMA_CM_EVENT_ADDR_CHANGE (14)' }],
+      expectFailure: { reason: 'ib_srp does not handle RDMA_CM_EVENT_ADDR_CHANGE: it recovers only if its QP fails (then the SRP reconnect timer), otherwise only through SCSI error handling', match: /SRP does not react to ADDR_CHANGE/ },
     },
   );
 });

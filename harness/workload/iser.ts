@@ -93,6 +93,16 @@ export class IserWorkload implements Workload {
   private readonly mark = `iser-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 
   async setup(): Promise<this> {
+    try {
+      return await this.bringUp();
+    } catch (e) {
+      // Half a setup is still lab state (target tree, login or mount, modules): undo it.
+      await this.teardown();
+      throw e;
+    }
+  }
+
+  private async bringUp(): Promise<this> {
     const t = this.lab.node(this.o.target);
     const i = this.lab.node(this.o.initiator);
     await markKernelLog(i, this.mark); // SCSI errors are counted from here on

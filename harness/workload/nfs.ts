@@ -84,6 +84,16 @@ export class NfsWorkload implements Workload {
   }
 
   async setup(): Promise<this> {
+    try {
+      return await this.bringUp();
+    } catch (e) {
+      // Half a setup is still lab state (target tree, login or mount, modules): undo it.
+      await this.teardown();
+      throw e;
+    }
+  }
+
+  private async bringUp(): Promise<this> {
     const s = this.lab.node(this.o.server);
     const c = this.lab.node(this.o.client);
     this.loaded.set(this.o.server, await loadModules(s, ['nfsd', 'rpcrdma']));

@@ -98,6 +98,16 @@ export class NvmeWorkload implements Workload {
   }
 
   async setup(): Promise<this> {
+    try {
+      return await this.bringUp();
+    } catch (e) {
+      // Half a setup is still lab state (target tree, login or mount, modules): undo it.
+      await this.teardown();
+      throw e;
+    }
+  }
+
+  private async bringUp(): Promise<this> {
     const t = this.lab.node(this.o.target);
     const h = this.lab.node(this.o.host);
     this.loaded.set(this.o.target, await loadModules(t, ['nvmet', 'nvmet_rdma']));

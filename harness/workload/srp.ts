@@ -32,8 +32,9 @@ const DIR = '/run/rf-srp';
 
 /**
  * Target: fileio backstore; ib_srpt listening on the RDMA CM port; one target port per RDMA port
- * (named by its GID without the fe80 prefix, or 0x+GID), a LUN, and an ACL for the initiator's IP
- * (RDMA CM logins are named by the initiator's address).
+ * (named by its GID without the fe80 prefix, or 0x+GID), a LUN, and ACLs named by IP address: an
+ * RDMA CM login is named by an address — on 6.1 the *target's* own (srpt formats the cm_id's
+ * src_addr), so both the initiator's and the target's are listed.
  */
 const TARGET_UP = `set -e
 port=$1; size=$2; dir=$3; ini=$4; cfg=${CFG}
@@ -52,8 +53,10 @@ for p in /sys/class/infiniband/*/ports/*; do
   t=$cfg/srpt/$id/$id
   mkdir -p "$t/lun/lun_0"
   [ -e "$t/lun/lun_0/rf_srp" ] || ln -s "$cfg/core/fileio_1/rf_srp" "$t/lun/lun_0/rf_srp"
-  mkdir -p "$t/acls/$ini/lun_0"
-  [ -e "$t/acls/$ini/lun_0/lun_0" ] || ln -s "$t/lun/lun_0" "$t/acls/$ini/lun_0/lun_0"
+  for a in $ini; do
+    mkdir -p "$t/acls/$a/lun_0"
+    [ -e "$t/acls/$a/lun_0/lun_0" ] || ln -s "$t/lun/lun_0" "$t/acls/$a/lun_0/lun_0"
+  done
   echo 1 > "$t/enable"
   n=$((n+1))
 done
@@ -72,16 +75,30 @@ rmdir "$cfg/core/fileio_1" 2>/dev/null
 rm -rf "$dir"
 true`;
 
+/** Every RDMA port has a GID 0 (not all zeros). */
+const GIDS_READY = `n=0
+for p in /sys/class/infiniband/*/ports/*; do
+  case $(cat "$p/gids/0" 2>/dev/null) in ''|0000:0000:0000:0000:0000:0000:0000:0000) exit 1 ;; esac
+  n=$((n+1))
+done
+[ "$n" -gt 0 ]`;
+
 /** Initiator: one add_target per SRP host of the RDMA device (blktests' do_rdma_cm_login). */
 const LOGIN = `set -e
-guid=$1; src=$2; dest=$3; extra=$4
+guid=$1; src=$2; dest=$3
 n=0
 for h in /sys/class/infiniband_srp/srp-*; do
   [ -e "$h/add_target" ] || continue
   gid=$(cat "/sys/class/infiniband/$(cat "$h/ibdev")/ports/$(cat "$h/port")/gids/0" | tr -d :)
-  echo "id_ext=$guid,ioc_guid=$guid,initiator_ext=$(echo "$gid" | cut -c1-16),src=$src,dest=$dest$extra" > "$h/add_target" && n=$((n+1))
+  echo "id_ext=$guid,ioc_guid=$guid,initiator_ext=$(echo "$gid" | cut -c1-16),src=$src,dest=$dest" > "$h/add_target" && n=$((n+1))
 done
 [ "$n" -gt 0 ]`;
+
+/** reconnect_delay, fast_io_fail_tmo, dev_loss_tmo on every SRP remote port (fast_io_fail first: it must stay below dev_loss). */
+const SET_TIMERS = `set -e
+for p in /sys/class/srp_remote_ports/*; do
+  echo "$3" > "$p/dev_loss_tmo"; echo "$2" > "$p/fast_io_fail_tmo"; echo "$1" > "$p/reconnect_delay"
+done`;
 
 /** The SCSI disk behind the SRP remote port. */
 const FIND_DISK = `for p in /sys/class/scsi_host/*/orig_dgid; do
@@ -128,6 +145,16 @@ export class SrpWorkload implements Workload {
 
   /** Target up with ib_srpt on the RDMA CM port, initiator logged in, the disk found. */
   async setup(): Promise<this> {
+    try {
+      return await this.bringUp();
+    } catch (e) {
+      // Half a setup is still lab state: the target's configfs tree, a login, loaded modules.
+      await this.teardown();
+      throw e;
+    }
+  }
+
+  private async bringUp(): Promise<this> {
     const t = this.lab.node(this.o.target);
     const i = this.lab.node(this.o.initiator);
     await markKernelLog(i, this.mark);
@@ -139,15 +166,29 @@ export class SrpWorkload implements Workload {
       await t.run(['modprobe', 'ib_srpt', ...(/^rdma_cm_port:/m.test(params) ? [`rdma_cm_port=${this.o.port}`] : [])], { timeoutMs: 60_000 });
       this.loaded.get(this.o.target)!.push('ib_srpt');
     }
-    await t.run(['sh', '-c', TARGET_UP, 'srp-target-up', String(this.o.port), String((this.o.sizeMiB + 8) * 2 ** 20), DIR, this.ip(this.o.initiator)], { timeoutMs: 60_000 });
+    // srpt names its ports by GID 0, which rxe fills in only after the device appears.
+    for (const n of [t, i]) {
+      await waitFor(`GID 0 on every RDMA port of ${n.name}`, async () => ((await n.exec(['sh', '-c', GIDS_READY])).exitCode === 0 ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
+    }
+    // A stale srpt tree (from a device since recreated) would bind our names to a dead port.
+    await t.run(['sh', '-c', TARGET_DOWN, 'srp-target-clean', DIR], { timeoutMs: 60_000 });
+    await t.run(['sh', '-c', TARGET_UP, 'srp-target-up', String(this.o.port), String((this.o.sizeMiB + 8) * 2 ** 20), DIR, `${this.ip(this.o.initiator)} ${this.ip(this.o.target)}`], { timeoutMs: 60_000 });
     const guid = (await t.run(['cat', '/sys/module/ib_srpt/parameters/srpt_service_guid'])).stdout.trim();
     this.loaded.set(this.o.initiator, await loadModules(i, ['ib_srp', 'sd_mod']));
-    const extra = `,reconnect_delay=${this.o.reconnectDelayS},fast_io_fail_tmo=${this.o.fastIoFailTmoS},dev_loss_tmo=${this.o.devLossTmoS}`;
+    let last = '';
     await waitFor(
       'the SRP login',
-      async () => ((await i.exec(['sh', '-c', LOGIN, 'srp-login', guid, this.ip(this.o.initiator), `${this.ip(this.o.target)}:${this.o.port}`, extra], { timeoutMs: 30_000 })).exitCode === 0 ? true : undefined),
+      async () => {
+        const r = await i.exec(['sh', '-c', LOGIN, 'srp-login', guid, this.ip(this.o.initiator), `${this.ip(this.o.target)}:${this.o.port}`], { timeoutMs: 30_000 });
+        last = r.stderr.trim();
+        return r.exitCode === 0 ? true : undefined;
+      },
       { timeoutMs: 60_000, intervalMs: 1000 },
-    );
+    ).catch((e: Error) => {
+      throw new Error(`${e.message} (last attempt: ${last || 'no error text'}; see the kernel logs for the SRP_LOGIN_REQ verdict)`);
+    });
+    // The SRP transport's timers are properties of the remote port, not login parameters.
+    await i.run(['sh', '-c', SET_TIMERS, 'srp-timers', String(this.o.reconnectDelayS), String(this.o.fastIoFailTmoS), String(this.o.devLossTmoS)]);
     const dev = await waitFor('the SRP disk', async () => (await i.exec(['sh', '-c', FIND_DISK])).stdout.trim() || undefined, { timeoutMs: 60_000, intervalMs: 500 });
     this.device = `/dev/${dev}`;
     return this;
