@@ -14,6 +14,8 @@ export interface FioOptions {
   bs?: string;
   iodepth?: number;
   direct?: boolean;
+  /** MiB/s cap on reads and writes (tests that act between a block's write and its check) */
+  rateMiBs?: number;
 }
 
 interface FioJob {
@@ -75,6 +77,7 @@ export function fioArgv(o: FioOptions): string[] {
     `--iodepth=${o.iodepth ?? 8}`,
     `--direct=${o.direct === false ? 0 : 1}`,
     `--loops=${o.loops ?? 3}`,
+    ...(o.rateMiBs ? [`--rate=${o.rateMiBs}m`] : []),
     // After each write pass, every block is read back and checked (crc32c + header with offset):
     // a block lost, stale or changed behind the ULP's back between its write and its check fails.
     // (No verify_backlog: it checks each block once, early, and never again.)

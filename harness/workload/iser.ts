@@ -20,6 +20,8 @@ export interface IserOptions {
   /** seconds iSCSI queues I/O while the session is down (above the test window) */
   replacementTimeoutS?: number;
   iqn?: string;
+  /** fio MiB/s cap (honesty tests that corrupt data before fio's check reaches it) */
+  rateMiBs?: number;
 }
 
 const CFG = '/sys/kernel/config/target';
@@ -70,7 +72,7 @@ export class IserWorkload implements Workload {
 
   constructor(lab: Lab, o: IserOptions) {
     this.lab = lab;
-    this.o = { sizeMiB: 48, loops: 3, replacementTimeoutS: 120, iqn: 'iqn.2024-01.lab.test:rf-iser', ...o };
+    this.o = { rateMiBs: 0, sizeMiB: 48, loops: 3, replacementTimeoutS: 120, iqn: 'iqn.2024-01.lab.test:rf-iser', ...o };
   }
 
   private ip(n: string): string {
@@ -139,7 +141,7 @@ export class IserWorkload implements Workload {
   }
 
   async start(): Promise<void> {
-    this.fio = runFio(this.lab.node(this.o.initiator), this.name, { filename: this.device, sizeMiB: this.o.sizeMiB, loops: this.o.loops }, 30 * 60_000);
+    this.fio = runFio(this.lab.node(this.o.initiator), this.name, { filename: this.device, sizeMiB: this.o.sizeMiB, loops: this.o.loops, ...(this.o.rateMiBs ? { rateMiBs: this.o.rateMiBs } : {}) }, 30 * 60_000);
     this.fio.events$.subscribe((e) => {
       this.extra.next(e);
       if (e.kind === 'progress' && e.done !== undefined) this.done = e.done;

@@ -17,6 +17,8 @@ export interface NfsOptions {
   sizeMiB?: number;
   exportSizeMiB?: number;
   loops?: number;
+  /** fio MiB/s cap (honesty tests that corrupt data before fio's check reaches it) */
+  rateMiBs?: number;
 }
 
 const EXPORT = '/srv/rf-nfs';
@@ -63,7 +65,7 @@ export class NfsWorkload implements Workload {
 
   constructor(lab: Lab, o: NfsOptions) {
     this.lab = lab;
-    this.o = { sizeMiB: 48, exportSizeMiB: 160, loops: 3, ...o };
+    this.o = { rateMiBs: 0, sizeMiB: 48, exportSizeMiB: 160, loops: 3, ...o };
   }
 
   private ip(n: string): string {
@@ -119,7 +121,7 @@ export class NfsWorkload implements Workload {
   }
 
   async start(): Promise<void> {
-    this.fio = runFio(this.lab.node(this.o.client), this.name, { filename: `${MOUNT}/rf-verify.dat`, sizeMiB: this.o.sizeMiB, loops: this.o.loops, bs: '256k', iodepth: 4 }, 30 * 60_000);
+    this.fio = runFio(this.lab.node(this.o.client), this.name, { filename: `${MOUNT}/rf-verify.dat`, sizeMiB: this.o.sizeMiB, loops: this.o.loops, ...(this.o.rateMiBs ? { rateMiBs: this.o.rateMiBs } : {}), bs: '256k', iodepth: 4 }, 30 * 60_000);
     this.fio.events$.subscribe((e) => {
       this.extra.next(e);
       if (e.kind === 'progress' && e.done !== undefined) this.done = e.done;

@@ -19,6 +19,8 @@ export interface NvmeOptions {
   reconnectDelayS?: number;
   ctrlLossTmoS?: number;
   nqn?: string;
+  /** fio MiB/s cap (honesty tests that corrupt data before fio's check reaches it) */
+  rateMiBs?: number;
 }
 
 const CFG = '/sys/kernel/config/nvmet';
@@ -77,7 +79,7 @@ export class NvmeWorkload implements Workload {
 
   constructor(lab: Lab, o: NvmeOptions) {
     this.lab = lab;
-    this.o = { sizeMiB: 48, loops: 3, reconnectDelayS: 1, ctrlLossTmoS: 600, nqn: 'nqn.2024-01.lab.test:rf-nvme', ...o };
+    this.o = { rateMiBs: 0, sizeMiB: 48, loops: 3, reconnectDelayS: 1, ctrlLossTmoS: 600, nqn: 'nqn.2024-01.lab.test:rf-nvme', ...o };
   }
 
   private ip(n: string): string {
@@ -154,7 +156,7 @@ export class NvmeWorkload implements Workload {
       },
       error: () => undefined,
     });
-    this.fio = runFio(h, this.name, { filename: this.device, sizeMiB: this.o.sizeMiB, loops: this.o.loops }, 30 * 60_000);
+    this.fio = runFio(h, this.name, { filename: this.device, sizeMiB: this.o.sizeMiB, loops: this.o.loops, ...(this.o.rateMiBs ? { rateMiBs: this.o.rateMiBs } : {}) }, 30 * 60_000);
     this.fio.events$.subscribe((e) => {
       this.extra.next(e);
       if (e.kind === 'progress' && e.done !== undefined) this.done = e.done;

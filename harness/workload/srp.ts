@@ -8,6 +8,7 @@ import { now, sleep, waitFor } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
 import type { WorkloadEvent } from '../monitor/events.ts';
 import { ipOf } from '../net/ip.ts';
+import { rdmaLinks } from '../fabric/fabric.ts';
 import type { ConnectionRef } from '../timeline/timeline.ts';
 import { runFio, type FioResult } from './fio.ts';
 import { loadModules, unloadModules } from './modules.ts';
@@ -37,7 +38,7 @@ const DIR = '/run/rf-srp';
  * src_addr), so both the initiator's and the target's are listed.
  */
 const TARGET_UP = `set -e
-port=$1; size=$2; dir=$3; ini=$4; cfg=${CFG}
+port=$1; size=$2; dir=$3; ini=$4; shift 4; cfg=${CFG}
 mkdir -p "$dir"
 [ -e "$dir/disk.img" ] || truncate -s "$size" "$dir/disk.img"
 mkdir -p "$cfg/core/fileio_1/rf_srp"
@@ -47,7 +48,7 @@ echo 1 > "$cfg/core/fileio_1/rf_srp/enable"
 mkdir -p "$cfg/srpt"
 [ -e "$cfg/srpt/discovery_auth/rdma_cm_port" ] && echo "$port" > "$cfg/srpt/discovery_auth/rdma_cm_port"
 n=0
-for p in /sys/class/infiniband/*/ports/*; do
+for d; do for p in /sys/class/infiniband/$d/ports/*; do
   gid=$(cat "$p/gids/0")
   case $gid in fe80:*) id=\${gid#fe80:0000:0000:0000:} ;; *) id=0x$(echo "$gid" | tr -d :) ;; esac
   t=$cfg/srpt/$id/$id
@@ -59,7 +60,7 @@ for p in /sys/class/infiniband/*/ports/*; do
   done
   echo 1 > "$t/enable"
   n=$((n+1))
-done
+done; done
 [ "$n" -gt 0 ] || { echo "no RDMA port for ib_srpt" >&2; exit 1; }`;
 
 const TARGET_DOWN = `dir=$1; cfg=${CFG}
@@ -77,21 +78,21 @@ true`;
 
 /** Every RDMA port has a GID 0 (not all zeros). */
 const GIDS_READY = `n=0
-for p in /sys/class/infiniband/*/ports/*; do
+for d; do for p in /sys/class/infiniband/$d/ports/*; do
   case $(cat "$p/gids/0" 2>/dev/null) in ''|0000:0000:0000:0000:0000:0000:0000:0000) exit 1 ;; esac
   n=$((n+1))
-done
+done; done
 [ "$n" -gt 0 ]`;
 
 /** Initiator: one add_target per SRP host of the RDMA device (blktests' do_rdma_cm_login). */
 const LOGIN = `set -e
-guid=$1; src=$2; dest=$3
+guid=$1; src=$2; dest=$3; shift 3
 n=0
-for h in /sys/class/infiniband_srp/srp-*; do
+for d; do for h in /sys/class/infiniband_srp/srp-$d-*; do
   [ -e "$h/add_target" ] || continue
   gid=$(cat "/sys/class/infiniband/$(cat "$h/ibdev")/ports/$(cat "$h/port")/gids/0" | tr -d :)
   echo "id_ext=$guid,ioc_guid=$guid,initiator_ext=$(echo "$gid" | cut -c1-16),src=$src,dest=$dest" > "$h/add_target" && n=$((n+1))
-done
+done; done
 [ "$n" -gt 0 ]`;
 
 /** reconnect_delay, fast_io_fail_tmo, dev_loss_tmo on every SRP remote port (fast_io_fail first: it must stay below dev_loss). */
@@ -125,6 +126,16 @@ export class SrpWorkload implements Workload {
   constructor(lab: Lab, o: SrpOptions) {
     this.lab = lab;
     this.o = { sizeMiB: 48, loops: 3, port: 5555, reconnectDelayS: 10, fastIoFailTmoS: 15, devLossTmoS: 600, ...o };
+  }
+
+  /** The RDMA devices on the node's bond or its slaves (`rdma -j link`). */
+  private async bondDevices(node: string): Promise<string[]> {
+    const b = this.lab.spec(node).bonds![0]!;
+    const names = [b.name, ...b.slaves.map((x) => x.name)];
+    const links = (await rdmaLinks(this.lab.node(node))).filter((l) => names.includes(l.netdev ?? ''));
+    const devs = [...new Set(links.map((l) => l.ifname.split('/')[0]!))];
+    if (!devs.length) throw new Error(`${node}: no RDMA device on ${names.join(', ')}`);
+    return devs;
   }
 
   private ip(n: string): string {
@@ -167,19 +178,21 @@ export class SrpWorkload implements Workload {
       this.loaded.get(this.o.target)!.push('ib_srpt');
     }
     // srpt names its ports by GID 0, which rxe fills in only after the device appears.
+    const devs = new Map<string, string[]>();
     for (const n of [t, i]) {
-      await waitFor(`GID 0 on every RDMA port of ${n.name}`, async () => ((await n.exec(['sh', '-c', GIDS_READY])).exitCode === 0 ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
+      devs.set(n.name, await this.bondDevices(n.name));
+      await waitFor(`GID 0 on the RDMA ports of ${n.name}'s bond (${devs.get(n.name)!.join(', ')})`, async () => ((await n.exec(['sh', '-c', GIDS_READY, 'gids', ...devs.get(n.name)!])).exitCode === 0 ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
     }
     // A stale srpt tree (from a device since recreated) would bind our names to a dead port.
     await t.run(['sh', '-c', TARGET_DOWN, 'srp-target-clean', DIR], { timeoutMs: 60_000 });
-    await t.run(['sh', '-c', TARGET_UP, 'srp-target-up', String(this.o.port), String((this.o.sizeMiB + 8) * 2 ** 20), DIR, `${this.ip(this.o.initiator)} ${this.ip(this.o.target)}`], { timeoutMs: 60_000 });
+    await t.run(['sh', '-c', TARGET_UP, 'srp-target-up', String(this.o.port), String((this.o.sizeMiB + 8) * 2 ** 20), DIR, `${this.ip(this.o.initiator)} ${this.ip(this.o.target)}`, ...devs.get(t.name)!], { timeoutMs: 60_000 });
     const guid = (await t.run(['cat', '/sys/module/ib_srpt/parameters/srpt_service_guid'])).stdout.trim();
     this.loaded.set(this.o.initiator, await loadModules(i, ['ib_srp', 'sd_mod']));
     let last = '';
     await waitFor(
       'the SRP login',
       async () => {
-        const r = await i.exec(['sh', '-c', LOGIN, 'srp-login', guid, this.ip(this.o.initiator), `${this.ip(this.o.target)}:${this.o.port}`], { timeoutMs: 30_000 });
+        const r = await i.exec(['sh', '-c', LOGIN, 'srp-login', guid, this.ip(this.o.initiator), `${this.ip(this.o.target)}:${this.o.port}`, ...devs.get(i.name)!], { timeoutMs: 30_000 });
         last = r.stderr.trim();
         return r.exitCode === 0 ? true : undefined;
       },

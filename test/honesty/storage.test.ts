@@ -23,7 +23,9 @@ function failureOf(check: () => void): string {
 async function corrupted(t: TestContext, w: Workload, corrupt: () => Promise<void>): Promise<string> {
   await t.monitor();
   await w.start();
-  await t.step('let fio write past the region', () => progressPast(w, 12 * 2 ** 20, 60_000));
+  // fio is capped at 2 MiB/s here, so the corruption (at 4 MiB, once fio wrote past 6 MiB) lands
+  // ~13 s before fio's read-back reaches it: a slow dd cannot race the check.
+  await t.step('let fio write past the region', () => progressPast(w, 6 * 2 ** 20, 60_000));
   await t.step('corrupt the data behind the ULP', corrupt);
   const ev = await t.evidence({ results: [await w.finish()] });
   return failureOf(() => expect(ev).to.have.deliveredEverything());
@@ -32,19 +34,19 @@ async function corrupted(t: TestContext, w: Workload, corrupt: () => Promise<voi
 suite('honesty: storage data checks and unreachable targets (VM lab, for real)', { requires: { nodes: 2, capabilities: ['carrier'], tools: ['fio'] } }, () => {
   test('iSER: blocks overwritten in the target backstore fail the verification', async (t) => {
     const [i, tg] = t.pair(['initiator', 'target']);
-    const w = await t.workload('iser', () => new IserWorkload(t.lab, { initiator: i, target: tg, sizeMiB: 32, loops: 1 }).setup());
+    const w = await t.workload('iser', () => new IserWorkload(t.lab, { initiator: i, target: tg, sizeMiB: 32, loops: 1, rateMiBs: 2 }).setup());
     expect(await corrupted(t, w, () => w.corruptBackstore())).to.match(/verify error|error [1-9]/);
   }, { timeoutMs: 600_000, requires: { modules: ['ib_iser', 'ib_isert'] } });
 
   test('NFS over RDMA: bytes overwritten in the exported file fail the verification', async (t) => {
     const [c, s] = t.pair(['client', 'server']);
-    const w = await t.workload('nfs', () => new NfsWorkload(t.lab, { client: c, server: s, sizeMiB: 32, loops: 1 }).setup());
+    const w = await t.workload('nfs', () => new NfsWorkload(t.lab, { client: c, server: s, sizeMiB: 32, loops: 1, rateMiBs: 2 }).setup());
     expect(await corrupted(t, w, () => w.corruptExport())).to.match(/verify error|error [1-9]/);
   }, { timeoutMs: 600_000, requires: { modules: ['rpcrdma', 'nfsd'] } });
 
   test('NVMe/RDMA: blocks overwritten in the namespace file fail the verification', async (t) => {
     const [h, tg] = t.pair(['initiator', 'target']);
-    const w = await t.workload('nvme', () => new NvmeWorkload(t.lab, { host: h, target: tg, sizeMiB: 32, loops: 1 }).setup());
+    const w = await t.workload('nvme', () => new NvmeWorkload(t.lab, { host: h, target: tg, sizeMiB: 32, loops: 1, rateMiBs: 2 }).setup());
     expect(await corrupted(t, w, () => w.corruptNamespace())).to.match(/verify error|error [1-9]/);
   }, { timeoutMs: 600_000, requires: { modules: ['nvme_rdma', 'nvmet_rdma'] } });
 
