@@ -143,6 +143,14 @@ export async function kernelLogSince(node: Node, tag: string): Promise<KmsgEvent
 }
 
 /** Kernel messages from a serial console ("[  123.456789] text"): evidence even when SSH is dead. */
+/** SCSI I/O errors the kernel logged since the mark (for one disk, when named), as evidence lines. */
+export async function scsiErrorsSince(node: Node, tag: string, dev: string): Promise<string[]> {
+  return (await kernelLogSince(node, tag))
+    .filter((e) => /I\/O error|critical medium error|blk_update_request/.test(e.text) && (!dev || e.text.includes(dev)))
+    .slice(0, 20)
+    .map((e) => `[${e.kernelTs.toFixed(6)}] ${e.text}`);
+}
+
 export async function consoleFindings(node: string, text: string, allow: readonly { pattern: string; reason: string }[] = []): Promise<HealthFinding[]> {
   const { classifyKmsg, UNHEALTHY: BAD } = await import('../monitor/parse.ts');
   const allowed = allow.map((a) => new RegExp(a.pattern));

@@ -9,8 +9,8 @@ import { ipOf } from '../net/ip.ts';
 import type { ConnectionRef } from '../timeline/timeline.ts';
 import { runFio, type FioResult } from './fio.ts';
 import { loadModules, unloadModules } from './modules.ts';
-import { kernelLogSince, markKernelLog } from '../health/health.ts';
-import type { Workload, WorkloadResult } from './workload.ts';
+import { markKernelLog, scsiErrorsSince } from '../health/health.ts';
+import { setupOrUndo, type Workload, type WorkloadResult } from './workload.ts';
 
 export interface IserOptions {
   target: string;
@@ -94,14 +94,8 @@ export class IserWorkload implements Workload {
   /** Target up, initiator logged in over iSER, the disk found. */
   private readonly mark = `iser-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 
-  async setup(): Promise<this> {
-    try {
-      return await this.bringUp();
-    } catch (e) {
-      // Half a setup is still lab state (target tree, login or mount, modules): undo it.
-      await this.teardown();
-      throw e;
-    }
+  setup(): Promise<this> {
+    return setupOrUndo(this, () => this.bringUp());
   }
 
   private async bringUp(): Promise<this> {
@@ -169,11 +163,7 @@ export class IserWorkload implements Workload {
     const r: FioResult | undefined = this.fio ? await Promise.race([this.fio.result, sleep(timeoutMs).then(() => undefined)]) : undefined;
     const state = await this.sessionState().catch(() => 'unknown');
     const dev = this.device.replace('/dev/', '');
-    const scsiErrors = (await kernelLogSince(this.lab.node(this.o.initiator), this.mark))
-      .filter((e) => /I\/O error|critical medium error|blk_update_request/.test(e.text) && (!dev || e.text.includes(dev)))
-      .slice(0, 20)
-      .map((e) => `[${e.kernelTs.toFixed(6)}] ${e.text}`)
-      .join('\n');
+    const scsiErrors = (await scsiErrorsSince(this.lab.node(this.o.initiator), this.mark, dev)).join('\n');
     return {
       workload: this.name,
       ulp: 'iser',

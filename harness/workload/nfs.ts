@@ -9,7 +9,7 @@ import { ipOf, parseCidr } from '../net/ip.ts';
 import type { ConnectionRef } from '../timeline/timeline.ts';
 import { runFio, type FioResult } from './fio.ts';
 import { loadModules, unloadModules } from './modules.ts';
-import type { Workload, WorkloadResult } from './workload.ts';
+import { setupOrUndo, type Workload, type WorkloadResult } from './workload.ts';
 
 export interface NfsOptions {
   server: string;
@@ -85,14 +85,8 @@ export class NfsWorkload implements Workload {
     };
   }
 
-  async setup(): Promise<this> {
-    try {
-      return await this.bringUp();
-    } catch (e) {
-      // Half a setup is still lab state (target tree, login or mount, modules): undo it.
-      await this.teardown();
-      throw e;
-    }
+  setup(): Promise<this> {
+    return setupOrUndo(this, () => this.bringUp());
   }
 
   private async bringUp(): Promise<this> {

@@ -12,8 +12,8 @@ import { rdmaLinks } from '../fabric/fabric.ts';
 import type { ConnectionRef } from '../timeline/timeline.ts';
 import { runFio, type FioResult } from './fio.ts';
 import { loadModules, unloadModules } from './modules.ts';
-import { kernelLogSince, markKernelLog } from '../health/health.ts';
-import type { Workload, WorkloadResult } from './workload.ts';
+import { markKernelLog, scsiErrorsSince } from '../health/health.ts';
+import { setupOrUndo, type Workload, type WorkloadResult } from './workload.ts';
 
 export interface SrpOptions {
   target: string;
@@ -155,14 +155,8 @@ export class SrpWorkload implements Workload {
   }
 
   /** Target up with ib_srpt on the RDMA CM port, initiator logged in, the disk found. */
-  async setup(): Promise<this> {
-    try {
-      return await this.bringUp();
-    } catch (e) {
-      // Half a setup is still lab state: the target's configfs tree, a login, loaded modules.
-      await this.teardown();
-      throw e;
-    }
+  setup(): Promise<this> {
+    return setupOrUndo(this, () => this.bringUp());
   }
 
   private async bringUp(): Promise<this> {
@@ -227,11 +221,7 @@ export class SrpWorkload implements Workload {
     const r: FioResult | undefined = this.fio ? await Promise.race([this.fio.result, sleep(timeoutMs).then(() => undefined)]) : undefined;
     const state = await this.portState().catch(() => 'unknown');
     const dev = this.device.replace('/dev/', '');
-    const scsiErrors = (await kernelLogSince(this.lab.node(this.o.initiator), this.mark))
-      .filter((e) => /I\/O error|critical medium error|blk_update_request/.test(e.text) && (!dev || e.text.includes(dev)))
-      .slice(0, 20)
-      .map((e) => `[${e.kernelTs.toFixed(6)}] ${e.text}`)
-      .join('\n');
+    const scsiErrors = (await scsiErrorsSince(this.lab.node(this.o.initiator), this.mark, dev)).join('\n');
     return {
       workload: this.name,
       ulp: 'srp',
