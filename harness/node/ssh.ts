@@ -66,6 +66,13 @@ interface Op {
 
 type Target = { pid: number; pgid: number };
 
+/** A channel's exit status as ssh2 reported it ('exit' is optional in the protocol). */
+interface ExitStatus {
+  code: number | null;
+  signal: string | null;
+  seen: boolean;
+}
+
 export class SshNode extends BaseNode {
   readonly name: string;
   readonly address: string;
@@ -187,16 +194,33 @@ export class SshNode extends BaseNode {
     return new NodeUnreachableError(this.name, `${where}: cannot connect: ${why}`, { cause: err });
   }
 
-  /** Opens a channel for argv, waiting for a free slot; adapts to the server's MaxSessions. */
-  private async openChannel(argv: readonly string[], control = false): Promise<{ ch: ClientChannel; release: () => void; client: ClientType }> {
+  /**
+   * Opens a channel for argv, waiting for a free slot; adapts to the server's MaxSessions.
+   *
+   * The exit status is recorded inside ssh2's callback, synchronously: ssh2 calls it on
+   * CHANNEL_SUCCESS and, when the command was quick, goes on in the same parse loop to emit 'exit'
+   * for the exit-status packet that arrived in the same TCP read. A listener attached one
+   * microtask later (after the promise resolves) misses it, and the command looks lost.
+   */
+  private async openChannel(argv: readonly string[], control = false): Promise<{ ch: ClientChannel; release: () => void; client: ClientType; exit: ExitStatus }> {
+    let refusals = 0;
     for (let attempt = 0; ; attempt++) {
       const client = await this.connect();
       const release = await this.limiter.acquire(control);
       try {
-        const ch = await new Promise<ClientChannel>((resolve, reject) => {
-          client.exec(`exec ${quoteArgv(['sh', '-c', WRAPPER, 'rf', ...argv])}`, (err, ch) => (err ? reject(err) : resolve(ch)));
+        const opened = await new Promise<{ ch: ClientChannel; exit: ExitStatus }>((resolve, reject) => {
+          client.exec(`exec ${quoteArgv(['sh', '-c', WRAPPER, 'rf', ...argv])}`, (err, ch) => {
+            if (err) return reject(err);
+            const exit: ExitStatus = { code: null, signal: null, seen: false };
+            ch.on('exit', (code: number | null, sig?: string) => {
+              exit.seen = true;
+              exit.code = code ?? null;
+              exit.signal = sig ? (sig.startsWith('SIG') ? sig : `SIG${sig}`) : null;
+            });
+            resolve({ ch, exit });
+          });
         });
-        return { ch, release, client };
+        return { ...opened, release, client };
       } catch (e) {
         const err = e as Error & { reason?: number };
         const openNow = this.limiter.current.inFlight;
@@ -208,11 +232,16 @@ export class SshNode extends BaseNode {
           this.lastDisconnect ??= 'socket closed';
           continue;
         }
-        if (/Channel open failure/.test(err.message) && attempt < 50 && this.client) {
-          // The server's MaxSessions is lower than assumed: remember it, wait for a channel to close.
-          this.limiter.shrinkTo(openNow - 1);
-          this.log.debug({ limit: openNow - 1 }, 'server refused a channel; lowering the channel limit');
-          await sleep(20 + attempt * 10);
+        if (/Channel open failure/.test(err.message) && attempt < 60 && this.client) {
+          // sshd frees a session only after it has processed our CHANNEL_CLOSE, so an open sent right
+          // after another channel closed can be refused below MaxSessions: retry. Only refusals that
+          // persist mean the server's MaxSessions is lower than assumed: then lower the limit.
+          if (++refusals >= 5) {
+            this.limiter.shrinkTo(openNow - 1);
+            this.log.debug({ limit: openNow - 1 }, 'server keeps refusing channels; lowering the channel limit');
+            refusals = 0;
+          }
+          await sleep(10 + attempt * 5);
           continue;
         }
         if (err instanceof NodeUnreachableError || err instanceof ConnectionLostError) throw err;
@@ -254,15 +283,14 @@ export class SshNode extends BaseNode {
       let channel: ClientChannel | undefined;
       let releaseSlot: (() => void) | undefined;
       let target: Target | undefined;
-      let exitCode: number | null = null;
-      let signal: string | null = null;
+      let status: ExitStatus = { code: null, signal: null, seen: false };
       let timedOut = false;
       let exited = false;
       const out = new OutputBuffer();
       const errBuf = new OutputBuffer();
       let errHead = Buffer.alloc(0);
       let markerSeen = false;
-      const result = (): ExecResult => ({ argv, exitCode, signal, stdout: out.text(), stderr: errBuf.text(), durationMs: now() - start });
+      const result = (): ExecResult => ({ argv, exitCode: status.code, signal: status.signal, stdout: out.text(), stderr: errBuf.text(), durationMs: now() - start });
       const finish = (fn: () => void) => {
         if (settled) return;
         settled = true;
@@ -294,10 +322,11 @@ export class SshNode extends BaseNode {
       }, timeoutMs);
 
       this.openChannel(full)
-        .then(({ ch, release, client }) => {
+        .then(({ ch, release, client, exit }) => {
           channel = ch;
           releaseSlot = release;
           op.client = client;
+          status = exit;
           if (settled) {
             ch.close();
             return;
@@ -318,15 +347,12 @@ export class SshNode extends BaseNode {
               errBuf.push(errHead);
             }
           });
-          ch.on('exit', (code: number | null, sig?: string) => {
-            exited = true;
-            exitCode = code ?? null;
-            signal = sig ? (sig.startsWith('SIG') ? sig : `SIG${sig}`) : null;
-          });
+          ch.on('exit', () => (exited = true));
+          if (exit.seen) exited = true;
           ch.on('close', () => {
             exited = true;
             if (timedOut) return; // the timeout path settles
-            if (exitCode === null && signal === null) {
+            if (!exit.seen) {
               // closed without an exit status: the connection went away under us
               const why = this.lastDisconnect ?? 'channel closed without exit status';
               finish(() => reject(new ConnectionLostError(this.name, `${this.name}: \`${showArgv(argv)}\` lost: ${why}`)));
@@ -348,8 +374,7 @@ export class SshNode extends BaseNode {
       let channel: ClientChannel | undefined;
       let releaseSlot: (() => void) | undefined;
       let target: Target | undefined;
-      let exitCode: number | null = null;
-      let signal: string | null = null;
+      let status: ExitStatus = { code: null, signal: null, seen: false };
       let exited = false;
       let ended = false;
       let timedOut = false;
@@ -389,16 +414,17 @@ export class SshNode extends BaseNode {
       const timeoutMs = opts.timeoutMs ?? DEFAULT_STREAM_TIMEOUT_MS;
       const timer = setTimeout(() => {
         timedOut = true;
-        const r: ExecResult = { argv, exitCode, signal, stdout: '', stderr: tail.join('\n'), durationMs: now() - start };
+        const r: ExecResult = { argv, exitCode: status.code, signal: status.signal, stdout: '', stderr: tail.join('\n'), durationMs: now() - start };
         this.halt(channel, () => target, () => exited);
         end(() => sub.error(new CommandTimeoutError(this.name, r, timeoutMs)));
       }, timeoutMs);
 
       this.openChannel(full)
-        .then(({ ch, release, client }) => {
+        .then(({ ch, release, client, exit }) => {
           channel = ch;
           releaseSlot = release;
           op.client = client;
+          status = exit;
           if (ended) {
             // Unsubscribed before the channel opened: stop the command as soon as it reports its group.
             let head = '';
@@ -421,17 +447,14 @@ export class SshNode extends BaseNode {
           }
           ch.on('data', (c: Buffer) => emit('stdout', split.stdout.push(c)));
           ch.stderr.on('data', (c: Buffer) => emit('stderr', split.stderr.push(c)));
-          ch.on('exit', (code: number | null, sig?: string) => {
-            exitCode = code ?? null;
-            signal = sig ? (sig.startsWith('SIG') ? sig : `SIG${sig}`) : null;
-          });
           ch.on('close', () => {
             exited = true;
             emit('stdout', split.stdout.end());
             emit('stderr', split.stderr.end());
             if (timedOut) return;
-            const r: ExecResult = { argv, exitCode, signal, stdout: '', stderr: tail.join('\n'), durationMs: now() - start };
-            if (exitCode === null && signal === null) {
+            const { code: exitCode } = exit;
+            const r: ExecResult = { argv, exitCode, signal: exit.signal, stdout: '', stderr: tail.join('\n'), durationMs: now() - start };
+            if (!exit.seen) {
               const why = this.lastDisconnect ?? 'channel closed without exit status';
               end(() => sub.error(new ConnectionLostError(this.name, `${this.name}: \`${showArgv(argv)}\` lost: ${why}`)));
             } else if (exitCode === 0 || (exitCode !== null && opts.okExitCodes?.includes(exitCode))) end(() => sub.complete());
