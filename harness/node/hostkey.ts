@@ -3,6 +3,22 @@
 import { createHash, createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
+/** The key type inside an SSH public key blob (its first string), e.g. "ecdsa-sha2-nistp256". */
+export function keyTypeOf(keyBlob: Buffer): string {
+  if (keyBlob.length < 4) return '?';
+  const n = keyBlob.readUInt32BE(0);
+  return n > 0 && n < 64 && keyBlob.length >= 4 + n ? keyBlob.subarray(4, 4 + n).toString('latin1') : '?';
+}
+
+/** The host key algorithms (what a client offers in KEXINIT) that present a key of this type. */
+export function algorithmsForKeyType(type: string): string[] {
+  if (type === 'ssh-rsa') return ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
+  return [type];
+}
+
+/** Every host key algorithm ssh2 can verify, in its order of preference. */
+export const ALL_HOST_KEY_ALGORITHMS = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa', 'ssh-dss'];
+
 export function fingerprint(keyBlob: Buffer): string {
   return 'SHA256:' + createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '');
 }
@@ -29,7 +45,8 @@ function hostMatcher(field: string): (name: string) => boolean {
   if (field.startsWith('|1|')) {
     const [, , salt64, hash64] = field.split('|');
     const salt = Buffer.from(salt64 ?? '', 'base64');
-    return (name) => createHmac('sha1', salt).update(name).digest('base64') === hash64;
+    // OpenSSH lowercases a host name before hashing it: match case-insensitively, like plain entries.
+    return (name) => createHmac('sha1', salt).update(name.toLowerCase()).digest('base64') === hash64;
   }
   const patterns = field.split(',').map((p) => ({ negated: p.startsWith('!'), re: globToRegExp(p.replace(/^!/, '')) }));
   return (name) => {
@@ -67,12 +84,20 @@ export interface HostKeyPolicy {
   readonly description: string;
   readonly insecure: boolean;
   check(keyBlob: Buffer): HostKeyVerdict;
+  /** The host key algorithms to offer, as OpenSSH does: only the types the policy knows for this
+   *  host (undefined: any). Offering a type the policy does not know makes the server present a key
+   *  that can only "mismatch" — a false alarm of a changed host identity. */
+  algorithms?(): string[] | undefined;
+  /** A pin that does not say its key type: on a mismatch, try the server's other key types before
+   *  calling it a changed identity (only a key that matches is ever accepted). */
+  readonly probeKeyTypes?: boolean;
 }
 
 export function pinnedPolicy(expected: string): HostKeyPolicy {
   return {
     description: `pinned ${expected}`,
     insecure: false,
+    probeKeyTypes: true,
     check(keyBlob) {
       const got = fingerprint(keyBlob);
       return got === expected
@@ -83,18 +108,30 @@ export function pinnedPolicy(expected: string): HostKeyPolicy {
 }
 
 export function knownHostsPolicy(file: string, host: string, port: number): HostKeyPolicy {
+  const names = [knownHostsName(host, port)];
+  const entriesFor = (): KnownHostsEntry[] => parseKnownHosts(readFileSync(file, 'utf8')).filter((e) => e.marker !== '@cert-authority' && names.some((n) => e.matches(n)));
   return {
     description: `known_hosts ${file}`,
     insecure: false,
-    check(keyBlob) {
-      let entries: KnownHostsEntry[];
+    algorithms() {
+      let types: string[];
       try {
-        entries = parseKnownHosts(readFileSync(file, 'utf8'));
+        types = [...new Set(entriesFor().filter((e) => !e.marker).map((e) => e.keyType))];
+      } catch {
+        return undefined; // unreadable: check() says so
+      }
+      if (!types.length) return undefined;
+      const algs = ALL_HOST_KEY_ALGORITHMS.filter((a) => types.some((t) => algorithmsForKeyType(t).includes(a)));
+      // Only types this client cannot verify (e.g. security keys): offer everything; check() refuses.
+      return algs.length ? algs : undefined;
+    },
+    check(keyBlob) {
+      let mine: KnownHostsEntry[];
+      try {
+        mine = entriesFor();
       } catch (e) {
         return { ok: false, reason: 'unknown', detail: `cannot read ${file}: ${(e as Error).message}` };
       }
-      const names = [knownHostsName(host, port)];
-      const mine = entries.filter((e) => e.marker !== '@cert-authority' && names.some((n) => e.matches(n)));
       if (mine.some((e) => e.marker === '@revoked' && e.key.equals(keyBlob))) {
         return { ok: false, reason: 'revoked', detail: `host key ${fingerprint(keyBlob)} is marked @revoked in ${file}` };
       }

@@ -13,7 +13,7 @@ import { now, sleep } from '../clock.ts';
 import { nodeLog } from '../log.ts';
 import { quoteArgv, showArgv } from './argv.ts';
 import { BaseNode } from './base.ts';
-import { fingerprint, type HostKeyPolicy } from './hostkey.ts';
+import { ALL_HOST_KEY_ALGORITHMS, algorithmsForKeyType, fingerprint, keyTypeOf, type HostKeyPolicy } from './hostkey.ts';
 import { ChannelLimiter } from './limiter.ts';
 import { LineSplitter, OutputBuffer } from './lines.ts';
 import {
@@ -109,11 +109,35 @@ export class SshNode extends BaseNode {
     return this.connecting;
   }
 
-  private open(): Promise<ClientType> {
+  /** Connects; a pinned key of unknown type is looked for among every key type the server has. */
+  private async open(): Promise<ClientType> {
+    const offer = this.opts.hostKey.algorithms?.() ?? ALL_HOST_KEY_ALGORITHMS;
+    const presented: string[] = [];
+    let excluded: string[] = [];
+    for (;;) {
+      try {
+        return await this.openOnce(offer.filter((a) => !excluded.includes(a)), offer !== ALL_HOST_KEY_ALGORITHMS);
+      } catch (e) {
+        const k = (e as { presented?: { type: string; fingerprint: string; reason: string } }).presented;
+        if (!(e instanceof HostKeyError) || !k || k.reason !== 'mismatch' || !this.opts.hostKey.probeKeyTypes) throw e;
+        presented.push(`${k.type} ${k.fingerprint}`);
+        excluded = [...excluded, ...algorithmsForKeyType(k.type)];
+        if (!offer.some((a) => !excluded.includes(a))) throw e;
+        this.log.debug({ presented: k.type }, 'pinned host key not of this type: trying the server\'s other key types');
+        // The last attempt ends with "no matching host key format" once the server has no other type.
+        this.probedKeys = presented;
+      }
+    }
+  }
+
+  /** set while probing a pin: the keys the server presented so far (for the final error) */
+  private probedKeys: string[] | undefined;
+
+  private openOnce(serverHostKey: string[], restricted: boolean): Promise<ClientType> {
     const o = this.opts;
     const client = new Client();
     const started = now();
-    let hostKeyProblem: string | undefined;
+    let hostKeyProblem: { detail: string; reason: string; type: string; fingerprint: string } | undefined;
     const cfg: ConnectConfig = {
       host: o.host,
       port: o.port ?? 22,
@@ -121,10 +145,11 @@ export class SshNode extends BaseNode {
       readyTimeout: o.connectTimeoutMs ?? 10_000,
       keepaliveInterval: o.keepaliveMs ?? 5000,
       keepaliveCountMax: o.keepaliveCountMax ?? 3,
+      algorithms: { serverHostKey: serverHostKey as NonNullable<ConnectConfig['algorithms']>['serverHostKey'] },
       hostVerifier: (key: Buffer) => {
         const v = o.hostKey.check(key);
         if (!v.ok) {
-          hostKeyProblem = v.detail;
+          hostKeyProblem = { detail: v.detail, reason: v.reason, type: keyTypeOf(key), fingerprint: fingerprint(key) };
           return false;
         }
         if (o.hostKey.insecure && !this.warnedInsecure) {
@@ -149,13 +174,14 @@ export class SshNode extends BaseNode {
         this.client = client;
         this.connects++;
         if (this.connects > 1) this.log.warn({ afterMs: Math.round(now() - started), lastDisconnect: this.lastDisconnect }, 'reconnected');
+        this.probedKeys = undefined;
         resolve(client);
       });
       // An error listener stays for the client's whole life: an unhandled ECONNRESET would crash Node.
       client.on('error', (err: Error & { level?: string; code?: string }) => {
         if (!ready) {
           client.end();
-          reject(this.connectError(err, hostKeyProblem));
+          reject(this.connectError(err, hostKeyProblem, restricted ? serverHostKey : undefined));
           return;
         }
         this.lastDisconnect = err.level === 'client-timeout' ? 'keepalive timeout (node stopped answering)' : err.message;
@@ -163,7 +189,7 @@ export class SshNode extends BaseNode {
       client.on('close', () => {
         if (this.client === client) this.client = undefined;
         if (!ready) {
-          reject(this.connectError(new Error('connection closed during handshake'), hostKeyProblem));
+          reject(this.connectError(new Error('connection closed during handshake'), hostKeyProblem, restricted ? serverHostKey : undefined));
           return;
         }
         const why = this.lastDisconnect ?? 'connection closed';
@@ -180,9 +206,18 @@ export class SshNode extends BaseNode {
     });
   }
 
-  private connectError(err: Error & { level?: string; code?: string }, hostKeyProblem: string | undefined): Error {
+  private connectError(err: Error & { level?: string; code?: string }, hostKeyProblem: { detail: string; reason: string; type: string; fingerprint: string } | undefined, offered: string[] | undefined): Error {
     const where = `${this.name} (${this.address})`;
-    if (hostKeyProblem) return new HostKeyError(this.name, `${where}: host key rejected: ${hostKeyProblem}`, { cause: err });
+    if (hostKeyProblem) {
+      const probed = this.probedKeys?.length ? ` (it also presented ${this.probedKeys.join(', ')}: none matches)` : '';
+      return Object.assign(new HostKeyError(this.name, `${where}: host key rejected: ${hostKeyProblem.detail}${probed}`, { cause: err }), { presented: hostKeyProblem });
+    }
+    if (/no matching host key format/.test(err.message)) {
+      const seen = this.probedKeys;
+      this.probedKeys = undefined;
+      if (seen?.length) return new HostKeyError(this.name, `${where}: host key rejected: it presented ${seen.join(', ')} and none of them matches the ${this.opts.hostKey.description}`, { cause: err });
+      if (offered) return new HostKeyError(this.name, `${where}: host key rejected: the server has none of the key types ${this.opts.hostKey.description} lists for it (${offered.join(', ')}): its keys changed, or the file is out of date`, { cause: err });
+    }
     const code = err.code ?? '';
     let why = err.message;
     if (code === 'ECONNREFUSED') why = 'connection refused (is sshd running? right port?)';

@@ -20,6 +20,8 @@ export interface Sshd {
   clientKeyFile: string;
   hostKeyBlob: Buffer;
   hostKeyFingerprint: string;
+  /** every host key the server has (type as in known_hosts, e.g. ecdsa-sha2-nistp256) */
+  hostKeys: { type: string; blob: Buffer; fingerprint: string }[];
   knownHostsFile: string;
   proc: ChildProcess;
   /** PIDs of the per-connection sshd processes (all sshd processes below the listener). */
@@ -46,20 +48,22 @@ export function requireTestUser(): void {
   }
 }
 
-function keygen(file: string): void {
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'rf-test', '-f', file], { stdio: 'ignore' });
+function keygen(file: string, type: 'ed25519' | 'ecdsa' | 'rsa' = 'ed25519'): void {
+  execFileSync('ssh-keygen', ['-q', '-t', type, ...(type === 'rsa' ? ['-b', '2048'] : []), '-N', '', '-C', 'rf-test', '-f', file], { stdio: 'ignore' });
 }
 
-export async function startSshd(opts: { maxSessions?: number; user?: string } = {}): Promise<Sshd> {
+export async function startSshd(opts: { maxSessions?: number; user?: string; hostKeyTypes?: ('ed25519' | 'ecdsa' | 'rsa')[] } = {}): Promise<Sshd> {
   if (!existsSync('/usr/sbin/sshd')) throw new Error('/usr/sbin/sshd missing: run scripts/setup.sh (openssh-server)');
   const user = opts.user ?? TEST_USER;
   if (user === TEST_USER) requireTestUser();
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }); // sshd's privilege separation directory
   const dir = mkdtempSync(join(tmpdir(), 'rf-sshd-'));
   chmodSync(dir, 0o755);
-  const hostKey = join(dir, 'host_ed25519');
+  const types = opts.hostKeyTypes ?? ['ed25519'];
+  const hostKeyFiles = types.map((t) => join(dir, `host_${t}`));
+  types.forEach((t, i) => keygen(hostKeyFiles[i]!, t));
+  const hostKey = hostKeyFiles[0]!;
   const clientKeyFile = join(dir, 'client_ed25519');
-  keygen(hostKey);
   keygen(clientKeyFile);
   const authorized = join(dir, 'authorized_keys');
   writeFileSync(authorized, readFileSync(`${clientKeyFile}.pub`));
@@ -71,7 +75,7 @@ export async function startSshd(opts: { maxSessions?: number; user?: string } = 
     [
       `Port ${port}`,
       'ListenAddress 127.0.0.1',
-      `HostKey ${hostKey}`,
+      ...hostKeyFiles.map((f) => `HostKey ${f}`),
       `PidFile ${join(dir, 'sshd.pid')}`,
       `AuthorizedKeysFile ${authorized}`,
       'PermitRootLogin prohibit-password',
@@ -90,9 +94,14 @@ export async function startSshd(opts: { maxSessions?: number; user?: string } = 
   const proc = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   proc.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-  const hostKeyBlob = Buffer.from(readFileSync(`${hostKey}.pub`, 'utf8').split(' ')[1] ?? '', 'base64');
+  const hostKeys = hostKeyFiles.map((f) => {
+    const [type = '', b64 = ''] = readFileSync(`${f}.pub`, 'utf8').split(' ');
+    const blob = Buffer.from(b64, 'base64');
+    return { type, blob, fingerprint: fingerprint(blob) };
+  });
+  const hostKeyBlob = hostKeys[0]!.blob;
   const knownHostsFile = join(dir, 'known_hosts');
-  writeFileSync(knownHostsFile, `[127.0.0.1]:${port} ssh-ed25519 ${hostKeyBlob.toString('base64')}\n`);
+  writeFileSync(knownHostsFile, hostKeys.map((k) => `[127.0.0.1]:${port} ${k.type} ${k.blob.toString('base64')}\n`).join(''));
   // Wait until it accepts connections.
   const deadline = Date.now() + 10_000;
   for (;;) {
@@ -115,6 +124,7 @@ export async function startSshd(opts: { maxSessions?: number; user?: string } = 
     clientKeyFile,
     hostKeyBlob,
     hostKeyFingerprint: fingerprint(hostKeyBlob),
+    hostKeys,
     knownHostsFile,
     proc,
     connectionPids() {

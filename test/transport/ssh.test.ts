@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHmac, randomBytes } from 'node:crypto';
 import { SshNode } from '../../harness/node/ssh.ts';
-import { insecurePolicy, knownHostsPolicy, pinnedPolicy } from '../../harness/node/hostkey.ts';
+import { insecurePolicy, knownHostsPolicy, pinnedPolicy, type HostKeyPolicy } from '../../harness/node/hostkey.ts';
 import { ConnectionLostError, HostKeyError, NodeUnreachableError } from '../../harness/node/node.ts';
 import { sleep } from '../../harness/clock.ts';
 import { startSshd, freePort, type Sshd } from '../support/sshd.ts';
@@ -125,7 +125,7 @@ describe('SshNode (real sshd on loopback)', function () {
       const err = await n.exec(['true']).catch((e: unknown) => e);
       await n.close();
       expect(err).to.be.instanceOf(HostKeyError);
-      expect((err as Error).message).to.include('does not match the pinned');
+      expect((err as Error).message).to.match(/presented ssh-ed25519 SHA256:\S+ and none of them matches the pinned/);
     });
 
     it('accepts a key from known_hosts, including hashed entries', async () => {
@@ -159,6 +159,73 @@ describe('SshNode (real sshd on loopback)', function () {
       await u.close();
       expect(err2).to.be.instanceOf(HostKeyError);
       expect((err2 as Error).message).to.include('is not in');
+    });
+
+    // ssh2 offers ssh-ed25519 first whatever the policy knows: a host known only by its ECDSA or RSA
+    // key then presented its ed25519 key and was reported as CHANGED (a false alarm).
+    describe('a server with ed25519, ECDSA and RSA host keys', () => {
+      let multi: Sshd;
+      before(async function () {
+        this.timeout(30_000);
+        multi = await startSshd({ hostKeyTypes: ['ed25519', 'ecdsa', 'rsa'] });
+      });
+      after(async () => multi?.stop());
+      const key = (type: string) => multi.hostKeys.find((k) => k.type.startsWith(type))!;
+      const line = (type: string, name = `[127.0.0.1]:${multi.port}`) => `${name} ${key(type).type} ${key(type).blob.toString('base64')}\n`;
+      const connectWith = async (policy: HostKeyPolicy, host = multi.host) => {
+        const n = new SshNode({ name: 'multi', host, port: multi.port, user: multi.user, privateKey: multi.clientKey, hostKey: policy });
+        try {
+          return await n.run(['echo', 'ok']).then((r) => r.stdout, (e: unknown) => e);
+        } finally {
+          await n.close();
+        }
+      };
+      const file = (name: string, text: string) => {
+        const f = join(scratch, name);
+        writeFileSync(f, text);
+        return f;
+      };
+
+      for (const [what, types] of [['ECDSA only', ['ecdsa']], ['RSA only', ['ssh-rsa']], ['ECDSA and RSA', ['ecdsa', 'ssh-rsa']]] as const) {
+        it(`known_hosts with ${what}: verified, no false "changed"`, async () => {
+          const f = file(`kh-${what.replace(/\W/g, '')}`, types.map((t) => line(t)).join(''));
+          expect(await connectWith(knownHostsPolicy(f, multi.host, multi.port))).to.equal('ok\n');
+        });
+      }
+
+      for (const type of ['ssh-ed25519', 'ecdsa', 'ssh-rsa']) {
+        it(`a pinned fingerprint of the ${type} key is accepted`, async () => {
+          expect(await connectWith(pinnedPolicy(key(type).fingerprint))).to.equal('ok\n');
+        });
+      }
+
+      it('a pin that matches none of its keys is refused, naming every key it presented', async () => {
+        const wrong = 'SHA256:' + randomBytes(32).toString('base64').replace(/=+$/, '');
+        const err = await connectWith(pinnedPolicy(wrong));
+        expect(err).to.be.instanceOf(HostKeyError);
+        for (const k of multi.hostKeys) expect((err as Error).message).to.include(k.fingerprint);
+      });
+
+      it('a real change (the listed ECDSA key is another one) is still refused', async () => {
+        const fake = line('ecdsa').replace(/ecdsa-sha2-nistp256 \S+/, `ecdsa-sha2-nistp256 ${key('ssh-rsa').blob.toString('base64')}`);
+        const err = await connectWith(knownHostsPolicy(file('kh-changed-ecdsa', fake), multi.host, multi.port));
+        expect(err).to.be.instanceOf(HostKeyError);
+        expect((err as Error).message).to.include('REMOTE HOST IDENTIFICATION HAS CHANGED');
+      });
+
+      it('known_hosts listing only a type the server lacks is refused as a host key problem', async () => {
+        const dss = `[127.0.0.1]:${multi.port} ssh-dss ${randomBytes(64).toString('base64')}\n`;
+        const err = await connectWith(knownHostsPolicy(file('kh-dss', dss), multi.host, multi.port));
+        expect(err).to.be.instanceOf(HostKeyError);
+        expect((err as Error).message).to.match(/has none of the key types/);
+      });
+
+      it('hashed entries match a host name case-insensitively (OpenSSH hashes the lowercased name)', async () => {
+        const salt = randomBytes(20);
+        const hashed = `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(`[localhost]:${multi.port}`).digest('base64')}`;
+        const f = file('kh-hashed-case', `${hashed} ${key('ecdsa').type} ${key('ecdsa').blob.toString('base64')}\n`);
+        expect(await connectWith(knownHostsPolicy(f, 'LocalHost', multi.port), 'LocalHost')).to.equal('ok\n');
+      });
     });
 
     it('the explicit opt-out works and warns loudly on stderr', async () => {
