@@ -62,7 +62,6 @@ export async function startSshd(opts: { maxSessions?: number; user?: string; hos
   const types = opts.hostKeyTypes ?? ['ed25519'];
   const hostKeyFiles = types.map((t) => join(dir, `host_${t}`));
   types.forEach((t, i) => keygen(hostKeyFiles[i]!, t));
-  const hostKey = hostKeyFiles[0]!;
   const clientKeyFile = join(dir, 'client_ed25519');
   keygen(clientKeyFile);
   const authorized = join(dir, 'authorized_keys');
