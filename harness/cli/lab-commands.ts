@@ -11,6 +11,7 @@ import { readState } from '../vmlab/state.ts';
 import { DEFAULT_TOPOLOGY, loadOrExit } from './open-lab.ts';
 import { quoteArgv } from '../node/argv.ts';
 import { dim, green, red } from './style.ts';
+import { setGuestLink, writeAsReal } from '../vmlab/as-real.ts';
 
 export function parseKernelOption(v: string | undefined): KernelChoice | undefined {
   if (!v) return undefined;
@@ -90,6 +91,28 @@ export function registerLabCommands(program: Command): void {
         }
       }
       process.exitCode = s.phase === 'up' && !s.stale ? 0 : 1;
+    });
+
+  lab
+    .command('link')
+    .description("set a guest data NIC's link (carrier) through QMP: a real lab's \"switch CLI\" for the VM guests")
+    .argument('<node>', 'guest name')
+    .argument('<iface>', 'data NIC (a bond slave, e.g. eth0)')
+    .argument('<state>', 'down | up')
+    .option('-t, --topology <file>', 'VM topology', DEFAULT_TOPOLOGY)
+    .action(async (node, iface, state, opts) => {
+      if (state !== 'down' && state !== 'up') throw new Error(`state must be down or up (got "${state}")`);
+      await setGuestLink(loadOrExit(opts.topology), node, iface, state === 'up');
+    });
+
+  lab
+    .command('as-real')
+    .description('write a kind: real topology (plain SSH, known_hosts from ssh-keyscan, carrier commands via `lab link`) for the running guests')
+    .argument('[topology]', 'VM topology', DEFAULT_TOPOLOGY)
+    .requiredOption('-o, --out <dir>', 'where topology.yaml and known_hosts go')
+    .action(async (file, opts) => {
+      const out = await writeAsReal(loadOrExit(file), opts.out);
+      process.stdout.write(`${out}\n`);
     });
 
   lab

@@ -53,9 +53,10 @@ program
   .command('doctor')
   .description('reach every node and report what the suites need and what is missing')
   .argument('[topology]', 'topology file', DEFAULT_TOPOLOGY)
+  .option('-t, --topology <file>', 'topology file (same as the argument, as in `run -t`)')
   .option('--json', 'print the report as JSON')
   .action(async (file, opts) => {
-    const lab = await openLab(loadOrExit(file));
+    const lab = await openLab(loadOrExit(opts.topology ?? file));
     try {
       const report = await runDoctor(lab);
       process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : renderDoctor(report) + '\n');

@@ -6,6 +6,8 @@ import { measureClockOffset, type ClockOffset } from '../node/clock-offset.ts';
 import type { TopologyNode } from '../topology/schema.ts';
 import { parseRdmaDevices, parseRdmaLinks, type RdmaLink, type RdmaDevice } from '../fabric/rdma.ts';
 import { parseBondLinks, type BondState } from '../fabric/bond.ts';
+import { LocalNode } from '../node/local.ts';
+import { showArgv } from '../node/argv.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'info';
 
@@ -34,6 +36,9 @@ export interface NodeDoctor {
 
 export interface DoctorReport {
   topology: string;
+  kind: 'real' | 'vm';
+  /** the lab's powers beyond SSH */
+  capabilities: Check[];
   nodes: NodeDoctor[];
   ok: boolean;
 }
@@ -77,6 +82,8 @@ function moduleNeeds(spec: TopologyNode | undefined): ModuleNeed[] {
     { name: 'rds_rdma', required: false, neededBy: 'UL-RDS-01' },
     { name: 'nvme_rdma', required: false, neededBy: 'UL-NVME-01 host' },
     { name: 'nvmet_rdma', required: false, neededBy: 'UL-NVME-01 target' },
+    { name: 'ib_srp', required: false, neededBy: 'UL-SRP-01 initiator' },
+    { name: 'ib_srpt', required: false, neededBy: 'UL-SRP-01 target' },
   );
   return needs;
 }
@@ -179,7 +186,58 @@ async function examine(node: Node, spec: TopologyNode | undefined): Promise<Node
   return out;
 }
 
+/** How this lab cuts each slave's carrier: the faults of every failover test go through it. */
+async function carrierChecks(lab: Lab, spec: TopologyNode | undefined): Promise<Check[]> {
+  const out: Check[] = [];
+  for (const b of spec?.bonds ?? []) {
+    for (const s of b.slaves) {
+      const id = `carrier:${b.name}/${s.name}`;
+      const title = `carrier of ${s.name}`;
+      if (lab.kind === 'vm') {
+        out.push({ id, title, status: 'ok', detail: lab.carrier?.method ?? 'VM lab' });
+        continue;
+      }
+      if (!s.carrier) {
+        out.push({ id, title, status: 'warn', detail: 'no carrier commands in the topology', fix: `add carrier: { down: [...], up: [...] } to ${s.name} (a switch CLI, a PDU, ibportstate)`, neededBy: 'every carrier-loss test (skipped without it)' });
+        continue;
+      }
+      // The program must exist where it runs (the controller, or the node the topology names).
+      const where = s.carrier.node ? lab.node(s.carrier.node) : new LocalNode('controller');
+      const progs = [...new Set([s.carrier.down[0]!, s.carrier.up[0]!])];
+      const r = await where.exec(['sh', '-c', TOOL_PROBE, 'probe', ...progs], { timeoutMs: 20_000 }).catch((e: Error) => ({ stdout: '', stderr: e.message, exitCode: 1 }));
+      const missing = progs.filter((p) => !r.stdout.includes(`${p}|1`));
+      out.push({
+        id,
+        title,
+        status: missing.length ? 'fail' : 'ok',
+        detail: missing.length
+          ? `${missing.join(', ')} not found on ${s.carrier.node ?? 'the controller'}`
+          : `down: ${showArgv(s.carrier.down)}; up: ${showArgv(s.carrier.up)} (on ${s.carrier.node ?? 'the controller'})`,
+        ...(missing.length ? { fix: 'install the program, or correct the carrier commands' } : {}),
+        neededBy: 'every carrier-loss test',
+      });
+    }
+  }
+  return out;
+}
+
+/** What the lab can do beyond SSH: tests that need a power it lacks are skipped, with this reason. */
+function capabilityChecks(lab: Lab): Check[] {
+  const c = (id: string, title: string, has: boolean, yes: string, no: string, neededBy: string): Check => ({ id, title, status: has ? 'ok' : 'info', detail: has ? yes : no, neededBy });
+  return [
+    c('cap:switch-ports', 'switch port control', !!lab.switchPorts, 'yes (silent path loss without carrier change)', 'no (a real lab does not claim it)', 'silent path death tests (skipped without it)'),
+    c('cap:machines', 'machine control', !!lab.machines, 'yes (pause, reboot, serial console)', 'no (a real node is never rebooted by the harness)', 'frozen-node and fresh-node tests (skipped without it)'),
+  ];
+}
+
 export async function runDoctor(lab: Lab): Promise<DoctorReport> {
-  const nodes = await Promise.all([...lab.nodes.values()].map((n) => examine(n, lab.loaded.topology.nodes.find((s) => s.name === n.name))));
-  return { topology: lab.loaded.file, nodes, ok: nodes.every((n) => n.reachable && n.checks.every((c) => c.status !== 'fail')) };
+  const nodes = await Promise.all(
+    [...lab.nodes.values()].map(async (n) => {
+      const spec = lab.loaded.topology.nodes.find((s) => s.name === n.name);
+      const d = await examine(n, spec);
+      d.checks.push(...(await carrierChecks(lab, spec)));
+      return d;
+    }),
+  );
+  return { topology: lab.loaded.file, kind: lab.kind, capabilities: capabilityChecks(lab), nodes, ok: nodes.every((n) => n.reachable && n.checks.every((c) => c.status !== 'fail')) };
 }

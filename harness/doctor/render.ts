@@ -4,7 +4,9 @@ import { bold, dim, green, red, yellow } from '../cli/style.ts';
 const MARK: Record<CheckStatus, string> = { ok: green('✔'), warn: yellow('!'), fail: red('✖'), info: dim('·') };
 
 export function renderDoctor(r: DoctorReport): string {
-  const out: string[] = [];
+  const out: string[] = [bold(`${r.kind === 'vm' ? 'VM' : 'real'} lab`) + dim(` (${r.topology})`)];
+  for (const c of r.capabilities) out.push(`  ${MARK[c.status]} ${c.title}: ${c.detail}${c.status !== 'ok' ? dim(` — needed by ${c.neededBy}`) : ''}`);
+  out.push('');
   for (const n of r.nodes) {
     out.push(bold(`${n.node}`) + dim(` (${n.address})`) + (n.reachable ? '' : red('  UNREACHABLE')));
     for (const c of n.checks) {

@@ -44,6 +44,7 @@ const timeline = {
         kind: { type: 'string' },
         description: { type: 'string' },
         before: { type: 'object', additionalProperties: false, properties: { activeSlave: { type: 'string' }, address: { type: 'string' } }, required: ['activeSlave', 'address'] },
+        injectMs: { type: 'number' },
       },
     },
     phases: { type: 'array', items: phase },
@@ -51,6 +52,7 @@ const timeline = {
       type: 'object',
       additionalProperties: false,
       properties: {
+        effectMs: { type: 'number' },
         failoverMs: { type: 'number' },
         newActiveSlave: { type: 'string' },
         oldAddress: { type: 'string' },

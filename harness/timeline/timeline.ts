@@ -91,6 +91,8 @@ export interface FaultRef {
   description: string;
   /** the bond as it was just before the fault */
   before?: { activeSlave: string; address: string };
+  /** how long the inject call took (a real lab's carrier command can take a second or more) */
+  injectMs?: number;
 }
 
 export interface ConnectionRef {
@@ -124,6 +126,9 @@ export interface Timeline {
   fault: FaultRef;
   phases: Phase[];
   summary: {
+    /** when the fault took effect on the node (its carrier loss was seen), ms after it was issued;
+     *  failoverMs, reconnectMs, ioResumedMs and outageMs count from here */
+    effectMs?: number;
     failoverMs?: number;
     newActiveSlave?: string;
     oldAddress?: string;
@@ -339,7 +344,8 @@ export function buildTimeline(input: TimelineInput): Timeline {
   }
 
   // Seen phases in the order they happened (ties keep the path order); missing ones after them.
-  const phases: Phase[] = [{ id: 'fault', label: PHASE_LABELS.fault, atMs: 0, node: fault.node, detail: fault.description }];
+  const took = fault.injectMs !== undefined && fault.injectMs >= 50 ? ` (the command took ${round(fault.injectMs)} ms)` : '';
+  const phases: Phase[] = [{ id: 'fault', label: PHASE_LABELS.fault, atMs: 0, node: fault.node, detail: `${fault.description}${took}` }];
   const seen = PHASE_ORDER.slice(1)
     .map((id, i) => ({ id, i, f: found.get(id) }))
     .filter((x): x is { id: PhaseId; i: number; f: { t: number; node: string; detail?: string; evidence: Evidence } } => !!x.f && !('missing' in x.f))
@@ -354,6 +360,10 @@ export function buildTimeline(input: TimelineInput): Timeline {
     if (f && 'missing' in f) phases.push({ id, label: PHASE_LABELS[id], missing: true, reason: f.missing });
   }
   const at = (id: PhaseId) => phases.find((p) => p.id === id && !p.missing)?.atMs;
+  // Budgets count from when the fault took effect: a carrier command (a switch CLI over SSH) can
+  // take a second before the link drops, and that is the lab's time, not the failover's.
+  const effect = EFFECT_SEEN.includes(fault.kind) ? at('carrier_lost') : undefined;
+  const since = (x: number | undefined) => (x === undefined ? undefined : round(x - (effect ?? 0)));
   const stalledAt = at('io_stalled');
   const resumedAt = at('io_resumed');
   return {
@@ -362,12 +372,13 @@ export function buildTimeline(input: TimelineInput): Timeline {
     fault,
     phases,
     summary: {
-      ...(at('bond_failover') !== undefined ? { failoverMs: at('bond_failover') } : {}),
+      ...(effect !== undefined ? { effectMs: effect } : {}),
+      ...(at('bond_failover') !== undefined ? { failoverMs: since(at('bond_failover')) } : {}),
       ...(newActive ? { newActiveSlave: newActive } : {}),
       ...(oldAddress ? { oldAddress } : {}),
       ...(newMac ? { newAddress: newMac } : {}),
-      ...(at('established') !== undefined ? { reconnectMs: at('established') } : {}),
-      ...(resumedAt !== undefined ? { ioResumedMs: resumedAt, outageMs: round(resumedAt - (stalledAt !== undefined && stalledAt < resumedAt ? Math.max(stalledAt, 0) : 0)) } : {}),
+      ...(at('established') !== undefined ? { reconnectMs: since(at('established')) } : {}),
+      ...(resumedAt !== undefined ? { ioResumedMs: since(resumedAt), outageMs: round(resumedAt - (stalledAt !== undefined && stalledAt < resumedAt ? Math.max(stalledAt, effect ?? 0) : (effect ?? 0))) } : {}),
       garpCountSeen: seenByPeer.length,
       rejectsBeforeEstablished: rejects,
     },
@@ -375,6 +386,9 @@ export function buildTimeline(input: TimelineInput): Timeline {
     errorBoundMs: round(input.errorBoundMs ?? 0),
   };
 }
+
+/** Faults whose effect on the node is a carrier loss it sees (carrier_lost marks when they took effect). */
+const EFFECT_SEEN = ['carrier-loss', 'admin-down'];
 
 function median(xs: number[]): number {
   if (!xs.length) return 0;

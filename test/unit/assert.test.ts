@@ -54,10 +54,38 @@ describe('failover assertions on recorded evidence', () => {
 
   it('within: a budget below the measured failover fails (the clock bound counts against it)', () => {
     const ev = rebuild(recorded.events);
-    const at = ev.timelines[0]!.phases.find((p) => p.id === 'bond_failover')!.atMs!;
+    const at = ev.timelines[0]!.summary.failoverMs!;
     fails(() => expect(ev).to.have.failedOverTo(newSlave).within(Math.floor(at)), /expected the failover within/);
     fails(() => expect(ev).to.have.failedOverTo(newSlave).within(Math.ceil(at + ev.timelines[0]!.errorBoundMs) - 1), /expected the failover within/);
     expect(() => expect(5).to.be.within(1, 10), 'chai within(a, b) still works').to.not.throw();
+  });
+
+  // A real lab's carrier command (a switch CLI over SSH) can take a second before the link drops:
+  // budgets count from the carrier loss the node saw, not from when the command was issued.
+  it('budgets count from the carrier loss, not from a slow carrier command; without a seen carrier loss, from the command', () => {
+    const slowMs = 2500;
+    const slow = { ...fault, t: fault.t - slowMs, injectMs: slowMs + 5 };
+    const late = (events: LabEvent[]) => ({
+      ...collectEvidence({
+        recording: { ...recorded.recording, events },
+        faults: [slow],
+        bonds: recorded.bonds,
+        connections: recorded.connections,
+        workloads: recorded.workloads,
+        allowKernel: recorded.allowKernel,
+      }),
+    });
+    const ev = late(recorded.events);
+    const tl = ev.timelines[0]!;
+    expect(tl.summary.effectMs).to.be.greaterThan(slowMs);
+    expect(ev).to.have.failedOverTo(newSlave).within(2000);
+    expect(ev).to.have.reconnected('rds', { within: 10_000 });
+    expect(tl.phases.find((p) => p.id === 'fault')!.detail).to.match(/the command took 2505 ms/);
+    // No carrier loss in the evidence: the command's issue time is all there is, and the budget fails.
+    const blind = recorded.events.filter((e) => !(e.source === 'link' && e.ifname === fault.ifname) && !(e.source === 'bond' && e.changed.some((c) => c.startsWith('carrier:'))));
+    const ev2 = late(blind);
+    expect(ev2.timelines[0]!.summary.effectMs).to.equal(undefined);
+    fails(() => expect(ev2).to.have.failedOverTo(newSlave).within(2000), /expected the failover within 2000 ms/);
   });
 
   it('reconnected: no progress after the fault, and a budget too small', () => {

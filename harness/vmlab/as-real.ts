@@ -1,0 +1,102 @@
+// The running VM lab's guests, described as a real lab: what a user writes for their own machines.
+// Nodes are reached over plain SSH (127.0.0.1, the guest's forwarded port, a known_hosts file made
+// with ssh-keyscan), and each slave's carrier commands are argv run on the controller that set the
+// guest NIC's link through QMP (`rdma-failover lab link …`): the VM lab plays a real lab's switch.
+// The real-lab code that drives it never learns it talks to a VM.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Document, isSeq, isScalar, visit } from 'yaml';
+import { fingerprint } from '../node/hostkey.ts';
+import { LocalNode } from '../node/local.ts';
+import type { LoadedTopology } from '../topology/load.ts';
+import type { Topology } from '../topology/schema.ts';
+import { PROJECT_ROOT } from './paths.ts';
+import { qmp } from './qmp.ts';
+import { readState, type LabState } from './state.ts';
+
+export const BIN = resolve(PROJECT_ROOT, 'bin/rdma-failover.js');
+
+function upState(loaded: LoadedTopology): LabState {
+  const st = readState(loaded.topology.name);
+  if (!st || st.phase !== 'up') throw new Error(`the VM lab "${loaded.topology.name}" is not up: run \`rdma-failover lab up\` first`);
+  return st;
+}
+
+/** Sets a guest data NIC's link (carrier) through QMP. The management NIC is refused: it carries SSH. */
+export async function setGuestLink(loaded: LoadedTopology, node: string, ifname: string, up: boolean): Promise<void> {
+  const st = upState(loaded);
+  const g = st.guests.find((x) => x.name === node);
+  if (!g) throw new Error(`no guest "${node}" in lab ${st.lab} (guests: ${st.guests.map((x) => x.name).join(', ')})`);
+  if (!g.nics.some((n) => n.name === ifname)) throw new Error(`guest ${node} has no data NIC "${ifname}" (data NICs: ${g.nics.map((n) => n.name).join(', ')})`);
+  await qmp(g.qmpSocket, 'set_link', { name: `nic-${ifname}`, up });
+}
+
+/** known_hosts lines for the guests, from ssh-keyscan — checked against the fingerprints pinned at boot. */
+export async function scanKnownHosts(st: LabState): Promise<string> {
+  const host = new LocalNode('controller');
+  const lines: string[] = [];
+  for (const g of st.guests) {
+    // Under emulation a guest's sshd can take seconds to answer: ssh-keyscan's 5 s default is too short.
+    const r = await host.exec(['ssh-keyscan', '-t', 'ed25519', '-T', '30', '-p', String(g.sshPort), '127.0.0.1'], { timeoutMs: 45_000 });
+    const line = r.stdout.split('\n').find((l) => l.startsWith(`[127.0.0.1]:${g.sshPort} ssh-ed25519 `));
+    if (!line) throw new Error(`ssh-keyscan got no ed25519 key from ${g.name} (127.0.0.1:${g.sshPort}): ${r.stderr.trim() || 'no output'}`);
+    const fp = fingerprint(Buffer.from(line.split(' ')[2] ?? '', 'base64'));
+    if (fp !== g.hostKeyFingerprint) throw new Error(`${g.name} presented ${fp}, but the lab created it with ${g.hostKeyFingerprint}: refusing to trust it`);
+    lines.push(line);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** The real-lab topology for the running VM lab: same bonds and roles, SSH access, carrier argv. */
+export function realTopologyFor(loaded: LoadedTopology, st: LabState, knownHostsFile: string): Topology {
+  const vm = loaded.topology;
+  const vmFile = resolve(loaded.file);
+  return {
+    name: `${vm.name}-as-real`,
+    kind: 'real',
+    description: `the guests of the VM lab "${vm.name}" driven as a real lab (plain SSH, carrier commands through \`rdma-failover lab link\`)`,
+    nodes: vm.nodes.map((n) => {
+      const g = st.guests.find((x) => x.name === n.name)!;
+      return {
+        name: n.name,
+        ...(n.roles ? { roles: n.roles } : {}),
+        access: { type: 'ssh' as const, host: '127.0.0.1', port: g.sshPort, user: 'root', identity_file: st.clientKeyFile, host_key: { known_hosts: knownHostsFile }, max_sessions: 64 },
+        ...(n.bonds
+          ? {
+              bonds: n.bonds.map((b) => ({
+                ...b,
+                slaves: b.slaves.map(({ switch: _sw, ...s }) => ({
+                  ...s,
+                  carrier: { down: [BIN, 'lab', 'link', n.name, s.name, 'down', '-t', vmFile], up: [BIN, 'lab', 'link', n.name, s.name, 'up', '-t', vmFile] },
+                })),
+              })),
+            }
+          : {}),
+      };
+    }),
+    ...(vm.workloads ? { workloads: vm.workloads } : {}),
+    ...(vm.faults ? { faults: vm.faults } : {}),
+    ...(vm.budgets ? { budgets: vm.budgets } : {}),
+    ...(vm.health ? { health: vm.health } : {}),
+  };
+}
+
+/** Writes DIR/topology.yaml and DIR/known_hosts; returns the topology file. */
+export async function writeAsReal(loaded: LoadedTopology, dir: string): Promise<string> {
+  const st = upState(loaded);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const kh = join(resolve(dir), 'known_hosts');
+  writeFileSync(kh, await scanKnownHosts(st));
+  const file = join(resolve(dir), 'topology.yaml');
+  const header = [
+    `# Generated by \`rdma-failover lab as-real\` from ${loaded.file} (lab up since ${st.upAt ?? '?'}).`,
+    '# A real-lab topology for the VM guests: plain SSH with known_hosts, carrier cut and restored by',
+    '# argv commands on the controller. The ports change with every `lab up`: regenerate after one.',
+    '',
+  ].join('\n');
+  const doc = new Document(realTopologyFor(loaded, st, kh));
+  // argv and role lists on one line each, as a person would write them
+  visit(doc, { Seq: (_, seq) => void (isSeq(seq) && seq.items.every((i) => isScalar(i)) && (seq.flow = true)) });
+  writeFileSync(file, header + doc.toString({ lineWidth: 0 }));
+  return file;
+}
