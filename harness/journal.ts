@@ -33,3 +33,23 @@ export function listJournals(lab: string): string[] {
   if (!existsSync(journalDir())) return [];
   return readdirSync(journalDir()).filter((f) => f.endsWith(`-${lab}.json`));
 }
+
+/** What each of a lab's restore journals holds, in words (for the message that stops a run). */
+export function describeJournals(lab: string): string[] {
+  return listJournals(lab).map((f) => {
+    const path = join(journalDir(), f);
+    let what = '';
+    try {
+      const data: unknown = JSON.parse(readFileSync(path, 'utf8'));
+      const kind = f.slice(0, f.indexOf('-'));
+      if (kind === 'fabric') {
+        const nodes = (data as { nodes?: { node: string; bonds: { name: string; created: boolean }[] }[] }).nodes ?? [];
+        what = `bonds built by the harness: ${nodes.map((n) => `${n.node} ${n.bonds.filter((b) => b.created).map((b) => b.name).join('+') || '(none)'}`).join(', ')}`;
+      } else if (Array.isArray(data)) what = `${data.length} pending undo action(s): ${data.map((a: { type?: string; what?: string; node?: string }) => `${a.node ?? '?'} ${a.type ?? a.what ?? ''}`.trim()).join(', ')}`;
+      else if (data && typeof data === 'object') what = `${Object.entries(data).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.length : 1}`).join(', ')}`;
+    } catch {
+      what = 'unreadable';
+    }
+    return `${path} — ${what}`;
+  });
+}

@@ -1,7 +1,7 @@
 // rdma-failover fabric up|down: bond + RDMA link from the topology, on any lab.
 import type { Command } from '@commander-js/extra-typings';
-import { fabricDown, fabricUp, type FabricRecord } from '../fabric/fabric.ts';
-import { clearJournal, readJournal, writeJournal } from '../journal.ts';
+import { fabricUp, restoreFabric } from '../fabric/fabric.ts';
+import { journalDir, writeJournal } from '../journal.ts';
 import type { Lab } from '../lab/lab.ts';
 import { DEFAULT_TOPOLOGY, loadOrExit, openLab } from './open-lab.ts';
 import { green, yellow } from './style.ts';
@@ -9,22 +9,14 @@ import { green, yellow } from './style.ts';
 /** Brings the fabric up with its restore journal; replays a leftover journal first. */
 export async function fabricUpJournaled(lab: Lab): Promise<Awaited<ReturnType<typeof fabricUp>>> {
   const name = lab.loaded.topology.name;
-  const old = readJournal<FabricRecord>('fabric', name);
-  if (old) {
-    const problems = await fabricDown(lab, old);
-    for (const p of problems) process.stderr.write(`${yellow('restore:')} ${p}\n`);
-    clearJournal('fabric', name);
-  }
+  const old = await restoreFabric(lab);
+  for (const p of old.problems) process.stderr.write(`${yellow('restore:')} ${p}\n`);
+  if (old.problems.length) throw new Error(`the previous fabric could not be restored (its journal is kept in ${journalDir()}): ${old.problems.join('; ')}`);
   return fabricUp(lab, (r) => writeJournal('fabric', name, r));
 }
 
-export async function fabricDownJournaled(lab: Lab): Promise<{ restored: boolean; problems: string[] }> {
-  const name = lab.loaded.topology.name;
-  const rec = readJournal<FabricRecord>('fabric', name);
-  if (!rec) return { restored: false, problems: [] };
-  const problems = await fabricDown(lab, rec);
-  if (!problems.length) clearJournal('fabric', name);
-  return { restored: true, problems };
+export function fabricDownJournaled(lab: Lab): Promise<{ restored: boolean; problems: string[] }> {
+  return restoreFabric(lab);
 }
 
 export function registerFabricCommands(program: Command): void {

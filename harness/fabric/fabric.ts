@@ -4,6 +4,7 @@
 // The same code runs on the VM lab and on real labs: it only uses the Node interface.
 // What it changes is recorded first, so `fabric down` restores what was there before.
 import { now, sleep, waitFor } from '../clock.ts';
+import { clearJournal, readJournal, writeJournal } from '../journal.ts';
 import type { Lab } from '../lab/lab.ts';
 import type { Node } from '../node/node.ts';
 import { withBondDefaults } from '../topology/defaults.ts';
@@ -156,6 +157,26 @@ async function verifyRdma(node: Node, b: BondSpec, rdmaLink: string | undefined)
   );
 }
 
+/**
+ * rxe bound to a bond loses its default RoCE GID (index 0) on every bond failover, and nothing
+ * puts it back (6.1 roce_gid_mgmt.c: NETDEV_BONDING_FAILOVER deletes all GIDs of the bond —
+ * upper_device_filter matches an RDMA netdev that *is* the bond — but re-adds the default GIDs only
+ * for RDMA netdevs *below* the bond, is_upper_ndev_bond_master_filter). ULPs addressed by IP do not
+ * care; SRP does (ib_srpt names its target ports by GID 0). A bond down/up (NETDEV_UP) restores it.
+ * Returns what it did, or undefined when GID 0 was there.
+ */
+export async function restoreDefaultGid(node: Node, bond: string): Promise<string | undefined> {
+  const mine = (await rdmaLinks(node)).filter((l) => l.netdev === bond);
+  if (!mine.length) return undefined; // HCA ports under the bond: the kernel re-adds their default GIDs
+  const read = async () => (await node.run(['sh', '-c', 'for p; do cat "/sys/class/infiniband/$p/gids/0" 2>/dev/null || echo missing; done', 'gid0', ...mine.map((l) => `${l.ifname}/ports/${l.port}`)], { timeoutMs: 15_000 })).stdout.split('\n').filter(Boolean);
+  const zero = (g: string) => g === 'missing' || /^[0:]+$/.test(g);
+  if (!(await read()).some(zero)) return undefined;
+  await ipBatch(node, [['link', 'set', 'dev', bond, 'down'], ['link', 'set', 'dev', bond, 'up']]);
+  await waitFor(`${node.name}: default GID back on ${mine.map((l) => l.ifname).join(', ')} after cycling ${bond}`, async () => ((await read()).some(zero) ? undefined : true), { timeoutMs: 20_000, intervalMs: 200 });
+  await waitFor(`${node.name}: RDMA port on ${bond} ACTIVE`, async () => ((await rdmaLinks(node)).filter((l) => l.netdev === bond).every((l) => l.state === 'ACTIVE') ? true : undefined), { timeoutMs: 20_000, intervalMs: 200 });
+  return `${mine.map((l) => l.ifname).join(', ')} had no default GID (index 0): the bond failover dropped it (rxe bound to the bond itself); ${bond} cycled down/up to restore it`;
+}
+
 export interface FabricUpResult {
   record: FabricRecord;
   durationMs: number;
@@ -209,23 +230,25 @@ function samePrefix(a: { ip: string; prefix: number }, b: { ip: string; prefix: 
   return ((n(a.ip) & mask) >>> 0) === ((n(b.ip) & mask) >>> 0);
 }
 
-/** Undoes a fabric record, newest first. Best effort per step; returns what failed. */
-export async function fabricDown(lab: Lab, record: FabricRecord): Promise<string[]> {
-  const problems: string[] = [];
+/** Undoes a fabric record, newest first. Best effort per step; returns what failed, per node. A node
+ *  that does not answer within a few seconds is not touched (its part stays in the journal). */
+export async function fabricDown(lab: Lab, record: FabricRecord): Promise<{ node: string; what: string }[]> {
+  const problems: { node: string; what: string }[] = [];
   await Promise.all(
     record.nodes.map(async (rec) => {
       let node: Node;
       try {
         node = lab.node(rec.node);
+        await node.run(['true'], { timeoutMs: 8000 });
       } catch (e) {
-        problems.push((e as Error).message);
+        problems.push({ node: rec.node, what: `not restored: ${(e as Error).message}` });
         return;
       }
       const step = async (what: string, fn: () => Promise<unknown>) => {
         try {
           await fn();
         } catch (e) {
-          problems.push(`${rec.node}: ${what}: ${(e as Error).message}`);
+          problems.push({ node: rec.node, what: `${what}: ${(e as Error).message}` });
         }
       };
       for (const b of [...rec.bonds].reverse()) {
@@ -258,4 +281,18 @@ export async function fabricDown(lab: Lab, record: FabricRecord): Promise<string
   );
   await sleep(0);
   return problems;
+}
+
+/**
+ * Replays the fabric's restore journal (what an earlier `fabric up` or run changed). The journal is
+ * cleared only for the nodes whose restore succeeded: the others stay listed for the next attempt.
+ */
+export async function restoreFabric(lab: Lab, name = lab.loaded.topology.name): Promise<{ restored: boolean; problems: string[] }> {
+  const rec = readJournal<FabricRecord>('fabric', name);
+  if (!rec) return { restored: false, problems: [] };
+  const problems = await fabricDown(lab, rec);
+  const failed = new Set(problems.map((p) => p.node));
+  if (!failed.size) clearJournal('fabric', name);
+  else writeJournal('fabric', name, { ...rec, nodes: rec.nodes.filter((n) => failed.has(n.node)) });
+  return { restored: true, problems: problems.map((p) => `${p.node}: ${p.what}`) };
 }

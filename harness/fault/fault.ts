@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { now, sleep } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
 import type { FaultEvent } from '../monitor/events.ts';
-import { readJournal, writeJournal } from '../journal.ts';
+import { clearJournal, readJournal, writeJournal } from '../journal.ts';
 import { readBond } from '../fabric/bond.ts';
 import { sysfsBond } from '../fabric/fabric.ts';
 
@@ -55,7 +55,10 @@ function remember(lab: Lab, a: HealAction): void {
 }
 
 function forget(lab: Lab, id: string): void {
-  writeJournal('faults', journalKey(lab), pending(lab).filter((a) => a.id !== id));
+  const left = pending(lab).filter((a) => a.id !== id);
+  // An empty journal is no journal: nothing of the lab is left changed.
+  if (left.length) writeJournal('faults', journalKey(lab), left);
+  else clearJournal('faults', journalKey(lab));
 }
 
 async function runHeal(lab: Lab, a: HealAction): Promise<void> {

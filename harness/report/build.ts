@@ -97,6 +97,7 @@ export function buildReport(tests: CollectedTest[], ctx: RunContext, meta: { id:
       command: meta.command,
       ...(ctx.topology ? { topology: ctx.topology } : {}),
       ...(ctx.kernel ? { kernel: ctx.kernel } : {}),
+      ...(ctx.stopped ? { stopped: ctx.stopped } : {}),
     },
     environment: ctx.environment,
     tests: entries,

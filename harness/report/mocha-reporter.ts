@@ -63,6 +63,9 @@ export default class HarnessReporter extends Spec {
   override done(failures: number, fn?: (failures: number) => void): void {
     this.clearLive();
     const finish = (extra: string) => {
+      if (runContext.stopped) {
+        extra += `\nRUN STOPPED: ${runContext.stopped.reason.split('\n')[0]}\n${runContext.stopped.journals.length ? `restore journals:\n  ${runContext.stopped.journals.join('\n  ')}\n` : ''}`;
+      }
       const passed = this.collected.filter((c) => c.state === 'passed').length;
       const failed = this.collected.filter((c) => c.state === 'failed').length;
       const skipped = this.collected.filter((c) => c.state === 'pending').length;

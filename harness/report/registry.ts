@@ -7,6 +7,8 @@ export interface RunContext {
   environment: NodeEnvironment[];
   /** strings that must never appear in a report (key paths from the topology) */
   secrets: string[];
+  /** a real lab lost a node: the run stopped there, with what is left to restore */
+  stopped?: { reason: string; journals: string[] };
 }
 
 export const runContext: RunContext = { environment: [], secrets: [] };

@@ -198,6 +198,13 @@ export const reportSchema = {
           properties: { file: { type: 'string' }, name: { type: 'string' }, kind: { enum: ['real', 'vm'] }, sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' } },
         },
         kernel: { type: 'string', description: 'the guest kernel choice in a VM lab' },
+        stopped: {
+          type: 'object',
+          description: 'a real lab lost a node: the run stopped, these journals say what is left to restore',
+          required: ['reason', 'journals'],
+          additionalProperties: false,
+          properties: { reason: { type: 'string' }, journals: { type: 'array', items: { type: 'string' } } },
+        },
       },
     },
     environment: { type: 'array', items: nodeEnv },
