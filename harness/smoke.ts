@@ -6,6 +6,7 @@ import type { Lab } from './lab/lab.ts';
 import type { Node } from './node/node.ts';
 import { ipOf } from './net/ip.ts';
 import { measureClockOffset } from './node/clock-offset.ts';
+import { CarrierLoss } from './fault/fault.ts';
 
 /** Prints "EPOCH NEW_ACTIVE" when the bond's active slave is no longer $2; gives up after 10 s. */
 const WATCH_ACTIVE = `f=/sys/class/net/$1/bonding/active_slave
@@ -73,8 +74,12 @@ export async function smoke(lab: Lab, opts: { client?: string; server?: string; 
   const offset = await measureClockOffset(client);
   const watch = client.exec(['bash', '-c', WATCH_ACTIVE, 'watch', bond, faulted], { timeoutMs: 15_000 });
   await sleep(300);
+  // Through the fault (not the raw capability): its restore is journaled first, so a smoke check
+  // killed here leaves nothing cut — the next run, or `rdma-failover fabric down`, heals it.
+  const cut = new CarrierLoss(client.name, faulted);
+  const ctx = { lab, record: () => undefined };
   const t0 = now();
-  await lab.carrier.cut(client.name, faulted);
+  await cut.inject(ctx);
   log(`cut the carrier of ${client.name}/${faulted} (${lab.carrier.method})`);
   try {
     const w = await watch;
@@ -101,7 +106,7 @@ export async function smoke(lab: Lab, opts: { client?: string; server?: string; 
       problems,
     };
   } finally {
-    await lab.carrier.restore(client.name, faulted);
+    await cut.heal(ctx);
     log(`restored the carrier of ${client.name}/${faulted}`);
   }
 }

@@ -1,6 +1,7 @@
 // rdma-failover fabric up|down: bond + RDMA link from the topology, on any lab.
 import type { Command } from '@commander-js/extra-typings';
 import { fabricUp, restoreFabric } from '../fabric/fabric.ts';
+import { restoreLab } from '../fixture/restore.ts';
 import { journalDir, writeJournal } from '../journal.ts';
 import type { Lab } from '../lab/lab.ts';
 import { DEFAULT_TOPOLOGY, loadOrExit, openLab } from './open-lab.ts';
@@ -15,8 +16,10 @@ export async function fabricUpJournaled(lab: Lab): Promise<Awaited<ReturnType<ty
   return fabricUp(lab, (r) => writeJournal('fabric', name, r));
 }
 
-export function fabricDownJournaled(lab: Lab): Promise<{ restored: boolean; problems: string[] }> {
-  return restoreFabric(lab);
+/** Restores the lab: whatever a killed run left (processes, faults, trace instances), then the fabric. */
+export async function fabricDownJournaled(lab: Lab): Promise<{ restored: boolean; problems: string[]; done: string[] }> {
+  const r = await restoreLab(lab);
+  return { restored: r.fabric || r.done.length > 0, problems: r.problems, done: r.done };
 }
 
 export function registerFabricCommands(program: Command): void {
@@ -39,13 +42,14 @@ export function registerFabricCommands(program: Command): void {
     });
   fabric
     .command('down')
-    .description('restore what fabric up changed (from its journal)')
+    .description('restore the lab from the restore journals: what a killed run left (processes, faults, trace instances), then the fabric')
     .argument('[topology]', 'topology file', DEFAULT_TOPOLOGY)
     .action(async (file) => {
       const lab = await openLab(loadOrExit(file));
       try {
         const r = await fabricDownJournaled(lab);
-        if (!r.restored) process.stdout.write('nothing to restore (no fabric journal)\n');
+        if (!r.restored) process.stdout.write('nothing to restore (no restore journal)\n');
+        for (const d of r.done) process.stdout.write(`${d}\n`);
         for (const p of r.problems) process.stderr.write(`${yellow('problem:')} ${p}\n`);
         if (r.restored && !r.problems.length) process.stdout.write('fabric down: restored\n');
         process.exitCode = r.problems.length ? 1 : 0;

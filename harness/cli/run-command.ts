@@ -28,7 +28,12 @@ export interface RunOptions {
   env?: Record<string, string>;
 }
 
-/** Runs mocha on the suites in a child process (its own lab session); resolves with its exit code. */
+/**
+ * Runs mocha on the suites in a child process (its own lab session); resolves with its exit code.
+ * The child has a process group of its own: a terminal's Ctrl-C reaches this process only, and is
+ * forwarded once (the child stops in order: faults healed, report written, lab restored). If this
+ * process dies, the child notices (RDMA_FAILOVER_RUNNER_PID) and stops the same way.
+ */
 export function runSuites(o: RunOptions): Promise<number> {
   const files = suiteFiles(o.suites);
   const args = [join(PROJECT_ROOT, 'node_modules/mocha/bin/mocha.js'), '--config', join(PROJECT_ROOT, '.mocharc.json'), ...(o.grep ? ['--grep', o.grep] : []), ...files];
@@ -38,11 +43,19 @@ export function runSuites(o: RunOptions): Promise<number> {
     ...(o.quick ? { RDMA_FAILOVER_TAGS: 'quick' } : {}),
     ...(o.kernel ? { RDMA_FAILOVER_KERNEL: o.kernel } : {}),
     ...(o.reportsDir ? { RDMA_FAILOVER_REPORTS: resolve(o.reportsDir) } : {}),
+    RDMA_FAILOVER_RUNNER_PID: String(process.pid),
     ...o.env,
   };
   return new Promise((res) => {
-    const child = spawn(process.execPath, args, { cwd: PROJECT_ROOT, env, stdio: 'inherit' });
-    const forward = (sig: NodeJS.Signals) => child.kill(sig);
+    const child = spawn(process.execPath, args, { cwd: PROJECT_ROOT, env, stdio: 'inherit', detached: true });
+    const forward = (sig: NodeJS.Signals) => {
+      // the whole group: mocha runs the suites in a child of its own (node options)
+      try {
+        if (child.pid) process.kill(-child.pid, sig);
+      } catch {
+        // already gone
+      }
+    };
     process.on('SIGINT', forward);
     process.on('SIGTERM', forward);
     child.on('exit', (code) => {

@@ -4,6 +4,7 @@
 import type { Node } from '../node/node.ts';
 import type { LoadedTopology } from '../topology/load.ts';
 import type { TopologyNode } from '../topology/schema.ts';
+import { processJournal } from './processes.ts';
 
 /** Cuts and restores the carrier of a node's NIC: what a pulled cable or a dead switch port does. */
 export interface CarrierControl {
@@ -56,6 +57,9 @@ export abstract class BaseLab implements Lab {
   constructor(loaded: LoadedTopology, nodes: Map<string, Node>) {
     this.loaded = loaded;
     this.nodes = nodes;
+    // Every long-running command on a lab node is journaled while it runs (see processes.ts).
+    const hooks = processJournal(loaded.topology.name);
+    for (const n of nodes.values()) n.processHooks = hooks;
   }
 
   node(name: string): Node {

@@ -244,10 +244,9 @@ export class MonitorSession {
           const node = this.lab.node(n);
           await node.settle();
           const inst = this.instances.get(n);
-          if (inst) await node.exec(['rmdir', inst], { timeoutMs: 15_000 }).catch(() => undefined);
+          if (inst && (await removeInstance(node, inst))) forgetInstance(this.lab, n, inst);
         }),
       );
-      clearJournal('trace', this.lab.loaded.topology.name);
       this.events$.complete();
     }
     const clocks = [...this.clockReports.values()];
@@ -259,15 +258,39 @@ export class MonitorSession {
   }
 }
 
-/** Removes tracefs instances a killed run left behind (from the journal). */
-export async function cleanStaleTraceInstances(lab: Lab): Promise<void> {
+/** rmdir of a tracefs instance; true when it is gone (removed now, or already). A reader still
+ *  holding it (a monitor not yet stopped) makes rmdir fail with EBUSY: then it stays journaled. */
+async function removeInstance(node: Node, inst: string): Promise<boolean> {
+  const r = await node.exec(['sh', '-c', '[ ! -e "$1" ] || rmdir "$1"', 'rm-inst', inst], { timeoutMs: 15_000 }).catch(() => undefined);
+  return r?.exitCode === 0;
+}
+
+function forgetInstance(lab: Lab, node: string, inst: string): void {
+  const name = lab.loaded.topology.name;
+  const j = readJournal<Record<string, string[]>>('trace', name) ?? {};
+  const left = (j[node] ?? []).filter((x) => x !== inst);
+  if (left.length) j[node] = left;
+  else delete j[node];
+  if (Object.keys(j).length) writeJournal('trace', name, j);
+  else clearJournal('trace', name);
+}
+
+/** Removes tracefs instances a killed run left behind (from the journal); an instance that cannot be
+ *  removed stays journaled. Stop the processes that held them first (stopLeftoverProcesses). */
+export async function cleanStaleTraceInstances(lab: Lab): Promise<string[]> {
   const j = readJournal<Record<string, string[]>>('trace', lab.loaded.topology.name);
-  if (!j) return;
+  if (!j) return [];
+  const done: string[] = [];
   for (const [node, insts] of Object.entries(j)) {
     if (!lab.nodes.has(node)) continue;
-    for (const inst of insts) await lab.node(node).exec(['rmdir', inst], { timeoutMs: 15_000 }).catch(() => undefined);
+    for (const inst of insts) {
+      if (await removeInstance(lab.node(node), inst)) {
+        forgetInstance(lab, node, inst);
+        done.push(`${node}: removed ${inst}`);
+      } else done.push(`FAILED ${node}: ${inst} could not be removed`);
+    }
   }
-  clearJournal('trace', lab.loaded.topology.name);
+  return done;
 }
 
 export async function startMonitors(lab: Lab, opts: MonitorOptions = {}): Promise<MonitorSession> {

@@ -9,6 +9,7 @@ import {
   type ExecResult,
   type Node,
   type OutputLine,
+  type ProcessHooks,
   type StreamOptions,
 } from './node.ts';
 
@@ -19,6 +20,7 @@ export abstract class BaseNode implements Node {
   abstract stream(argv: readonly string[], opts?: StreamOptions): Observable<OutputLine>;
   abstract settle(): Promise<void>;
   abstract close(): Promise<void>;
+  processHooks?: ProcessHooks;
 
   async run(argv: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
     const r = await this.exec(argv, opts);

@@ -6,6 +6,7 @@
 // SIGTERM, then SIGKILL after the grace period; a process the kernel cannot kill (D state) is given
 // up on after that, so no caller ever hangs on a local command.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { Observable } from 'rxjs';
 import { now } from '../clock.ts';
 import { BaseNode } from './base.ts';
@@ -26,6 +27,16 @@ import {
 const DRAIN_AFTER_EXIT_MS = 1000;
 /** After SIGKILL, how long to wait for the exit before giving up on the process. */
 const AFTER_KILL_MS = 2000;
+
+/** Field 22 of /proc/PID/stat (after the comm, which may hold spaces). */
+function startTimeOf(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '0';
+  } catch {
+    return '0';
+  }
+}
 
 function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {
@@ -171,6 +182,9 @@ export class LocalNode extends BaseNode {
       }
       const start = now();
       const child = spawn(cmd, args, { detached: true, stdio: [opts.input ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: opts.env ? { ...process.env, ...opts.env } : process.env });
+      const proc = child.pid ? { pid: child.pid, pgid: child.pid, startTime: startTimeOf(child.pid) } : undefined;
+      if (proc) this.processHooks?.started(this.name, proc, argv);
+      child.once('exit', () => proc && this.processHooks?.ended(this.name, proc));
       const stdin = child.stdin;
       stdin?.on('error', () => undefined);
       const inputSub = opts.input && stdin

@@ -34,6 +34,22 @@ export interface ExecResult {
   durationMs: number;
 }
 
+/** A process a command started on a node: enough to find it again, and only it (PIDs are reused:
+ *  the start time, in clock ticks since boot, tells a later process with the same PID apart). */
+export interface NodeProcess {
+  pid: number;
+  pgid: number;
+  /** field 22 of /proc/PID/stat */
+  startTime: string;
+}
+
+/** Told about every long-running (streamed) command: a lab journals them, so that after the
+ *  harness is killed the next run can stop exactly the processes it left behind. */
+export interface ProcessHooks {
+  started(node: string, p: NodeProcess, argv: readonly string[]): void;
+  ended(node: string, p: NodeProcess): void;
+}
+
 export interface OutputLine {
   stream: 'stdout' | 'stderr';
   text: string;
@@ -52,6 +68,8 @@ export interface Node {
   /** Lines as they come. Completes on exit 0, errors on other exits or timeout; unsubscribing ends the command. */
   stream(argv: readonly string[], opts?: StreamOptions): Observable<OutputLine>;
   readFile(path: string, opts?: { timeoutMs?: number }): Promise<string>;
+  /** Set by the lab that owns the node (see ProcessHooks). */
+  processHooks?: ProcessHooks;
   /** Small values (sysfs) are written with a single write(2); errors carry the errno name. */
   writeFile(path: string, data: string | Buffer, opts?: { timeoutMs?: number }): Promise<void>;
   /** Waits for background clean-ups (stopped streams) to finish. */

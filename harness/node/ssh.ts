@@ -27,6 +27,7 @@ import {
   NodeUnreachableError,
   type ExecOptions,
   type ExecResult,
+  type NodeProcess,
   type OutputLine,
   type StreamOptions,
 } from './node.ts';
@@ -52,11 +53,13 @@ export interface SshNodeOptions {
   maxSessions?: number;
 }
 
-/** Prints "\x01rf-pgid PID PGID" on stderr, then becomes the command. The login shell execs it, so the
- *  command is sshd's direct child: its exit signal reaches us and it leads its own process group. */
-const WRAPPER = 'read -r _ _ _ _ g _ < /proc/$$/stat 2>/dev/null; printf "\\001rf-pgid %s %s\\n" "$$" "${g:-0}" >&2; exec "$@"';
+/** Prints "\x01rf-pgid PID PGID STARTTIME" on stderr, then becomes the command. The login shell execs
+ *  it, so the command is sshd's direct child: its exit signal reaches us and it leads its own process
+ *  group. (The wrapper's comm is "sh": no spaces, so /proc/$$/stat splits into its fields.) */
+const WRAPPER =
+  'read -r _ _ _ _ g _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ st _ < /proc/$$/stat 2>/dev/null; printf "\\001rf-pgid %s %s %s\\n" "$$" "${g:-0}" "${st:-0}" >&2; exec "$@"';
 // eslint-disable-next-line no-control-regex -- the wrapper's marker starts with \x01 so it cannot clash with output
-const MARKER = /^\x01rf-pgid (\d+) (\d+)\n/;
+const MARKER = /^\x01rf-pgid (\d+) (\d+) (\d+)\n/;
 
 interface Op {
   fail(err: Error): void;
@@ -64,7 +67,7 @@ interface Op {
   client?: ClientType;
 }
 
-type Target = { pid: number; pgid: number };
+type Target = NodeProcess;
 
 /** A channel's exit status as ssh2 reported it ('exit' is optional in the protocol). */
 interface ExitStatus {
@@ -373,7 +376,7 @@ export class SshNode extends BaseNode {
             const m = MARKER.exec(errHead.toString('latin1'));
             if (m) {
               markerSeen = true;
-              target = { pid: Number(m[1]), pgid: Number(m[2]) };
+              target = { pid: Number(m[1]), pgid: Number(m[2]), startTime: m[3]! };
               const restAt = Buffer.byteLength(m[0], 'latin1');
               if (errHead.length > restAt) errBuf.push(errHead.subarray(restAt));
             } else if (errHead.length > 256 || (errHead.length > 0 && errHead[0] !== 1)) {
@@ -434,7 +437,8 @@ export class SshNode extends BaseNode {
             markerSeen = true;
             const m = MARKER.exec(`${text}\n`);
             if (m) {
-              target = { pid: Number(m[1]), pgid: Number(m[2]) };
+              target = { pid: Number(m[1]), pgid: Number(m[2]), startTime: m[3]! };
+              this.processHooks?.started(this.name, target, argv);
               continue;
             }
             if (text.startsWith('\x01')) text = text.slice(1);
@@ -467,12 +471,14 @@ export class SshNode extends BaseNode {
               head += c.toString('latin1');
               const m = MARKER.exec(head);
               if (m && !target) {
-                target = { pid: Number(m[1]), pgid: Number(m[2]) };
+                target = { pid: Number(m[1]), pgid: Number(m[2]), startTime: m[3]! };
+                this.processHooks?.started(this.name, target, argv);
                 this.halt(undefined, target, () => exited);
               }
             });
             ch.on('close', () => {
               exited = true;
+              if (target && exit.seen) this.processHooks?.ended(this.name, target);
               release();
             });
             releaseSlot = undefined;
@@ -484,6 +490,8 @@ export class SshNode extends BaseNode {
           ch.stderr.on('data', (c: Buffer) => emit('stderr', split.stderr.push(c)));
           ch.on('close', () => {
             exited = true;
+            // Only an exit status proves the process is gone: without one it stays journaled.
+            if (target && exit.seen) this.processHooks?.ended(this.name, target);
             emit('stdout', split.stdout.end());
             emit('stderr', split.stderr.end());
             if (timedOut) return;

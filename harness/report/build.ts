@@ -12,7 +12,7 @@ export interface CollectedTest {
   fullTitle: string;
   suite: string;
   file?: string;
-  state: 'passed' | 'failed' | 'pending';
+  state: 'passed' | 'failed' | 'pending' | 'interrupted';
   durationMs: number;
   error?: { message: string; stack?: string };
   record?: TestRecord;
@@ -39,7 +39,7 @@ export function newRunId(d = new Date()): string {
 
 function testEntry(c: CollectedTest): ReportTest {
   const r = c.record;
-  const status: ReportTest['status'] = c.state === 'pending' ? 'skipped' : c.state === 'failed' ? 'failed' : r?.expectedFailure ? 'expected-failure' : 'passed';
+  const status: ReportTest['status'] = c.state === 'interrupted' ? 'interrupted' : c.state === 'pending' ? 'skipped' : c.state === 'failed' ? 'failed' : r?.expectedFailure ? 'expected-failure' : 'passed';
   const ev = r?.evidence;
   const attachments = [...(r?.attachments ?? [])];
   if (status === 'failed' && ev) {
@@ -98,6 +98,7 @@ export function buildReport(tests: CollectedTest[], ctx: RunContext, meta: { id:
       ...(ctx.topology ? { topology: ctx.topology } : {}),
       ...(ctx.kernel ? { kernel: ctx.kernel } : {}),
       ...(ctx.stopped ? { stopped: ctx.stopped } : {}),
+      ...(ctx.interrupted ? { interrupted: ctx.interrupted } : {}),
     },
     environment: ctx.environment,
     tests: entries,
@@ -106,6 +107,7 @@ export function buildReport(tests: CollectedTest[], ctx: RunContext, meta: { id:
       failed: entries.filter((t) => t.status === 'failed').length,
       skipped: entries.filter((t) => t.status === 'skipped').length,
       expectedFailures: entries.filter((t) => t.status === 'expected-failure').length,
+      interrupted: entries.filter((t) => t.status === 'interrupted').length,
       total: entries.length,
       outage: [...byUlp.entries()].map(([ulp, xs]) => {
         const worst = xs.reduce((a, b) => (b.ms > a.ms ? b : a));

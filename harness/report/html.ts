@@ -27,6 +27,7 @@ const VERDICT: Record<ReportTest['status'], { text: string; cls: string }> = {
   failed: { text: 'FAIL', cls: 'fail' },
   skipped: { text: 'SKIPPED', cls: 'skip' },
   'expected-failure': { text: 'FAIL (expected)', cls: 'xfail' },
+  interrupted: { text: 'INTERRUPTED', cls: 'fail' },
 };
 
 /** One bar per phase seen, on a ms axis from the fault: node lanes, one row per phase inside. */
@@ -143,6 +144,7 @@ body{font:13px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;border-bottom:1px solid #ddd;padding-bottom:3px;margin-top:28px}h3{font-size:14px;margin:0 0 4px}
 table{border-collapse:collapse;margin:6px 0;width:100%}th,td{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top}th{background:#f3f3f3}
 td.num{text-align:right;white-space:nowrap}.meta{color:#666;margin:0 0 6px}
+.banner{padding:6px 10px;font-weight:600;border-radius:3px}.banner.fail{background:#fdecea;color:#8e1b1b;border:1px solid #c62828}
 .badge{display:inline-block;padding:1px 6px;border-radius:3px;font-weight:600;font-size:11px;color:#fff}
 .badge.pass{background:#2e7d32}.badge.fail{background:#c62828}.badge.skip{background:#8d8d8d}.badge.xfail{background:#b26a00}
 article.test{border:1px solid #e2e2e2;border-left:5px solid #2e7d32;padding:8px 12px;margin:12px 0;page-break-inside:avoid}
@@ -156,6 +158,8 @@ table.phases td,table.phases th{font-size:11px;padding:1px 5px}
 </style></head><body>
 <header><h1>RDMA failover certification report</h1>
 <p class="meta">run ${esc(r.run.id)} · ${esc(r.run.startedAt)} → ${esc(r.run.finishedAt)} · harness ${esc(r.run.harnessVersion)}${r.run.gitCommit ? ` (${esc(r.run.gitCommit)})` : ''}${topo ? ` · topology ${esc(topo.name)} (${esc(topo.kind)}, sha256 ${esc(topo.sha256.slice(0, 12))}…)` : ''}${r.run.kernel ? ` · guest kernel ${esc(r.run.kernel)}` : ''}</p>
+${r.run.interrupted ? `<p class="banner fail">RUN INTERRUPTED (${esc(r.run.interrupted.why)}) at ${esc(r.run.interrupted.at)}: the tests after it did not run; the lab was restored.</p>` : ''}
+${r.run.stopped ? `<p class="banner fail">RUN STOPPED: ${esc(r.run.stopped.reason.split('\n')[0] ?? '')}<br>restore journals: ${r.run.stopped.journals.map(esc).join('<br>')}</p>` : ''}
 ${topo?.kind === 'vm' ? '<p class="meta">Virtual lab: rdma_rxe (soft RoCE) over an active-backup bond with fail_over_mac=active reproduces the IPoIB failover path; IPoIB-only checks are reported SKIPPED.</p>' : ''}
 </header>
 <section id="summary"><h2>Summary</h2><p>${verdict} ${s.passed} passed · ${s.failed} failed · ${s.skipped} skipped · ${s.expectedFailures} expected failures · ${s.total} tests</p></section>

@@ -15,10 +15,10 @@ export function junitXml(r: RunReport): string {
   const out: string[] = ['<?xml version="1.0" encoding="UTF-8"?>'];
   const total = (f: (t: RunReport['tests'][number]) => boolean) => r.tests.filter(f).length;
   out.push(
-    `<testsuites name="rdma-failover ${xml(r.run.id)}" tests="${r.tests.length}" failures="${total((t) => t.status === 'failed')}" skipped="${total((t) => t.status === 'skipped')}" time="${(r.tests.reduce((s, t) => s + t.durationMs, 0) / 1000).toFixed(3)}" timestamp="${r.run.startedAt}">`,
+    `<testsuites name="rdma-failover ${xml(r.run.id)}" tests="${r.tests.length}" failures="${total((t) => t.status === 'failed' || t.status === 'interrupted')}" skipped="${total((t) => t.status === 'skipped')}" time="${(r.tests.reduce((s, t) => s + t.durationMs, 0) / 1000).toFixed(3)}" timestamp="${r.run.startedAt}">`,
   );
   for (const [name, tests] of suites) {
-    const failures = tests.filter((t) => t.status === 'failed').length;
+    const failures = tests.filter((t) => t.status === 'failed' || t.status === 'interrupted').length;
     const skipped = tests.filter((t) => t.status === 'skipped').length;
     const time = tests.reduce((s, t) => s + t.durationMs, 0) / 1000;
     out.push(`  <testsuite name="${xml(name)}" tests="${tests.length}" failures="${failures}" errors="0" skipped="${skipped}" time="${time.toFixed(3)}" timestamp="${r.run.startedAt}">`);
@@ -26,7 +26,9 @@ export function junitXml(r: RunReport): string {
     for (const t of tests) {
       const attrs = `classname="${xml(t.planId ? `${t.planId}.${name}` : name)}" name="${xml(t.title)}" time="${(t.durationMs / 1000).toFixed(3)}"`;
       const body: string[] = [];
-      if (t.status === 'failed') {
+      if (t.status === 'interrupted') {
+        body.push(`      <failure message="${xml(`interrupted: ${r.run.interrupted?.why ?? 'the run was stopped'}`)}" type="Interrupted">${xml(t.error?.message ?? 'interrupted')}</failure>`);
+      } else if (t.status === 'failed') {
         const msg = t.error?.message ?? 'failed';
         body.push(`      <failure message="${xml(msg.split('\n')[0] ?? msg)}" type="AssertionError">${xml([msg, ...t.health.map((h) => `${h.node} [${h.kind}]: ${h.detail}`)].join('\n'))}</failure>`);
       } else if (t.status === 'skipped') {

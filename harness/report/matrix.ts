@@ -63,7 +63,7 @@ export function buildMatrix(id: string, runs: { label: string; dir: string; repo
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const BADGE: Record<MatrixCell['status'], string> = { passed: 'PASS', failed: 'FAIL', skipped: 'SKIP', 'expected-failure': 'FAIL (expected)', absent: '—' };
+const BADGE: Record<MatrixCell['status'], string> = { passed: 'PASS', failed: 'FAIL', skipped: 'SKIP', 'expected-failure': 'FAIL (expected)', interrupted: 'INTERRUPTED', absent: '—' };
 
 export function matrixHtml(m: Matrix): string {
   const head = m.kernels.map((k) => `<th>${esc(k.kernel)}<br><small>${k.summary.passed} pass · ${k.summary.failed} fail · ${k.summary.skipped} skip</small></th>`).join('');

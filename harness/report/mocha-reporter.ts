@@ -44,8 +44,25 @@ export default class HarnessReporter extends Spec {
     runner.on(EVENT_TEST_PENDING, (t) => add(t, 'pending'));
     // A live "which test, which step, elapsed" line on a TTY; nothing extra in CI logs.
     let testStart = 0;
-    runner.on(EVENT_TEST_BEGIN, () => (testStart = Date.now()));
-    runner.on(EVENT_TEST_END, () => this.clearLive());
+    let current: Mocha.Runnable | undefined;
+    runner.on(EVENT_TEST_BEGIN, (t) => {
+      testStart = Date.now();
+      current = t;
+    });
+    runner.on(EVENT_TEST_END, () => {
+      current = undefined;
+      this.clearLive();
+    });
+    // Ctrl-C/SIGTERM: the report of what ran, the running test marked interrupted.
+    runContext.onInterrupt = async (why) => {
+      this.clearLive();
+      runContext.interrupted = { why, at: new Date().toISOString() };
+      if (current) {
+        current.duration = Date.now() - testStart;
+        add(current, 'interrupted', new Error(`interrupted (${why}) during this test`));
+      }
+      await this.write(`\nRUN INTERRUPTED (${why})`);
+    };
     progress.on('step', (p: StepProgress) => {
       if (!this.tty) return;
       const s = ((Date.now() - testStart) / 1000).toFixed(1).padStart(6);
@@ -62,6 +79,11 @@ export default class HarnessReporter extends Spec {
   /** Mocha waits for this before exiting: the reports are written here. */
   override done(failures: number, fn?: (failures: number) => void): void {
     this.clearLive();
+    void this.write('').then(() => fn?.(failures));
+  }
+
+  /** Writes reports/<run-id>/ and prints the closing lines (also for an interrupted run). */
+  private async write(banner: string): Promise<void> {
     const finish = (extra: string) => {
       if (runContext.stopped) {
         extra += `\nRUN STOPPED: ${runContext.stopped.reason.split('\n')[0]}\n${runContext.stopped.journals.length ? `restore journals:\n  ${runContext.stopped.journals.join('\n  ')}\n` : ''}`;
@@ -70,12 +92,13 @@ export default class HarnessReporter extends Spec {
       const failed = this.collected.filter((c) => c.state === 'failed').length;
       const skipped = this.collected.filter((c) => c.state === 'pending').length;
       const xfail = this.collected.filter((c) => c.state === 'passed' && c.record?.expectedFailure).length;
-      process.stdout.write(`${extra}${xfail ? `(${xfail} of the passed tests are expected failures: the verdict FAIL was the expected one)\n` : ''}\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
-      fn?.(failures);
+      const interrupted = this.collected.filter((c) => c.state === 'interrupted').length;
+      process.stdout.write(`${banner ? `${banner}\n` : ''}${extra}${xfail ? `(${xfail} of the passed tests are expected failures: the verdict FAIL was the expected one)\n` : ''}\n${passed} passed, ${failed + interrupted} failed, ${skipped} skipped\n`);
     };
     if (process.env.RDMA_FAILOVER_REPORTS === 'off') return finish('');
     const report = redact(buildReport(this.collected, runContext, { id: newRunId(this.startedAt), startedAt: this.startedAt, finishedAt: new Date(), command: process.argv.slice(1).join(' ') }), runContext.secrets);
-    writeReports(report, { pdf: process.env.RDMA_FAILOVER_PDF !== '0' })
+    // No PDF for an interrupted run: chromium would outlast the stop's bound.
+    await writeReports(report, { pdf: process.env.RDMA_FAILOVER_PDF !== '0' && !runContext.interrupted })
       .then((w) => finish(`\nreports: ${relative(process.cwd(), w.dir)}/ (report.json, junit.xml, report.html${w.pdf ? ', report.pdf' : ''})${w.pdfError ? `\nPDF not written: ${w.pdfError}` : ''}\n`))
       .catch((e: Error) => {
         process.stdout.write(`\nREPORT ERROR: ${e.message}\n`);

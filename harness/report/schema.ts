@@ -100,7 +100,7 @@ const testEntry = {
     fullTitle: { type: 'string' },
     suite: { type: 'string' },
     file: { type: 'string' },
-    status: { enum: ['passed', 'failed', 'skipped', 'expected-failure'] },
+    status: { enum: ['passed', 'failed', 'skipped', 'expected-failure', 'interrupted'] },
     durationMs: { type: 'number', minimum: 0 },
     error: { type: 'object', required: ['message'], additionalProperties: false, properties: { message: { type: 'string' }, stack: { type: 'string' } } },
     skipReason: { type: 'string' },
@@ -198,6 +198,13 @@ export const reportSchema = {
           properties: { file: { type: 'string' }, name: { type: 'string' }, kind: { enum: ['real', 'vm'] }, sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' } },
         },
         kernel: { type: 'string', description: 'the guest kernel choice in a VM lab' },
+        interrupted: {
+          type: 'object',
+          description: 'the run was stopped (Ctrl-C, SIGTERM, the runner died): tests after it did not run',
+          required: ['why', 'at'],
+          additionalProperties: false,
+          properties: { why: { type: 'string' }, at: { type: 'string', format: 'date-time' } },
+        },
         stopped: {
           type: 'object',
           description: 'a real lab lost a node: the run stopped, these journals say what is left to restore',
@@ -218,6 +225,7 @@ export const reportSchema = {
         failed: { type: 'integer', minimum: 0 },
         skipped: { type: 'integer', minimum: 0 },
         expectedFailures: { type: 'integer', minimum: 0 },
+        interrupted: { type: 'integer', minimum: 0 },
         total: { type: 'integer', minimum: 0 },
         outage: {
           type: 'array',

@@ -1,0 +1,91 @@
+// The remote processes the harness left running, journaled on the controller: every streamed
+// command (monitors, workload tools) is recorded when it starts and forgotten when it has exited.
+// After the harness was killed (kill -9), the next run stops exactly those — by process group,
+// and only if the PID still belongs to the same process (its start time) — before it removes what
+// they held (a tracefs instance cannot be removed while a reader holds it).
+import { randomUUID } from 'node:crypto';
+import { clearJournal, readJournal, writeJournal } from '../journal.ts';
+import type { NodeProcess, ProcessHooks } from '../node/node.ts';
+import type { Lab } from './lab.ts';
+
+export interface JournaledProcess extends NodeProcess {
+  id: string;
+  node: string;
+  /** what it was, for messages: the command's first words */
+  what: string;
+}
+
+const KIND = 'procs';
+
+function entries(lab: string): JournaledProcess[] {
+  return readJournal<JournaledProcess[]>(KIND, lab) ?? [];
+}
+
+function save(lab: string, list: JournaledProcess[]): void {
+  if (list.length) writeJournal(KIND, lab, list);
+  else clearJournal(KIND, lab);
+}
+
+/** Hooks for a lab's nodes: journal each streamed command while it runs. */
+export function processJournal(lab: string): ProcessHooks {
+  return {
+    started(node, p, argv) {
+      save(lab, [...entries(lab), { id: randomUUID(), node, ...p, what: argv.slice(0, 3).join(' ').slice(0, 80) }]);
+    },
+    ended(node, p) {
+      save(lab, entries(lab).filter((e) => !(e.node === node && e.pid === p.pid && e.startTime === p.startTime)));
+    },
+  };
+}
+
+/** Stops the group only if its leader is still the process we started (same PID, same start time). */
+const STOP_IF_SAME = `pid=$1; pgid=$2; st=$3
+cur=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)
+[ "$cur" = "$st" ] || { echo gone; exit 0; }
+kill -TERM -- "-$pgid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+for i in 1 2 3 4 5 6 7 8 9 10; do
+  cur=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)
+  [ "$cur" = "$st" ] || { echo stopped; exit 0; }
+  sleep 0.2
+done
+kill -KILL -- "-$pgid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+sleep 0.2
+cur=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)
+[ "$cur" = "$st" ] && { echo "still running after SIGKILL" >&2; exit 1; }
+echo killed`;
+
+/**
+ * Stops what an earlier (killed) run left running on the lab's nodes. An entry is forgotten only
+ * when its process is known to be gone; a node that does not answer keeps its entries.
+ * Returns what it did, one line per process.
+ */
+export async function stopLeftoverProcesses(lab: Lab): Promise<string[]> {
+  const name = lab.loaded.topology.name;
+  const list = entries(name);
+  if (!list.length) return [];
+  const done: string[] = [];
+  const kept: JournaledProcess[] = [];
+  await Promise.all(
+    [...new Set(list.map((e) => e.node))].map(async (node) => {
+      const mine = list.filter((e) => e.node === node);
+      if (!lab.nodes.has(node)) {
+        kept.push(...mine); // not a node of this lab object: keep the entries for one that has it
+        return;
+      }
+      for (const e of mine) {
+        try {
+          const r = await lab.node(node).exec(['sh', '-c', STOP_IF_SAME, 'stop-left', String(e.pid), String(e.pgid), e.startTime], { timeoutMs: 20_000 });
+          if (r.exitCode !== 0) throw new Error(r.stderr.trim() || `exit ${r.exitCode}`);
+          done.push(`${node}: ${e.what} (pid ${e.pid}) ${r.stdout.trim()}`);
+        } catch (err) {
+          kept.push(e);
+          done.push(`FAILED ${node}: ${e.what} (pid ${e.pid}): ${(err as Error).message}`);
+        }
+      }
+    }),
+  );
+  // Entries added meanwhile (none expected: this runs before anything starts) are kept too.
+  const now = entries(name).filter((e) => !list.some((x) => x.id === e.id));
+  save(name, [...kept, ...now]);
+  return done;
+}

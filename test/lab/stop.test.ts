@@ -1,0 +1,115 @@
+// Stopping a run must leave the lab as found. For real, in the VM lab: a run is stopped while an RDS
+// failover test has a slave's carrier cut — once with Ctrl-C (SIGINT to its process group, as a
+// terminal sends it), once with kill -9 followed by the next run.
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sleep } from '../../harness/clock.ts';
+import { releaseSharedLab } from '../../harness/fixture/lab-session.ts';
+import { journalDir, listJournals } from '../../harness/journal.ts';
+import type { RunReport } from '../../harness/report/schema.ts';
+import { loadTopology } from '../../harness/topology/load.ts';
+import { labUp, type VmLab } from '../../harness/vmlab/vm-lab.ts';
+import { BIN, cli } from '../support/cli.ts';
+
+const TOPO = 'topologies/vm-rxe.yaml';
+const LAB = 'vm-rxe';
+
+function childEnv(reports: string): Record<string, string> {
+  return { RDMA_FAILOVER_EXCLUDE_TAGS: '', RDMA_FAILOVER_TAGS: '', RDMA_FAILOVER_REPORTS: reports, RDMA_FAILOVER_PDF: '0', NO_COLOR: '1' };
+}
+
+/** What a stopped run must not leave: a cut carrier, a trace instance, a process of ours, a bond. */
+const LEFTOVERS = `for c in /sys/class/net/eth*/carrier; do [ "$(cat "$c")" = 1 ] || echo "no carrier: $c"; done
+ip -j link show bond0 >/dev/null 2>&1 && echo "bond0 still exists"
+for i in /sys/kernel/tracing/instances/rf-*; do [ -e "$i" ] && echo "trace instance $i"; done
+ps -eo args= | grep -E 'tcpdump -l -n -tt|ip -o -ts monitor|dmesg -W -r|bondpoll|respoll|trace_pipe|rds_traffic' | grep -v grep | sed 's/^/process: /'
+true`;
+
+/** Starts `rdma-failover run …` in a process group of its own, as a shell job would be. */
+function startRun(args: string[], env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<{ code: number | null; signal: string | null }> } {
+  const child = spawn(BIN, ['run', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<{ code: number | null; signal: string | null }>((res) => child.on('close', (code, signal) => res({ code, signal })));
+  return { child, output: () => out, exited };
+}
+
+/** Resolves once a carrier cut is journaled: the fault is in place. */
+async function faultInjected(timeoutMs: number, output: () => string): Promise<void> {
+  const f = join(journalDir(), `faults-${LAB}.json`);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (existsSync(f) && readFileSync(f, 'utf8').includes('carrier-restore')) return;
+    await sleep(200);
+  }
+  throw new Error(`no fault was injected within ${timeoutMs} ms:\n${output().slice(-3000)}`);
+}
+
+function latestReport(dir: string): RunReport {
+  const run = readdirSync(dir).filter((d) => d !== 'latest' && existsSync(join(dir, d, 'report.json'))).sort().pop();
+  if (!run) throw new Error(`no report in ${dir}`);
+  return JSON.parse(readFileSync(join(dir, run, 'report.json'), 'utf8')) as RunReport;
+}
+
+describe('stopping a run leaves the lab as found', function () {
+  this.timeout(900_000);
+  let vm: VmLab;
+  let dir: string;
+  const leftovers = async (): Promise<string[]> =>
+    (await Promise.all([...vm.nodes.values()].map(async (n) => (await n.run(['sh', '-c', LEFTOVERS], { timeoutMs: 30_000 })).stdout.split('\n').filter(Boolean).map((l) => `${n.name}: ${l}`)))).flat();
+
+  before(async function () {
+    this.timeout(600_000);
+    await releaseSharedLab({ keepLab: true });
+    vm = await labUp(loadTopology(TOPO));
+    dir = mkdtempSync(join(tmpdir(), 'rf-stop-'));
+    expect(await leftovers(), 'the lab is clean before').to.deep.equal([]);
+  });
+  after(async () => {
+    await vm?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('Ctrl-C while a carrier is cut: an orderly stop within the bound — carrier back, monitors and trace instances gone, report marked interrupted', async () => {
+    const reports = join(dir, 'sigint');
+    const run = startRun(['rds.failover', '--grep', "carrier loss on the client's active slave"], childEnv(reports));
+    await faultInjected(300_000, run.output);
+    const t0 = Date.now();
+    process.kill(-run.child.pid!, 'SIGINT'); // what a terminal's Ctrl-C does: the whole foreground group
+    const { code } = await run.exited;
+    const stopMs = Date.now() - t0;
+    expect(code, run.output().slice(-3000)).to.equal(130);
+    expect(stopMs, 'the stop is bounded').to.be.lessThan(120_000);
+    expect(run.output()).to.match(/SIGINT: stopping/).and.to.match(/stopped after [\d.]+ s: the lab is restored/);
+    expect(run.output(), 'one Ctrl-C is one stop, not a forced exit').to.not.match(/again: exiting/);
+    expect(await leftovers()).to.deep.equal([]);
+    expect(listJournals(LAB), 'every journal entry was undone').to.deep.equal([]);
+    const rep = latestReport(reports);
+    expect(rep.run.interrupted?.why).to.match(/SIGINT/);
+    expect(rep.tests.map((t) => t.status)).to.deep.equal(['interrupted']);
+    process.stdout.write(`      measured: SIGINT → exit 130 in ${(stopMs / 1000).toFixed(1)} s, lab restored\n`);
+  });
+
+  it('kill -9 while a carrier is cut: the next run stops what the killed one left, heals the fault, removes its trace instance', async () => {
+    const run = startRun(['rds.failover', '--grep', "carrier loss on the client's active slave"], childEnv(join(dir, 'killed')));
+    await faultInjected(300_000, run.output);
+    await sleep(1000);
+    process.kill(-run.child.pid!, 'SIGKILL');
+    await run.exited;
+    // The killed run's state is really there: otherwise this test would prove nothing.
+    const left = await leftovers();
+    expect(left.some((l) => /no carrier/.test(l)), left.join('\n')).to.equal(true);
+    expect(left.some((l) => /trace instance/.test(l)), left.join('\n')).to.equal(true);
+    expect(left.some((l) => /process: /.test(l)), left.join('\n')).to.equal(true);
+    expect(listJournals(LAB)).to.include.members(['faults-vm-rxe.json', 'procs-vm-rxe.json', 'trace-vm-rxe.json', 'fabric-vm-rxe.json']);
+    // The next run (a short one) starts by undoing all of it, and ends leaving nothing.
+    const next = await cli(['run', 'rping.failover'], { timeoutMs: 600_000, env: childEnv(join(dir, 'next')) });
+    expect(next.code, next.stdout.slice(-3000)).to.equal(0);
+    expect(await leftovers()).to.deep.equal([]);
+    expect(listJournals(LAB)).to.deep.equal([]);
+  });
+});
