@@ -22,7 +22,13 @@ function childEnv(reports: string): Record<string, string> {
 }
 
 /** What a stopped run must not leave: a cut carrier, a trace instance, a process of ours, a bond. */
-const LEFTOVERS = `for c in /sys/class/net/eth*/carrier; do [ "$(cat "$c")" = 1 ] || echo "no carrier: $c"; done
+const LEFTOVERS = `for d in /sys/class/net/eth*; do
+  n=\${d##*/}; up=1
+  # an admin-down NIC has no readable carrier: up for a moment, then as it was
+  [ $(( $(cat "$d/flags") & 1 )) = 1 ] || { up=0; ip link set "$n" up; sleep 0.5; }
+  [ "$(cat "$d/carrier" 2>/dev/null)" = 1 ] || echo "no carrier: $n"
+  [ $up = 1 ] || ip link set "$n" down
+done
 ip -j link show bond0 >/dev/null 2>&1 && echo "bond0 still exists"
 for i in /sys/kernel/tracing/instances/rf-*; do [ -e "$i" ] && echo "trace instance $i"; done
 ps -eo args= | grep -E 'tcpdump -l -n -tt|ip -o -ts monitor|dmesg -W -r|bondpoll|respoll|trace_pipe|rds_traffic' | grep -v grep | sed 's/^/process: /'
