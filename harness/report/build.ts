@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import type { TestRecord } from '../fixture/test.ts';
 import { PROJECT_ROOT } from '../vmlab/paths.ts';
 import type { RunContext } from './registry.ts';
+import { redactText } from '../secrets.ts';
 import type { ReportTest, RunReport } from './schema.ts';
 
 export interface CollectedTest {
@@ -117,13 +118,13 @@ export function buildReport(tests: CollectedTest[], ctx: RunContext, meta: { id:
   };
 }
 
-/** Removes secrets from any string in the report: key material, and the topology's key paths. */
+/** Removes secrets from any string in the report: registered secrets, key material (blocks, lines
+ *  printed one by one, long base64 runs), and the topology's key paths. */
 export function redact<T>(value: T, secrets: readonly string[]): T {
-  const keyBlock = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g;
   const list = [...new Set(secrets.filter((s) => s.length >= 4))].sort((a, b) => b.length - a.length);
   const walk = (v: unknown): unknown => {
     if (typeof v === 'string') {
-      let s = v.replace(keyBlock, '[redacted private key]');
+      let s = redactText(v);
       for (const x of list) s = s.split(x).join('[redacted]');
       return s;
     }

@@ -7,6 +7,7 @@ import { buildReport, newRunId, redact, type CollectedTest } from './build.ts';
 import { progress, type StepProgress } from './progress.ts';
 import { runContext } from './registry.ts';
 import { writeReports } from './write.ts';
+import { stopRequested } from '../fixture/stop.ts';
 
 const { Spec } = Mocha.reporters;
 const { EVENT_RUN_BEGIN, EVENT_TEST_PASS, EVENT_TEST_FAIL, EVENT_TEST_PENDING, EVENT_TEST_BEGIN, EVENT_TEST_END } = Mocha.Runner.constants;
@@ -26,7 +27,10 @@ export default class HarnessReporter extends Spec {
   constructor(runner: Mocha.Runner, options?: Mocha.MochaOptions) {
     super(runner, options);
     runner.once(EVENT_RUN_BEGIN, () => (this.startedAt = new Date()));
-    const add = (t: Mocha.Runnable, state: CollectedTest['state'], err?: Error) => {
+    const add = (t: Mocha.Runnable, given: CollectedTest['state'], err?: Error) => {
+      if (this.collected.some((c) => c.fullTitle === t.fullTitle() && c.state === 'interrupted')) return;
+      // A test that fails once the run is stopping was stopped, whatever its error says.
+      const state = given === 'failed' && stopRequested() ? 'interrupted' : given;
       const record = recordOf(t);
       this.collected.push({
         title: t.title,
@@ -56,7 +60,6 @@ export default class HarnessReporter extends Spec {
     // Ctrl-C/SIGTERM: the report of what ran, the running test marked interrupted.
     runContext.onInterrupt = async (why) => {
       this.clearLive();
-      runContext.interrupted = { why, at: new Date().toISOString() };
       if (current) {
         current.duration = Date.now() - testStart;
         add(current, 'interrupted', new Error(`interrupted (${why}) during this test`));
@@ -79,11 +82,23 @@ export default class HarnessReporter extends Spec {
   /** Mocha waits for this before exiting: the reports are written here. */
   override done(failures: number, fn?: (failures: number) => void): void {
     this.clearLive();
+    // While the run stops, the stop handler owns the end: mocha must not exit before the lab is restored.
+    if (stopRequested()) {
+      void this.write(`\nRUN INTERRUPTED (${runContext.interrupted?.why ?? 'stopped'})`);
+      return;
+    }
     void this.write('').then(() => fn?.(failures));
   }
 
-  /** Writes reports/<run-id>/ and prints the closing lines (also for an interrupted run). */
-  private async write(banner: string): Promise<void> {
+  private written: Promise<void> | undefined;
+
+  /** Writes reports/<run-id>/ and prints the closing lines, once (also for an interrupted run). */
+  private write(banner: string): Promise<void> {
+    this.written ??= this.writeOnce(banner);
+    return this.written;
+  }
+
+  private async writeOnce(banner: string): Promise<void> {
     const finish = (extra: string) => {
       if (runContext.stopped) {
         extra += `\nRUN STOPPED: ${runContext.stopped.reason.split('\n')[0]}\n${runContext.stopped.journals.length ? `restore journals:\n  ${runContext.stopped.journals.join('\n  ')}\n` : ''}`;

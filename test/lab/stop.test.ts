@@ -80,10 +80,11 @@ describe('stopping a run leaves the lab as found', function () {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('Ctrl-C while a carrier is cut: an orderly stop within the bound — carrier back, monitors and trace instances gone, report marked interrupted', async () => {
+  it('Ctrl-C while both links are cut: an orderly stop within the bound — carriers back, monitors and trace instances gone, report marked interrupted', async () => {
     const reports = join(dir, 'sigint');
-    const run = startRun(['rds.failover', '--grep', "carrier loss on the client's active slave"], childEnv(reports));
+    const run = startRun(['rds.failover', '--grep', "RF-03 both links down"], childEnv(reports));
     await faultInjected(300_000, run.output);
+    await sleep(1000); // inside the 3 s outage
     const t0 = Date.now();
     process.kill(-run.child.pid!, 'SIGINT'); // what a terminal's Ctrl-C does: the whole foreground group
     const { code } = await run.exited;
@@ -100,10 +101,10 @@ describe('stopping a run leaves the lab as found', function () {
     process.stdout.write(`      measured: SIGINT → exit 130 in ${(stopMs / 1000).toFixed(1)} s, lab restored\n`);
   });
 
-  it('kill -9 while a carrier is cut: the next run stops what the killed one left, heals the fault, removes its trace instance', async () => {
-    const run = startRun(['rds.failover', '--grep', "carrier loss on the client's active slave"], childEnv(join(dir, 'killed')));
+  it('kill -9 while both links are cut: the next run stops what the killed one left, heals the fault, removes its trace instance', async () => {
+    const run = startRun(['rds.failover', '--grep', "RF-03 both links down"], childEnv(join(dir, 'killed')));
     await faultInjected(300_000, run.output);
-    await sleep(1000);
+    await sleep(1000); // inside the 3 s outage
     process.kill(-run.child.pid!, 'SIGKILL');
     await run.exited;
     // The killed run's state is really there: otherwise this test would prove nothing.
