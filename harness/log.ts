@@ -1,8 +1,10 @@
 // One logger for the harness, on stderr (stdout stays machine-readable for --json).
 // Lines are short and human: "12:01:02.345 WARN node-a: SSH connection lost why=…".
 // Set RDMA_FAILOVER_LOG=debug|info|warn|error|silent; RDMA_FAILOVER_LOG_JSON=1 for raw JSON.
-// Secrets never reach it: redact covers keys that could hold them; callers log argv, never stdin.
+// Secrets never reach it: redact covers keys that could hold them, and every line is masked
+// (registered secrets, key material, long base64 runs: harness/secrets.ts).
 import { pino, type Logger } from 'pino';
+import { redactText } from './secrets.ts';
 
 const level = process.env.RDMA_FAILOVER_LOG ?? 'warn';
 const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
@@ -17,9 +19,9 @@ const human = {
         .join(' ');
       const lvName = LEVELS[Number(lv)] ?? String(lv);
       const who = typeof node === 'string' ? `${node}: ` : '';
-      process.stderr.write(`${t} ${lvName} ${who}${String(msg)}${extra ? ` ${extra}` : ''}\n`);
+      process.stderr.write(redactText(`${t} ${lvName} ${who}${String(msg)}${extra ? ` ${extra}` : ''}`) + '\n');
     } catch {
-      process.stderr.write(line);
+      process.stderr.write(redactText(line));
     }
   },
 };
@@ -33,7 +35,7 @@ export const log: Logger = pino(
       censor: '[redacted]',
     },
   },
-  process.env.RDMA_FAILOVER_LOG_JSON === '1' ? pino.destination({ fd: 2, sync: true }) : human,
+  process.env.RDMA_FAILOVER_LOG_JSON === '1' ? { write: (line: string) => void process.stderr.write(redactText(line)) } : human,
 );
 
 export function nodeLog(node: string): Logger {

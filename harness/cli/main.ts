@@ -13,6 +13,9 @@ import { registerSmokeCommand } from './smoke-command.ts';
 import { registerReportCommands } from './report-commands.ts';
 import { registerRunCommand } from './run-command.ts';
 import { registerMatrixCommand } from './matrix-command.ts';
+import { maskConsole } from '../secrets.ts';
+
+maskConsole();
 
 const program = new Command()
   .name('rdma-failover')

@@ -7,7 +7,7 @@ import type { TopologyNode } from '../topology/schema.ts';
 import { parseRdmaDevices, parseRdmaLinks, type RdmaLink, type RdmaDevice } from '../fabric/rdma.ts';
 import { parseBondLinks, type BondState } from '../fabric/bond.ts';
 import { LocalNode } from '../node/local.ts';
-import { showArgv } from '../node/argv.ts';
+import { showCommand } from '../lab/real.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'info';
 
@@ -203,7 +203,7 @@ async function carrierChecks(lab: Lab, spec: TopologyNode | undefined): Promise<
       }
       // The program must exist where it runs (the controller, or the node the topology names).
       const where = s.carrier.node ? lab.node(s.carrier.node) : new LocalNode('controller');
-      const progs = [...new Set([s.carrier.down[0]!, s.carrier.up[0]!])];
+      const progs = [...new Set([s.carrier.down[0]!, s.carrier.up[0]!].map((a) => (typeof a === 'string' ? a : `$${a.env}`)))];
       const r = await where.exec(['sh', '-c', TOOL_PROBE, 'probe', ...progs], { timeoutMs: 20_000 }).catch((e: Error) => ({ stdout: '', stderr: e.message, exitCode: 1 }));
       const missing = progs.filter((p) => !r.stdout.includes(`${p}|1`));
       out.push({
@@ -212,7 +212,7 @@ async function carrierChecks(lab: Lab, spec: TopologyNode | undefined): Promise<
         status: missing.length ? 'fail' : 'ok',
         detail: missing.length
           ? `${missing.join(', ')} not found on ${s.carrier.node ?? 'the controller'}`
-          : `down: ${showArgv(s.carrier.down)}; up: ${showArgv(s.carrier.up)} (on ${s.carrier.node ?? 'the controller'})`,
+          : `down: ${showCommand(s.carrier.down)}; up: ${showCommand(s.carrier.up)} (on ${s.carrier.node ?? 'the controller'})`,
         ...(missing.length ? { fix: 'install the program, or correct the carrier commands' } : {}),
         neededBy: 'every carrier-loss test',
       });

@@ -2,6 +2,7 @@
 // this interface, so they run unchanged on a real lab (SshNode) or this machine (LocalNode).
 import type { Observable } from 'rxjs';
 import { showArgv } from './argv.ts';
+import { redactText } from '../secrets.ts';
 
 export interface ExecOptions {
   /** Ends the command (and its process group) after this long. Default 60 s. */
@@ -80,7 +81,8 @@ export interface Node {
 export class NodeError extends Error {
   readonly node: string;
   constructor(node: string, message: string, opts?: { cause?: unknown }) {
-    super(message, opts);
+    // A failed command's message carries its argv and stderr: secrets and key material are masked.
+    super(redactText(message), opts);
     this.node = node;
   }
 }

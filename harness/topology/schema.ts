@@ -6,8 +6,19 @@ import type { FromSchema } from 'json-schema-to-ts';
 const argv = {
   type: 'array',
   minItems: 1,
-  items: { type: 'string', minLength: 1 },
-  description: 'a command as an argv array (never a shell string)',
+  items: {
+    oneOf: [
+      { type: 'string', minLength: 1 },
+      {
+        type: 'object',
+        required: ['env'],
+        additionalProperties: false,
+        description: 'a secret argument (a password, a token): taken from this environment variable when the command runs, masked in every output',
+        properties: { env: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' } },
+      },
+    ],
+  },
+  description: 'a command as an argv array (never a shell string); an element { env: NAME } is a secret from the environment',
 } as const;
 
 const ifname = {

@@ -2,11 +2,43 @@
 // work on this machine's kernel. Every guest carries a marker in its -name so the harness only
 // ever signals its own processes.
 import { spawn } from 'node:child_process';
-import { openSync, closeSync, readFileSync } from 'node:fs';
+import { openSync, closeSync, mkdirSync, readFileSync } from 'node:fs';
 import type { GuestState, LabState } from './state.ts';
 
 export function processMarker(labId: string, guest: string): string {
   return `rf-${labId}-${guest}`;
+}
+
+/**
+ * The host's root as the guests may see it. Sharing "/" itself would let a guest's root read
+ * everything the controller has — its SSH keys (the ones that reach a real lab), /etc/shadow, the
+ * lab's own client key, and through the host's /proc (multidevs=remap crosses mounts) other
+ * processes' environments. So QEMU starts in a mount namespace of its own where the 9p root is a
+ * view: /usr and /etc bound in, the merged-/usr links, empty mount points for the rest, and in
+ * /etc the secrets masked. The guest's user space is still exactly what setup.sh installed.
+ */
+export const ROOT_VIEW = `set -eu
+view=$1; shift
+mount -t tmpfs -o mode=0755,size=1m rf-root-view "$view"
+for d in usr etc; do mkdir "$view/$d"; mount --rbind "/$d" "$view/$d"; done
+for l in bin sbin lib lib32 lib64 libx32; do
+  if [ -L "/$l" ]; then ln -s "$(readlink "/$l")" "$view/$l"; elif [ -d "/$l" ]; then mkdir "$view/$l"; mount --rbind "/$l" "$view/$l"; fi
+done
+for d in proc sys dev run tmp root home mnt media srv opt boot var/lib var/log var/tmp var/cache var/spool; do mkdir -p "$view/$d"; done
+ln -s /run "$view/var/run"; ln -s /run/lock "$view/var/lock"
+: > "$view/.masked"
+for f in "$view"/etc/shadow "$view"/etc/shadow- "$view"/etc/gshadow "$view"/etc/gshadow- "$view"/etc/security/opasswd \
+         "$view"/etc/ssh/ssh_host_*_key "$view"/etc/krb5.keytab "$view"/etc/ppp/*-secrets; do
+  [ -f "$f" ] && mount --bind "$view/.masked" "$f"
+done
+for d in "$view"/etc/ssl/private "$view"/etc/NetworkManager/system-connections "$view"/etc/wpa_supplicant "$view"/etc/wireguard "$view"/etc/openvpn; do
+  [ -d "$d" ] && mount -t tmpfs -o mode=0700,size=4k rf-masked "$d"
+done
+exec "$@"`;
+
+/** Path of a guest's root view (a mount point on the host, used only inside QEMU's namespace). */
+export function rootViewDir(lab: LabState, g: GuestState): string {
+  return `${lab.dir}/${g.name}/root-view`;
 }
 
 export function qemuArgv(lab: LabState, g: GuestState): string[] {
@@ -30,7 +62,7 @@ export function qemuArgv(lab: LabState, g: GuestState): string[] {
     '-append', ['console=ttyS0 quiet panic=0 net.ifnames=0', process.env.RDMA_FAILOVER_GUEST_APPEND ?? ''].join(' ').trim(),
     '-chardev', `file,id=console,path=${g.consoleLog}`,
     '-serial', 'chardev:console',
-    ...fs9p('rfroot', '/', 'rf-root', ',multidevs=remap'),
+    ...fs9p('rfroot', rootViewDir(lab, g), 'rf-root', ',multidevs=remap'),
     ...fs9p('rfmods', lab.kernel.modulesRoot, 'rf-modules'),
     ...fs9p('rfconf', g.configDir, 'rf-config'),
     // Management NIC: user-mode networking, reachable only through the SSH forward on 127.0.0.1.
@@ -51,8 +83,13 @@ export function macFor(labId: string, guest: number, nic: number): string {
   return `52:54:${labId.slice(0, 2)}:${labId.slice(2, 4)}:${h(guest)}:${h(nic)}`;
 }
 
-/** Starts QEMU detached (it outlives this process), output to a log file. Returns its PID. */
-export function startQemu(argv: string[], logFile: string): number {
+/** Starts QEMU detached (it outlives this process) in a mount namespace of its own that holds the
+ *  guest's root view, output to a log file. Returns its PID (the same process execs into QEMU, and
+ *  carries the guest's marker from the start, so isOurGuest knows it at every stage). */
+export function startQemu(lab: LabState, g: GuestState, logFile: string): number {
+  const view = rootViewDir(lab, g);
+  mkdirSync(view, { recursive: true, mode: 0o755 });
+  const argv = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', ROOT_VIEW, `${processMarker(lab.labId, g.name)},root-view`, view, ...qemuArgv(lab, g)];
   const fd = openSync(logFile, 'a');
   try {
     const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', fd, fd] });

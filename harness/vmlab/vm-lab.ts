@@ -17,7 +17,7 @@ import { prepareKernel, type GuestKernel, type KernelChoice } from './kernel.ts'
 import { createFabric, createTap, destroyFabric, plugTap, setSwitchPort, netnsExists } from './network.ts';
 import { labsDir } from './paths.ts';
 import { qmp } from './qmp.ts';
-import { isOurGuest, macFor, qemuArgv, startQemu } from './qemu.ts';
+import { isOurGuest, macFor, startQemu } from './qemu.ts';
 import { labDir, readState, writeState, type GuestState, type LabState } from './state.ts';
 
 const host = new LocalNode('controller');
@@ -262,7 +262,7 @@ export async function labUp(loaded: LoadedTopology, opts: LabUpOptions = {}): Pr
 
     for (const g of state.guests) {
       progress(g.name, 'starting QEMU');
-      g.pid = startQemu(qemuArgv(state, g), join(dir, g.name, 'qemu.log'));
+      g.pid = startQemu(state, g, join(dir, g.name, 'qemu.log'));
       writeState(state);
     }
     // QEMU answers QMP once its devices (and so its taps) are open: then plug the taps into switches.
