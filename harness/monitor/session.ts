@@ -48,7 +48,7 @@ const INSTANCE_ROOT = '/sys/kernel/tracing/instances';
 
 /** Prints "EPOCHREALTIME active|mii|address| slave=carrier…" whenever something changes. */
 const BOND_POLL = `b=/sys/class/net/$1; p=$2; shift 2
-f=$(mktemp -u /tmp/rf-sleep.XXXXXX); mkfifo "$f"; exec 3<> "$f"; rm -f "$f"
+exec 3<> <(:) # a pipe nobody writes to: read -t on it sleeps without a fork (and without a name in /tmp)
 prev=
 while :; do
   read -r a < "$b/bonding/active_slave" || a=
@@ -60,7 +60,7 @@ while :; do
   read -t "$p" -u 3 _
 done`;
 
-const RES_POLL = `f=$(mktemp -u /tmp/rf-sleep.XXXXXX); mkfifo "$f"; exec 3<> "$f"; rm -f "$f"
+const RES_POLL = `exec 3<> <(:) # a pipe nobody writes to: read -t on it sleeps without a fork (and without a name in /tmp)
 while :; do
   echo "@@ $EPOCHREALTIME"
   x=$(rdma -j res show cm_id 2>/dev/null); echo "\${x:-[]}" | tr -d '\\n'; echo

@@ -17,6 +17,7 @@ const argv = {
         properties: { env: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' } },
       },
     ],
+    errorMessage: 'must be a string, or { env: NAME } for a secret taken from the environment',
   },
   description: 'a command as an argv array (never a shell string); an element { env: NAME } is a secret from the environment',
 } as const;

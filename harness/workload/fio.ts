@@ -85,6 +85,8 @@ export function fioArgv(o: FioOptions): string[] {
     '--do_verify=1',
     '--verify_fatal=0',
     '--verify_dump=0',
+    // no *-verify.state file in the remote working directory (root's home on a real lab)
+    '--verify_state_save=0',
     '--exitall_on_error=0',
     '--status-interval=1',
     '--output-format=json',

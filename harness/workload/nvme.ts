@@ -50,7 +50,7 @@ rm -rf "$dir"
 true`;
 
 /** Prints "EPOCHREALTIME state" whenever the controller's state changes. */
-const STATE_POLL = `f=$(mktemp -u /tmp/rf-sleep.XXXXXX); mkfifo "$f"; exec 3<> "$f"; rm -f "$f"
+const STATE_POLL = `exec 3<> <(:) # a pipe nobody writes to: read -t on it sleeps without a fork (and without a name in /tmp)
 prev=
 while :; do
   read -r s < "/sys/class/nvme/$1/state" || s=gone

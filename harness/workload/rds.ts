@@ -12,8 +12,9 @@ import type { ConnectionRef } from '../timeline/timeline.ts';
 import { loadModules, unloadModules } from './modules.ts';
 import type { Workload, WorkloadResult } from './workload.ts';
 
+// The tool travels as an argument (python3 -c): no file on the node, so no predictable name in /tmp
+// that another user could plant first (it runs as root).
 const TOOL = readFileSync(fileURLToPath(new URL('./rds/rds_traffic.py', import.meta.url)), 'utf8');
-const REMOTE_TOOL = '/tmp/rf-rds-traffic.py';
 
 export interface RdsOptions {
   nodes: [string, string];
@@ -94,7 +95,6 @@ export class RdsWorkload implements Workload {
       this.opts.nodes.map(async (n) => {
         const node = this.lab.node(n);
         this.loaded.set(n, await loadModules(node, ['rds', 'rds_rdma']));
-        await node.writeFile(REMOTE_TOOL, TOOL);
       }),
     );
     return this;
@@ -111,7 +111,7 @@ export class RdsWorkload implements Workload {
     for (const [me, peer] of [[a, b], [b, a]] as const) {
       const node = this.lab.node(me);
       const argv = [
-        'python3', '-u', REMOTE_TOOL,
+        'python3', '-u', '-c', TOOL,
         '--local', this.ip(me), '--peer', this.ip(peer), '--port', String(this.opts.port),
         '--count', String(this.opts.count), '--rate', String(this.opts.rate), '--size', String(this.opts.size),
         '--run-id', String(runId), '--expect', String(this.opts.count), '--drain', String(this.opts.drainS), '--wait-go',

@@ -31,7 +31,7 @@ const LEFTOVERS = `for d in /sys/class/net/eth*; do
 done
 ip -j link show bond0 >/dev/null 2>&1 && echo "bond0 still exists"
 for i in /sys/kernel/tracing/instances/rf-*; do [ -e "$i" ] && echo "trace instance $i"; done
-ps -eo args= | grep -E 'tcpdump -l -n -tt|ip -o -ts monitor|dmesg -W -r|bondpoll|respoll|trace_pipe|rds_traffic' | grep -v grep | sed 's/^/process: /'
+ps -eo args= | grep -E 'tcpdump -l -n -tt|ip -o -ts monitor|dmesg -W -r|bondpoll|respoll|trace_pipe|--run-id' | grep -v grep | sed 's/^/process: /'
 true`;
 
 /** Starts `rdma-failover run …` in a process group of its own, as a shell job would be. */

@@ -32,7 +32,7 @@ function latestReport(dir: string): RunReport {
 /** What the harness may leave on a node: nothing of its own. */
 const LEFTOVERS = `ip -j link show bond0 >/dev/null 2>&1 && echo "bond0 still exists"
 for i in /sys/kernel/tracing/instances/rf-*; do [ -e "$i" ] && echo "trace instance $i"; done
-ps -eo args= | grep -E 'tcpdump -l -n -tt|ip -o -ts monitor|dmesg -W -r|bondpoll|respoll|trace_pipe|rf-verify|rds_traffic|rping ' | grep -v grep | sed 's/^/process: /'
+ps -eo args= | grep -E 'tcpdump -l -n -tt|ip -o -ts monitor|dmesg -W -r|bondpoll|respoll|trace_pipe|rf-verify|--run-id|rping ' | grep -v grep | sed 's/^/process: /'
 true`;
 
 describe('a real lab: the VM guests driven through plain SSH and carrier commands', function () {

@@ -2,6 +2,7 @@
 // HTML renders in a real headless Chromium with one bar per phase; the PDF has pages; the JUnit XML
 // is read by a real consumer (python3-junitparser); no secret reaches any output.
 import { expect } from 'chai';
+import { registerSecret } from '../../harness/secrets.ts';
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -99,8 +100,13 @@ nodes:
     const { topology } = checkTopologyText(topo, '/srv/labs/secret.yaml');
     const secrets = secretsOf({ topology: topology!, file: '/srv/labs/secret.yaml', sha256: '0'.repeat(64), warnings: [] });
     const key = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----';
+    registerSecret('pdu-secret-4711');
+    // a key printed line by line (a serial console, a kernel log) and a token, in an attachment
+    const lines = ['-----BEGIN OPENSSH PRIVATE KEY-----', 'QyNTUxOQAAACDXh2HcTnR2dTDGcSuYVE2bfk7eKgNRF1R5hNmtM8m8AAAAAJgcJ7ZDHCe2', '-----END OPENSSH PRIVATE KEY-----'];
+    const token = 'ZXlKaGJHY2lPaUpJVXpJMU5pSXNJblI1Y0NJNklrcFhWQ0o5LmV5SnpkV0lpT2lJeE1qTTBO';
+    const record = { title: 'reach n1', steps: [], metrics: [], repairs: [], teardownErrors: [], health: [], attempts: [], attachments: [{ name: 'console', contentType: 'text/plain', body: [...lines, `token ${token}`].join('\n') }] };
     const tests: CollectedTest[] = [
-      { title: 'reach n1', fullTitle: 'x reach n1', suite: 'x', state: 'failed', durationMs: 5, error: { message: `n1: cannot read /srv/very-secret-keys/id_ed25519: EACCES\n${key}` } },
+      { title: 'reach n1', fullTitle: 'x reach n1', suite: 'x', state: 'failed', durationMs: 5, error: { message: `n1: cannot read /srv/very-secret-keys/id_ed25519: EACCES\n${key}\nipmitool -P pdu-secret-4711 failed` }, record },
     ];
     const r = redact(buildReport(tests, { environment: [], secrets }, { id: 'secret-run', startedAt: new Date(), finishedAt: new Date(), command: 'x' }), secrets);
     const w = await writeReports(r, { dir: join(dir, 'secret'), pdf: true });
@@ -108,6 +114,9 @@ nodes:
     for (const out of [readFileSync(w.json, 'utf8'), readFileSync(w.junit, 'utf8'), readFileSync(w.html, 'utf8'), pdfText]) {
       expect(out).to.not.include('very-secret-keys');
       expect(out).to.not.include('b3BlbnNzaC1rZXktdjEAAAAABG5vbmU');
+      expect(out).to.not.include('pdu-secret-4711');
+      expect(out).to.not.include('QyNTUxOQAAACDXh2HcTnR2dTDGcSuYVE2bfk7eKgNRF1R5');
+      expect(out).to.not.include(token.slice(0, 40));
       expect(out).to.include('[redacted');
     }
   });
