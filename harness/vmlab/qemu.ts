@@ -27,8 +27,14 @@ done
 for d in proc sys dev run tmp root home mnt media srv opt boot var/lib var/log var/tmp var/cache var/spool; do mkdir -p "$view/$d"; done
 ln -s /run "$view/var/run"; ln -s /run/lock "$view/var/lock"
 : > "$view/.masked"
-for f in "$view"/etc/shadow "$view"/etc/shadow- "$view"/etc/gshadow "$view"/etc/gshadow- "$view"/etc/security/opasswd \
-         "$view"/etc/ssh/ssh_host_*_key "$view"/etc/krb5.keytab "$view"/etc/ppp/*-secrets; do
+# Password hashes out: every field becomes "*" (no password, not locked — sshd refuses a root whose
+# shadow entry is missing or locked; the guests log in with a key only).
+for f in shadow shadow- gshadow gshadow-; do
+  [ -f "/etc/$f" ] || continue
+  sed -E 's/^([^:]*):[^:]*:/\\1:*:/' "/etc/$f" > "$view/.$f"; chmod 0640 "$view/.$f"
+  mount --bind "$view/.$f" "$view/etc/$f"
+done
+for f in "$view"/etc/security/opasswd "$view"/etc/ssh/ssh_host_*_key "$view"/etc/krb5.keytab "$view"/etc/ppp/*-secrets; do
   [ -f "$f" ] && mount --bind "$view/.masked" "$f"
 done
 for d in "$view"/etc/ssl/private "$view"/etc/NetworkManager/system-connections "$view"/etc/wpa_supplicant "$view"/etc/wireguard "$view"/etc/openvpn; do
