@@ -2,7 +2,7 @@
 // failover test has a slave's carrier cut — once with Ctrl-C (SIGINT to its process group, as a
 // terminal sends it), once with kill -9 followed by the next run.
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +33,21 @@ ip -j link show bond0 >/dev/null 2>&1 && echo "bond0 still exists"
 for i in /sys/kernel/tracing/instances/rf-*; do [ -e "$i" ] && echo "trace instance $i"; done
 ps -eo args= | grep -E 'tcpdump -l -n -tt|ip -o -ts monitor|dmesg -W -r|bondpoll|respoll|trace_pipe|--run-id' | grep -v grep | sed 's/^/process: /'
 true`;
+
+/** Process groups the runner started (the suites run in one of their own). */
+function childrenOf(pid: number): number[] {
+  const r = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' });
+  return r.stdout.split('\n').filter(Boolean).map(Number);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Starts `rdma-failover run …` in a process group of its own, as a shell job would be. */
 function startRun(args: string[], env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<{ code: number | null; signal: string | null }> } {
@@ -101,11 +116,30 @@ describe('stopping a run leaves the lab as found', function () {
     process.stdout.write(`      measured: SIGINT → exit 130 in ${(stopMs / 1000).toFixed(1)} s, lab restored\n`);
   });
 
-  it('kill -9 while both links are cut: the next run stops what the killed one left, heals the fault, removes its trace instance', async () => {
-    const run = startRun(['rds.failover', '--grep', "RF-03 both links down"], childEnv(join(dir, 'killed')));
+  it('kill -9 of the runner alone: the suites notice and stop in order by themselves — lab restored, report marked interrupted', async () => {
+    const reports = join(dir, 'runner-killed');
+    const run = startRun(['rds.failover', '--grep', 'RF-03 both links down'], childEnv(reports));
     await faultInjected(300_000, run.output);
     await sleep(1000); // inside the 3 s outage
+    const suites = childrenOf(run.child.pid!);
+    expect(suites, 'the suites run in a process of their own').to.have.length(1);
     process.kill(-run.child.pid!, 'SIGKILL');
+    await run.exited;
+    const t0 = Date.now();
+    while (alive(suites[0]!) && Date.now() - t0 < 150_000) await sleep(500);
+    expect(alive(suites[0]!), 'the suites stopped within the bound').to.equal(false);
+    expect(await leftovers()).to.deep.equal([]);
+    expect(listJournals(LAB)).to.deep.equal([]);
+    const rep = latestReport(reports);
+    expect(rep.run.interrupted?.why).to.match(/runner process exited/);
+    process.stdout.write(`      measured: runner killed → suites stopped and restored the lab in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  });
+
+  it('kill -9 of every process of the run while both links are cut: the next run stops what it left, heals the fault, removes its trace instance', async () => {
+    const run = startRun(['rds.failover', '--grep', 'RF-03 both links down'], childEnv(join(dir, 'killed')));
+    await faultInjected(300_000, run.output);
+    await sleep(1000); // inside the 3 s outage
+    for (const g of [run.child.pid!, ...childrenOf(run.child.pid!)]) process.kill(-g, 'SIGKILL');
     await run.exited;
     // The killed run's state is really there: otherwise this test would prove nothing.
     const left = await leftovers();
