@@ -100,6 +100,7 @@ export function buildReport(tests: CollectedTest[], ctx: RunContext, meta: { id:
       ...(ctx.kernel ? { kernel: ctx.kernel } : {}),
       ...(ctx.stopped ? { stopped: ctx.stopped } : {}),
       ...(ctx.interrupted ? { interrupted: ctx.interrupted } : {}),
+      ...(ctx.notRestored ? { notRestored: ctx.notRestored } : {}),
     },
     environment: ctx.environment,
     tests: entries,

@@ -159,6 +159,7 @@ table.phases td,table.phases th{font-size:11px;padding:1px 5px}
 <header><h1>RDMA failover certification report</h1>
 <p class="meta">run ${esc(r.run.id)} · ${esc(r.run.startedAt)} → ${esc(r.run.finishedAt)} · harness ${esc(r.run.harnessVersion)}${r.run.gitCommit ? ` (${esc(r.run.gitCommit)})` : ''}${topo ? ` · topology ${esc(topo.name)} (${esc(topo.kind)}, sha256 ${esc(topo.sha256.slice(0, 12))}…)` : ''}${r.run.kernel ? ` · guest kernel ${esc(r.run.kernel)}` : ''}</p>
 ${r.run.interrupted ? `<p class="banner fail">RUN INTERRUPTED (${esc(r.run.interrupted.why)}) at ${esc(r.run.interrupted.at)}: the tests after it did not run; the lab was restored.</p>` : ''}
+${r.run.notRestored ? `<p class="banner fail">LAB NOT FULLY RESTORED: ${r.run.notRestored.problems.map(esc).join('<br>')}<br>restore journals: ${r.run.notRestored.journals.map(esc).join('<br>')}</p>` : ''}
 ${r.run.stopped ? `<p class="banner fail">RUN STOPPED: ${esc(r.run.stopped.reason.split('\n')[0] ?? '')}<br>restore journals: ${r.run.stopped.journals.map(esc).join('<br>')}</p>` : ''}
 ${topo?.kind === 'vm' ? '<p class="meta">Virtual lab: rdma_rxe (soft RoCE) over an active-backup bond with fail_over_mac=active reproduces the IPoIB failover path; IPoIB-only checks are reported SKIPPED.</p>' : ''}
 </header>

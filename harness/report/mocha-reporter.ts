@@ -87,7 +87,8 @@ export default class HarnessReporter extends Spec {
       void this.write(`\nRUN INTERRUPTED (${runContext.interrupted?.why ?? 'stopped'})`);
       return;
     }
-    void this.write('').then(() => fn?.(failures));
+    // mocha exits with the failure count: a lab left changed counts as one.
+    void this.write('').then(() => fn?.(failures + (runContext.notRestored ? 1 : 0)));
   }
 
   private written: Promise<void> | undefined;
@@ -100,6 +101,9 @@ export default class HarnessReporter extends Spec {
 
   private async writeOnce(banner: string): Promise<void> {
     const finish = (extra: string) => {
+      if (runContext.notRestored) {
+        extra += `\nLAB NOT FULLY RESTORED:\n  ${runContext.notRestored.problems.join('\n  ')}\nrestore journals:\n  ${runContext.notRestored.journals.join('\n  ')}\n`;
+      }
       if (runContext.stopped) {
         extra += `\nRUN STOPPED: ${runContext.stopped.reason.split('\n')[0]}\n${runContext.stopped.journals.length ? `restore journals:\n  ${runContext.stopped.journals.join('\n  ')}\n` : ''}`;
       }

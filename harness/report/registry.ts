@@ -9,6 +9,8 @@ export interface RunContext {
   secrets: string[];
   /** a real lab lost a node: the run stopped there, with what is left to restore */
   stopped?: { reason: string; journals: string[] };
+  /** what the run could not restore on the lab at its end (it stays journaled) */
+  notRestored?: { problems: string[]; journals: string[] };
   /** the run was stopped by a signal: set by the reporter, which writes a partial report */
   interrupted?: { why: string; at: string };
   /** installed by the reporter: writes the report of an interrupted run */

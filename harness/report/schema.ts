@@ -205,6 +205,13 @@ export const reportSchema = {
           additionalProperties: false,
           properties: { why: { type: 'string' }, at: { type: 'string', format: 'date-time' } },
         },
+        notRestored: {
+          type: 'object',
+          description: 'what the run could not put back on the lab at its end; the journals keep it',
+          required: ['problems', 'journals'],
+          additionalProperties: false,
+          properties: { problems: { type: 'array', items: { type: 'string' } }, journals: { type: 'array', items: { type: 'string' } } },
+        },
         stopped: {
           type: 'object',
           description: 'a real lab lost a node: the run stopped, these journals say what is left to restore',

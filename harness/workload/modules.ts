@@ -1,16 +1,9 @@
-// Loading ULP modules for a workload, and unloading only what it loaded.
+// Unloading the ULP modules a workload loaded (see undo.ts), without hanging on stuck work or
+// pulling a module from under a leaked cm_id.
 import type { Node } from '../node/node.ts';
 import { stuckInRdma } from '../health/health.ts';
 import { parseCmIds } from '../fabric/rdma.ts';
 import { log } from '../log.ts';
-
-export async function loadModules(node: Node, modules: readonly string[]): Promise<string[]> {
-  const r = await node.run(['cat', '/proc/modules'], { timeoutMs: 15_000 });
-  const have = new Set(r.stdout.split('\n').map((l) => l.split(' ')[0]));
-  const missing = modules.filter((m) => !have.has(m));
-  if (missing.length) await node.run(['modprobe', '-a', ...missing], { timeoutMs: 120_000 });
-  return missing;
-}
 
 /** Best effort: a module still in use stays. */
 export async function unloadModules(node: Node, modules: readonly string[]): Promise<void> {

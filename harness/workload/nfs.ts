@@ -1,75 +1,50 @@
 // NFS over RDMA (UL-NFS-01): nfsd with the RDMA listener (rdma 20049 in /proc/fs/nfsd/portlist)
-// exporting a tmpfs as the NFSv4 root; the client mounts proto=rdma,port=20049,hard; fio with
-// verification on a file (O_DIRECT, so reads come from the server, not the client's cache).
-import { Subject, type Observable } from 'rxjs';
-import { now, sleep, waitFor } from '../clock.ts';
+// exporting a tmpfs of its own; the client mounts proto=rdma,port=20049,hard; fio with verification
+// on a file (O_DIRECT, so reads come from the server, not the client's cache).
+// It changes nothing it did not make: the export goes straight into the kernel's table (exportfs -o
+// CLIENT:PATH, never /etc/exports), and nfsd, mountd and rpcbind are started — and later stopped —
+// only when they were not running; a user's NFS server keeps running with its exports untouched.
+import { randomUUID } from 'node:crypto';
+import { waitFor } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
-import type { WorkloadEvent } from '../monitor/events.ts';
-import { ipOf, parseCidr } from '../net/ip.ts';
 import type { ConnectionRef } from '../timeline/timeline.ts';
-import { runFio, type FioResult } from './fio.ts';
-import { loadModules, unloadModules } from './modules.ts';
-import { setupOrUndo, type Workload, type WorkloadResult } from './workload.ts';
+import { BlockStorageWorkload, LabPreconditionError, type BlockStorageOptions } from './block-storage.ts';
 
-export interface NfsOptions {
+export interface NfsOptions extends BlockStorageOptions {
   server: string;
   client: string;
-  sizeMiB?: number;
   exportSizeMiB?: number;
-  loops?: number;
-  /** fio MiB/s cap (honesty tests that corrupt data before fio's check reaches it) */
-  rateMiBs?: number;
 }
 
 const EXPORT = '/srv/rf-nfs';
 const MOUNT = '/mnt/rf-nfs';
+const NFSD = '/proc/fs/nfsd';
 
-/** Server: tmpfs export root, short grace/lease (no 90 s grace period), nfsd with an RDMA listener. */
-const SERVER_UP = `set -e
-exp=$1; size=$2; net=$3
-mkdir -p "$exp"; mountpoint -q "$exp" || mount -t tmpfs -o "size=$size" rf-nfs "$exp"
-mountpoint -q /proc/fs/nfsd || mount -t nfsd nfsd /proc/fs/nfsd
-mountpoint -q /var/lib/nfs/rpc_pipefs || mount -t rpc_pipefs sunrpc /var/lib/nfs/rpc_pipefs
-printf '%s %s(rw,fsid=0,no_root_squash,sync,insecure,no_subtree_check)\\n' "$exp" "$net" > /etc/exports
-pgrep -x rpcbind >/dev/null || rpcbind -w
-exportfs -ra
-pgrep -x rpc.mountd >/dev/null || rpc.mountd
-if ! grep -q . /proc/fs/nfsd/threads 2>/dev/null || [ "$(cat /proc/fs/nfsd/threads)" = 0 ]; then
-  echo 10 > /proc/fs/nfsd/nfsv4gracetime; echo 10 > /proc/fs/nfsd/nfsv4leasetime
-  rpc.nfsd 8
-fi
-grep -q '^rdma 20049' /proc/fs/nfsd/portlist || echo "rdma 20049" > /proc/fs/nfsd/portlist`;
+/** Starts nfsd with a short grace/lease (no 90 s grace period); its undo restores the old values. */
+const NFSD_UP = `echo 10 > ${NFSD}/nfsv4gracetime; echo 10 > ${NFSD}/nfsv4leasetime; rpc.nfsd 8`;
+const NFSD_DOWN = `rpc.nfsd 0 && echo "$1" > ${NFSD}/nfsv4gracetime && echo "$2" > ${NFSD}/nfsv4leasetime`;
 
-const SERVER_DOWN = `exp=$1
-rpc.nfsd 0 2>/dev/null
-exportfs -ua 2>/dev/null
-pkill -x rpc.mountd 2>/dev/null
-umount "$exp" 2>/dev/null; rmdir "$exp" 2>/dev/null
-: > /etc/exports
-true`;
+/** What the server has now: nfsd threads, portlist, grace/lease, mounts, and fsid=0 exports. */
+const SERVER_STATE = `m=0; mountpoint -q ${NFSD} && m=1
+echo "nfsdfs=$m"
+echo "pipefs=$(mountpoint -q /var/lib/nfs/rpc_pipefs && echo 1 || echo 0)"
+echo "threads=$(cat ${NFSD}/threads 2>/dev/null || echo 0)"
+echo "grace=$(cat ${NFSD}/nfsv4gracetime 2>/dev/null)"
+echo "lease=$(cat ${NFSD}/nfsv4leasetime 2>/dev/null)"
+grep -q '^rdma 20049' ${NFSD}/portlist 2>/dev/null && echo "rdma=1" || echo "rdma=0"
+awk '/fsid=0[,)]/ { print "root=" $1 }' /var/lib/nfs/etab 2>/dev/null; true`;
 
-export class NfsWorkload implements Workload {
+export class NfsWorkload extends BlockStorageWorkload {
   readonly name = 'nfs';
   readonly ulp = 'nfs' as const;
-  private readonly lab: Lab;
-  private readonly o: Required<NfsOptions>;
-  private readonly extra = new Subject<WorkloadEvent>();
-  /** one stable stream (monitors subscribe before I/O starts): fio's events are forwarded into it */
-  readonly events$: Observable<WorkloadEvent> = this.extra.asObservable();
-  private fio: ReturnType<typeof runFio> | undefined;
-  private loaded = new Map<string, string[]>();
-  private torn = false;
-  done = 0;
-  readonly errors: string[] = [];
+  protected readonly client: string;
+  private readonly o: Required<Omit<NfsOptions, keyof BlockStorageOptions>>;
   mountstats = '';
 
   constructor(lab: Lab, o: NfsOptions) {
-    this.lab = lab;
-    this.o = { rateMiBs: 0, sizeMiB: 48, exportSizeMiB: 160, loops: 3, ...o };
-  }
-
-  private ip(n: string): string {
-    return ipOf(this.lab.spec(n).bonds![0]!.address);
+    super(lab, 'nfs', o);
+    this.o = { exportSizeMiB: 160, ...o };
+    this.client = o.client;
   }
 
   connection(): ConnectionRef {
@@ -85,74 +60,79 @@ export class NfsWorkload implements Workload {
     };
   }
 
-  setup(): Promise<this> {
-    return setupOrUndo(this, () => this.bringUp());
+  protected override fioSettings() {
+    return { bs: '256k', iodepth: 4 };
   }
 
-  private async bringUp(): Promise<this> {
+  private async serverState(): Promise<Map<string, string[]>> {
+    const r = await this.lab.node(this.o.server).run(['sh', '-c', SERVER_STATE], { timeoutMs: 15_000 });
+    const kv = new Map<string, string[]>();
+    for (const l of r.stdout.split('\n').filter((x) => x.includes('='))) {
+      const k = l.slice(0, l.indexOf('='));
+      kv.set(k, [...(kv.get(k) ?? []), l.slice(l.indexOf('=') + 1)]);
+    }
+    return kv;
+  }
+
+  protected async bringUp(): Promise<string> {
     const s = this.lab.node(this.o.server);
     const c = this.lab.node(this.o.client);
-    this.loaded.set(this.o.server, await loadModules(s, ['nfsd', 'rpcrdma']));
-    const cidr = parseCidr(this.lab.spec(this.o.server).bonds![0]!.address);
-    const net = cidr.ok ? `${this.ip(this.o.client)}/32` : '*';
-    await s.run(['sh', '-c', SERVER_UP, 'nfs-up', EXPORT, `${this.o.exportSizeMiB}m`, net], { timeoutMs: 120_000 });
-    this.loaded.set(this.o.client, await loadModules(c, ['rpcrdma', 'nfsv4']));
-    await c.run(['mkdir', '-p', MOUNT]);
-    await waitFor(
-      'the NFS/RDMA mount',
-      async () => {
-        const r = await c.exec(['mount', '-t', 'nfs', '-o', 'vers=4.2,proto=rdma,port=20049,hard,timeo=600', `${this.ip(this.o.server)}:/`, MOUNT], { timeoutMs: 60_000 });
-        if (r.exitCode !== 0) throw new Error(r.stderr.trim());
-        return true;
-      },
-      { timeoutMs: 90_000, intervalMs: 2000 },
+    const client = `${this.ip(this.o.client)}/32`;
+    await this.modules(s, ['nfsd', 'rpcrdma']);
+    let st = await this.serverState();
+    // With no fsid=0 export, NFSv4's pseudo-root shows every export at its real path. A user's own
+    // NFSv4 root elsewhere would hide ours, and replacing it is not ours to do.
+    const roots = (st.get('root') ?? []).filter((r) => !EXPORT.startsWith(r));
+    if (roots.length) throw new LabPreconditionError(`the NFS server already exports an NFSv4 root (fsid=0) at ${roots.join(', ')}: the harness's export ${EXPORT} would not be reachable under it, and changing the user's exports is not the harness's to do`);
+
+    await this.undo.change({ node: s.name, what: `unmount and remove ${EXPORT}`, kind: 'argv', argv: ['sh', '-c', 'umount "$1" 2>/dev/null; rmdir "$1"', 'rm-export', EXPORT] }, () =>
+      s.run(['sh', '-c', 'mkdir -p "$1" && mount -t tmpfs -o "size=$2" rf-nfs "$1"', 'mk-export', EXPORT, `${this.o.exportSizeMiB}m`]),
     );
+    if (st.get('nfsdfs')?.[0] !== '1') await this.undo.change({ node: s.name, what: `unmount ${NFSD}`, kind: 'argv', argv: ['umount', NFSD] }, () => s.run(['mount', '-t', 'nfsd', 'nfsd', NFSD]));
+    if (st.get('pipefs')?.[0] !== '1') {
+      await this.undo.change({ node: s.name, what: 'unmount rpc_pipefs', kind: 'argv', argv: ['umount', '/var/lib/nfs/rpc_pipefs'] }, () => s.run(['mount', '-t', 'rpc_pipefs', 'sunrpc', '/var/lib/nfs/rpc_pipefs']));
+    }
+    await this.daemon(s, 'rpcbind', ['rpcbind', '-f', '-w']);
+    // Straight into the kernel's export table: /etc/exports is the user's file.
+    const fsid = randomUUID();
+    await this.undo.change({ node: s.name, what: `unexport ${client}:${EXPORT}`, kind: 'argv', argv: ['exportfs', '-u', `${client}:${EXPORT}`] }, () =>
+      s.run(['exportfs', '-o', `rw,no_root_squash,sync,insecure,no_subtree_check,fsid=${fsid}`, `${client}:${EXPORT}`]),
+    );
+    await this.daemon(s, 'rpc.mountd', ['rpc.mountd', '-F']);
+    st = await this.serverState();
+    if ((st.get('threads')?.[0] ?? '0') === '0') {
+      await this.undo.change({ node: s.name, what: 'stop the nfsd the harness started, restore its grace and lease times', kind: 'argv', argv: ['sh', '-c', NFSD_DOWN, 'nfsd-down', st.get('grace')?.[0] ?? '90', st.get('lease')?.[0] ?? '90'] }, () =>
+        s.run(['sh', '-c', NFSD_UP], { timeoutMs: 60_000 }),
+      );
+    }
+    if (st.get('rdma')?.[0] !== '1') {
+      await this.undo.change({ node: s.name, what: 'remove the RDMA listener (rdma 20049) from nfsd', kind: 'argv', argv: ['sh', '-c', `[ "$(cat ${NFSD}/threads 2>/dev/null || echo 0)" = 0 ] || echo "-rdma 20049" > ${NFSD}/portlist`] }, () =>
+        s.run(['sh', '-c', `echo "rdma 20049" > ${NFSD}/portlist`]),
+      );
+    }
+
+    await this.modules(c, ['rpcrdma', 'nfsv4']);
+    await this.undo.change({ node: c.name, what: `unmount and remove ${MOUNT}`, kind: 'argv', argv: ['sh', '-c', 'umount -f "$1" 2>/dev/null; umount -l "$1" 2>/dev/null; rmdir "$1"', 'rm-mount', MOUNT] }, async () => {
+      await c.run(['mkdir', '-p', MOUNT]);
+      await waitFor(
+        'the NFS/RDMA mount',
+        async () => {
+          const r = await c.exec(['mount', '-t', 'nfs', '-o', 'vers=4.2,proto=rdma,port=20049,hard,timeo=600', `${this.ip(this.o.server)}:${EXPORT}`, MOUNT], { timeoutMs: 60_000 });
+          if (r.exitCode !== 0) throw new Error(r.stderr.trim());
+          return true;
+        },
+        { timeoutMs: 90_000, intervalMs: 2000 },
+      );
+    });
     // Prove the mount is RDMA: the transport line of /proc/self/mountstats says "xprt: rdma".
     this.mountstats = (await c.run(['cat', '/proc/self/mountstats'])).stdout;
     const mine = this.mountstats.split(/\n(?=device )/).find((b) => b.includes(` mounted on ${MOUNT} `)) ?? '';
     if (!/\bxprt:\s+rdma\b/.test(mine)) throw new Error(`the NFS mount on ${MOUNT} does not use RDMA:\n${mine.slice(0, 800)}`);
-    return this;
-  }
-
-  async start(): Promise<void> {
-    this.fio = runFio(this.lab.node(this.o.client), this.name, { filename: `${MOUNT}/rf-verify.dat`, sizeMiB: this.o.sizeMiB, loops: this.o.loops, ...(this.o.rateMiBs ? { rateMiBs: this.o.rateMiBs } : {}), bs: '256k', iodepth: 4 }, 30 * 60_000);
-    this.fio.events$.subscribe((e) => {
-      this.extra.next(e);
-      if (e.kind === 'progress' && e.done !== undefined) this.done = e.done;
-      if (e.kind === 'error') this.errors.push(typeof e.data?.text === 'string' ? e.data.text : '');
-    });
-    await sleep(0);
+    return `${MOUNT}/rf-verify.dat`;
   }
 
   /** TEST HOOK: overwrite part of the exported file on the server behind the client's back. */
   async corruptExport(offsetMiB = 4, lengthKiB = 256): Promise<void> {
     await this.lab.node(this.o.server).run(['dd', 'if=/dev/urandom', `of=${EXPORT}/rf-verify.dat`, 'bs=1k', `seek=${offsetMiB * 1024}`, `count=${lengthKiB}`, 'conv=notrunc', 'status=none']);
-  }
-
-  async finish(timeoutMs = 10 * 60_000): Promise<WorkloadResult> {
-    const r: FioResult | undefined = this.fio ? await Promise.race([this.fio.result, sleep(timeoutMs).then(() => undefined)]) : undefined;
-    return {
-      workload: this.name,
-      ulp: 'nfs',
-      dataOk: !!r?.ok,
-      summary: r ? r.summary : `fio did not finish within ${timeoutMs} ms (a hard mount waits for the server)`,
-      bytes: (r?.writtenBytes ?? 0) + (r?.readBytes ?? 0),
-      details: { fio: r, finishedAt: now() },
-      errors: [...this.errors, ...(r?.verifyErrors ?? [])].slice(0, 40),
-    };
-  }
-
-  async teardown(): Promise<void> {
-    if (this.torn) return;
-    this.torn = true;
-    this.fio?.stop();
-    this.extra.complete();
-    const c = this.lab.node(this.o.client);
-    await c.settle();
-    // A hard mount whose server is gone would hang umount: force, then lazy.
-    await c.exec(['umount', '-f', MOUNT], { timeoutMs: 30_000 }).catch(() => undefined);
-    await c.exec(['umount', '-l', MOUNT], { timeoutMs: 30_000 }).catch(() => undefined);
-    await this.lab.node(this.o.server).exec(['sh', '-c', SERVER_DOWN, 'nfs-down', EXPORT], { timeoutMs: 60_000 }).catch(() => undefined);
-    for (const [n, mods] of this.loaded) await unloadModules(this.lab.node(n), mods);
   }
 }

@@ -9,7 +9,7 @@ import type { Lab } from '../lab/lab.ts';
 import type { WorkloadEvent } from '../monitor/events.ts';
 import { ipOf } from '../net/ip.ts';
 import type { ConnectionRef } from '../timeline/timeline.ts';
-import { loadModules, unloadModules } from './modules.ts';
+import { UndoStack } from './undo.ts';
 import type { Workload, WorkloadResult } from './workload.ts';
 
 // The tool travels as an argument (python3 -c): no file on the node, so no predictable name in /tmp
@@ -61,12 +61,13 @@ export class RdsWorkload implements Workload {
   private readonly ended = new Map<string, Promise<void>>();
   private readonly subs: Subscription[] = [];
   private readonly errors: string[] = [];
-  private loaded = new Map<string, string[]>();
+  private readonly undo: UndoStack;
   private torn = false;
   done = 0;
 
   constructor(lab: Lab, opts: RdsOptions) {
     this.lab = lab;
+    this.undo = new UndoStack(lab, 'rds');
     this.opts = { port: 4000, count: 2000, rate: 100, size: 6000, drainS: 40, corruptEvery: 0, ...opts };
   }
 
@@ -94,7 +95,11 @@ export class RdsWorkload implements Workload {
     await Promise.all(
       this.opts.nodes.map(async (n) => {
         const node = this.lab.node(n);
-        this.loaded.set(n, await loadModules(node, ['rds', 'rds_rdma']));
+        const have = new Set((await node.run(['cat', '/proc/modules'], { timeoutMs: 15_000 })).stdout.split('\n').map((l) => l.split(' ')[0]));
+        const missing = ['rds', 'rds_rdma'].filter((m) => !have.has(m));
+        // Loaded here, unloaded at teardown: that also drops the connections RDS caches after the
+        // sockets close, so the next test starts without one. Modules someone else loaded stay.
+        if (missing.length) await this.undo.change({ node: n, what: `unload ${missing.join(', ')}`, kind: 'modules', modules: missing }, () => node.run(['modprobe', '-a', ...missing], { timeoutMs: 120_000 }));
       }),
     );
     return this;
@@ -216,14 +221,8 @@ export class RdsWorkload implements Workload {
     this.torn = true;
     for (const s of this.subs) s.unsubscribe();
     this.subject.complete();
-    await Promise.all(
-      this.opts.nodes.map(async (n) => {
-        const node = this.lab.node(n);
-        await node.settle();
-        // RDS keeps connections cached after the sockets close, until rds_rdma goes away: unload
-        // it (if nothing else uses it) so the next test starts without a connection.
-        await unloadModules(node, [...new Set(['rds', 'rds_rdma', ...(this.loaded.get(n) ?? [])])]);
-      }),
-    );
+    await Promise.all(this.opts.nodes.map((n) => this.lab.node(n).settle()));
+    const failed = await this.undo.run();
+    if (failed.length) throw new Error(`rds: could not undo: ${failed.join('; ')}`);
   }
 }

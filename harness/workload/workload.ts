@@ -46,14 +46,3 @@ export function progressPast(w: Workload, target: number, timeoutMs: number): Pr
     ),
   );
 }
-
-/** Runs a workload's bring-up; if it fails half-way (target tree, login or mount, modules are
- *  still lab state), tears the workload down before rethrowing. */
-export async function setupOrUndo<W extends Workload>(w: W, bringUp: () => Promise<W>): Promise<W> {
-  try {
-    return await bringUp();
-  } catch (e) {
-    await w.teardown();
-    throw e;
-  }
-}
