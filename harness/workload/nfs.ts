@@ -32,7 +32,7 @@ echo "threads=$(cat ${NFSD}/threads 2>/dev/null || echo 0)"
 echo "grace=$(cat ${NFSD}/nfsv4gracetime 2>/dev/null)"
 echo "lease=$(cat ${NFSD}/nfsv4leasetime 2>/dev/null)"
 grep -q '^rdma 20049' ${NFSD}/portlist 2>/dev/null && echo "rdma=1" || echo "rdma=0"
-awk '/fsid=0[,)]/ { print "root=" $1 }' /var/lib/nfs/etab 2>/dev/null; true`;
+awk '/fsid=0[,)]/ { print "root=" $1 } { n++ } END { print "exports=" n+0 }' /var/lib/nfs/etab 2>/dev/null; true`;
 
 export class NfsWorkload extends BlockStorageWorkload {
   readonly name = 'nfs';
@@ -80,10 +80,13 @@ export class NfsWorkload extends BlockStorageWorkload {
     const client = `${this.ip(this.o.client)}/32`;
     await this.modules(s, ['nfsd', 'rpcrdma']);
     let st = await this.serverState();
-    // With no fsid=0 export, NFSv4's pseudo-root shows every export at its real path. A user's own
-    // NFSv4 root elsewhere would hide ours, and replacing it is not ours to do.
+    // The NFSv4 namespace is the server's: a server that exports nothing gets the harness's tmpfs as
+    // its v4 root (fsid=0: the pseudo-root would have to export "/", and an overlay root — the VM
+    // lab's — cannot be exported). A server that exports something keeps its namespace: ours is
+    // added under the pseudo-root, or the test cannot run there.
     const roots = (st.get('root') ?? []).filter((r) => !EXPORT.startsWith(r));
     if (roots.length) throw new LabPreconditionError(`the NFS server already exports an NFSv4 root (fsid=0) at ${roots.join(', ')}: the harness's export ${EXPORT} would not be reachable under it, and changing the user's exports is not the harness's to do`);
+    const ownRoot = (st.get('exports')?.[0] ?? '0') === '0';
 
     await this.undo.change({ node: s.name, what: `unmount and remove ${EXPORT}`, kind: 'argv', argv: ['sh', '-c', 'umount "$1" 2>/dev/null; rmdir "$1"', 'rm-export', EXPORT] }, () =>
       s.run(['sh', '-c', 'mkdir -p "$1" && mount -t tmpfs -o "size=$2" rf-nfs "$1"', 'mk-export', EXPORT, `${this.o.exportSizeMiB}m`]),
@@ -96,7 +99,7 @@ export class NfsWorkload extends BlockStorageWorkload {
     // Straight into the kernel's export table: /etc/exports is the user's file.
     const fsid = randomUUID();
     await this.undo.change({ node: s.name, what: `unexport ${client}:${EXPORT}`, kind: 'argv', argv: ['exportfs', '-u', `${client}:${EXPORT}`] }, () =>
-      s.run(['exportfs', '-o', `rw,no_root_squash,sync,insecure,no_subtree_check,fsid=${fsid}`, `${client}:${EXPORT}`]),
+      s.run(['exportfs', '-o', `rw,no_root_squash,sync,insecure,no_subtree_check,fsid=${ownRoot ? '0' : fsid}`, `${client}:${EXPORT}`]),
     );
     await this.daemon(s, 'rpc.mountd', ['rpc.mountd', '-F']);
     st = await this.serverState();
@@ -114,15 +117,20 @@ export class NfsWorkload extends BlockStorageWorkload {
     await this.modules(c, ['rpcrdma', 'nfsv4']);
     await this.undo.change({ node: c.name, what: `unmount and remove ${MOUNT}`, kind: 'argv', argv: ['sh', '-c', 'umount -f "$1" 2>/dev/null; umount -l "$1" 2>/dev/null; rmdir "$1"', 'rm-mount', MOUNT] }, async () => {
       await c.run(['mkdir', '-p', MOUNT]);
-      await waitFor(
+      const mounted = await waitFor(
         'the NFS/RDMA mount',
         async () => {
-          const r = await c.exec(['mount', '-t', 'nfs', '-o', 'vers=4.2,proto=rdma,port=20049,hard,timeo=600', `${this.ip(this.o.server)}:${EXPORT}`, MOUNT], { timeoutMs: 60_000 });
-          if (r.exitCode !== 0) throw new Error(r.stderr.trim());
-          return true;
+          const r = await c.exec(['mount', '-t', 'nfs', '-o', 'vers=4.2,proto=rdma,port=20049,hard,timeo=600', `${this.ip(this.o.server)}:${ownRoot ? '/' : EXPORT}`, MOUNT], { timeoutMs: 60_000 });
+          if (r.exitCode === 0) return { ok: true as const };
+          // not worth retrying: the pseudo-root cannot reach our export on this server
+          if (!ownRoot && /No such file or directory/.test(r.stderr)) return { skip: r.stderr.trim() };
+          throw new Error(r.stderr.trim());
         },
         { timeoutMs: 90_000, intervalMs: 2000 },
       );
+      if ('skip' in mounted) {
+        throw new LabPreconditionError(`the NFS server already exports other paths, so the harness's export must go under its NFSv4 pseudo-root, and that cannot reach ${EXPORT} (is the server's root filesystem exportable? an overlay root is not): ${mounted.skip}`);
+      }
     });
     // Prove the mount is RDMA: the transport line of /proc/self/mountstats says "xprt: rdma".
     this.mountstats = (await c.run(['cat', '/proc/self/mountstats'])).stdout;
