@@ -16,12 +16,5 @@ suite('UL-ISER-01 iSER survives the loss of the active link', { requires: { node
       const w = t.topology.workloads?.iser;
       return new IserWorkload(t.lab, { initiator, target, sizeMiB: w?.size_mib ?? 48, replacementTimeoutS: w?.replacement_timeout_s ?? 120 }).setup();
     },
-    // Seen on 6.1: the target's listener gets ADDR_CHANGE, isert binds a new listener while the old
-    // one still holds the address ("isert_setup_id: rdma_bind_addr() failed: -98"), and then
-    // nothing listens: the initiator can never log in again.
-    serverSideKnown: {
-      reason: "isert loses its listener on the target's failover: the new listener's rdma_bind_addr() fails with -98 (EADDRINUSE) while the old one still holds the address, so the initiator cannot log in again",
-      kernel: /^6\.1\./,
-    },
   });
 });

@@ -29,6 +29,7 @@ suite('UL-RPING-01 rping does not reconnect after a failover', { requires: { nod
       // … and rping does not reconnect: this is the assertion expected to fail.
       expect(ev).to.have.reconnected('rping', { within: budget });
     },
-    { tags: ['quick'], expectFailure: { reason: 'rping ignores RDMA_CM_EVENT_ADDR_CHANGE and never reconnects', match: /ADDR_CHANGE was delivered at .* and nothing reconnected/ } },
+    // Its FAIL is known (known-issues.yaml: rping-ignores-addr-change): the run reports it KNOWN.
+    { tags: ['quick'] },
   );
 });

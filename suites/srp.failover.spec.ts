@@ -60,7 +60,6 @@ suite('UL-SRP-01 SRP over the RDMA CM on a bond failover (known gap)', { require
       timeoutMs: 600_000,
       tags: ['quick'],
       allowKernel: [{ pattern: 'ib_srp: Unhandled CM event 14', reason: 'the known gap this test records: ib_srp ignores RDMA_CM_EVENT_ADDR_CHANGE (14)' }],
-      expectFailure: { reason: 'ib_srp does not handle RDMA_CM_EVENT_ADDR_CHANGE: it recovers only if its QP fails (then the SRP reconnect timer), otherwise only through SCSI error handling', match: /SRP does not react to ADDR_CHANGE/ },
     },
   );
 });

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { PROJECT_ROOT } from '../vmlab/paths.ts';
 import { DEFAULT_TOPOLOGY, loadOrExit } from './open-lab.ts';
 import { parseKernelOption } from './lab-commands.ts';
+import { knownIssues } from '../known/known-issues.ts';
 
 export function suiteFiles(names: readonly string[]): string[] {
   const dir = join(PROJECT_ROOT, 'suites');
@@ -25,6 +26,10 @@ export interface RunOptions {
   grep?: string;
   kernel?: string;
   reportsDir?: string;
+  /** run each selected test this many times (pass rate, outage distribution, unstable flag) */
+  repeat?: number;
+  /** a lab's own known-issues files, beside the shipped known-issues.yaml */
+  knownIssues?: string[];
   env?: Record<string, string>;
 }
 
@@ -44,6 +49,10 @@ export function runSuites(o: RunOptions): Promise<number> {
     ...(o.kernel ? { RDMA_FAILOVER_KERNEL: o.kernel } : {}),
     ...(o.reportsDir ? { RDMA_FAILOVER_REPORTS: resolve(o.reportsDir) } : {}),
     RDMA_FAILOVER_RUNNER_PID: String(process.pid),
+    // the exit status of a certification run (see mocha-reporter.ts): 0, 3 known only, 1 news
+    RDMA_FAILOVER_RUN: '1',
+    ...(o.repeat && o.repeat > 1 ? { RDMA_FAILOVER_REPEAT: String(o.repeat) } : {}),
+    ...(o.knownIssues?.length ? { RDMA_FAILOVER_KNOWN_ISSUES: o.knownIssues.map((f) => resolve(f)).join(':') } : {}),
     ...o.env,
   };
   return new Promise((res) => {
@@ -76,9 +85,20 @@ export function registerRunCommand(program: Command): void {
     .option('--grep <pattern>', 'only tests whose title matches (e.g. a test plan ID)')
     .option('--kernel <kernel>', 'VM lab guest kernel: debian-stable | debian-backports | IMAGE:MODULES_DIR')
     .option('--reports <dir>', 'where run folders go (default: reports/)')
+    .option('--repeat <n>', 'run each selected test N times: pass rate, outage distribution, unstable tests flagged', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new Error(`--repeat takes a whole number ≥ 1 (got "${v}")`);
+      return n;
+    })
+    .option('--known-issues <files...>', "the lab's own known-issues files (beside the shipped known-issues.yaml)")
+    .addHelpText(
+      'after',
+      '\nExit status: 0 every test passed (skips allowed); 3 the only failures are known issues;\n1 a new failure, an unstable repeated test, or a lab left changed; 130 interrupted.',
+    )
     .action(async (suites, opts) => {
       loadOrExit(opts.topology);
       if (opts.kernel) parseKernelOption(opts.kernel);
+      knownIssues(opts.knownIssues ?? []); // an invalid file stops here, with file:line:col
       process.exitCode = await runSuites({
         topology: opts.topology,
         suites,
@@ -86,6 +106,8 @@ export function registerRunCommand(program: Command): void {
         ...(opts.grep ? { grep: opts.grep } : {}),
         ...(opts.kernel ? { kernel: opts.kernel } : {}),
         ...(opts.reports ? { reportsDir: opts.reports } : {}),
+        ...(opts.repeat ? { repeat: opts.repeat } : {}),
+        ...(opts.knownIssues ? { knownIssues: opts.knownIssues } : {}),
       });
     });
 }

@@ -40,7 +40,7 @@ export function newRunId(d = new Date()): string {
 
 function testEntry(c: CollectedTest): ReportTest {
   const r = c.record;
-  const status: ReportTest['status'] = c.state === 'interrupted' ? 'interrupted' : c.state === 'pending' ? 'skipped' : c.state === 'failed' ? 'failed' : r?.expectedFailure ? 'expected-failure' : 'passed';
+  const status: ReportTest['status'] = c.state === 'interrupted' ? 'interrupted' : c.state === 'pending' ? 'skipped' : c.state === 'failed' ? 'failed' : r?.knownFailure ? 'known-failure' : 'passed';
   const ev = r?.evidence;
   const attachments = [...(r?.attachments ?? [])];
   if (status === 'failed' && ev) {
@@ -58,7 +58,8 @@ function testEntry(c: CollectedTest): ReportTest {
     durationMs: Math.max(0, Math.round(c.durationMs)),
     ...(c.error && status === 'failed' ? { error: { message: c.error.message.replace(ANSI, ''), ...(c.error.stack ? { stack: c.error.stack.replace(ANSI, '') } : {}) } } : {}),
     ...(r?.skipReason ? { skipReason: r.skipReason } : {}),
-    ...(r?.expectedFailure ? { expectedFailure: r.expectedFailure } : {}),
+    ...(r?.knownFailure ? { knownFailure: r.knownFailure } : {}),
+    ...(r?.ulp ? { ulp: r.ulp } : {}),
     steps: r?.steps ?? [],
     metrics: r?.metrics ?? [],
     timelines: ev?.timelines ?? [],
@@ -68,6 +69,58 @@ function testEntry(c: CollectedTest): ReportTest {
     repairs: r?.repairs ?? [],
     attachments,
   };
+}
+
+export interface RepeatStat {
+  title: string;
+  planId?: string;
+  runs: number;
+  passed: number;
+  failed: number;
+  known: number;
+  skipped: number;
+  /** passed (or failed the known way) / runs that ran */
+  passRate: number;
+  verdicts: string[];
+  /** outage (I/O resumed, else re-established) over the runs that measured one */
+  outage?: { minMs: number; medianMs: number; p90Ms: number; maxMs: number; samples: number };
+  /** the verdict changed between repeats: never silently a PASS */
+  unstable: boolean;
+}
+
+const REPEAT = / \[repeat (\d+)\/(\d+)\]$/;
+
+/** Per test repeated with --repeat: pass rate, outage distribution, and whether its verdict changed. */
+export function repeatStats(tests: readonly CollectedTest[]): RepeatStat[] {
+  const groups = new Map<string, CollectedTest[]>();
+  for (const t of tests) {
+    if (!REPEAT.test(t.title)) continue;
+    const key = t.fullTitle.replace(REPEAT, '');
+    groups.set(key, [...(groups.get(key) ?? []), t]);
+  }
+  return [...groups.values()].map((g) => {
+    const verdict = (t: CollectedTest) => (t.state === 'pending' ? 'skipped' : t.state === 'passed' ? (t.record?.knownFailure ? 'known' : 'passed') : 'failed');
+    const verdicts = g.map(verdict);
+    const ran = verdicts.filter((v) => v !== 'skipped');
+    const outages = g
+      .flatMap((t) => (t.record?.evidence?.timelines ?? []).filter((tl) => tl.ulp !== 'bond').map((tl) => tl.summary.ioResumedMs ?? tl.summary.reconnectMs))
+      .filter((x): x is number => x !== undefined)
+      .sort((a, b) => a - b);
+    const q = (p: number) => outages[Math.min(outages.length - 1, Math.floor(p * outages.length))]!;
+    return {
+      title: g[0]!.title.replace(REPEAT, ''),
+      ...(g[0]!.record?.planId ? { planId: g[0]!.record.planId } : {}),
+      runs: g.length,
+      passed: verdicts.filter((v) => v === 'passed').length,
+      failed: verdicts.filter((v) => v === 'failed').length,
+      known: verdicts.filter((v) => v === 'known').length,
+      skipped: verdicts.filter((v) => v === 'skipped').length,
+      passRate: ran.length ? ran.filter((v) => v !== 'failed').length / ran.length : 0,
+      verdicts,
+      ...(outages.length ? { outage: { minMs: outages[0]!, medianMs: Math.round(median(outages) * 10) / 10, p90Ms: q(0.9), maxMs: outages[outages.length - 1]!, samples: outages.length } } : {}),
+      unstable: new Set(ran).size > 1,
+    };
+  });
 }
 
 function median(xs: number[]): number {
@@ -108,8 +161,9 @@ export function buildReport(tests: CollectedTest[], ctx: RunContext, meta: { id:
       passed: entries.filter((t) => t.status === 'passed').length,
       failed: entries.filter((t) => t.status === 'failed').length,
       skipped: entries.filter((t) => t.status === 'skipped').length,
-      expectedFailures: entries.filter((t) => t.status === 'expected-failure').length,
+      knownFailures: entries.filter((t) => t.status === 'known-failure').length,
       interrupted: entries.filter((t) => t.status === 'interrupted').length,
+      ...(tests.some((t) => REPEAT.test(t.title)) ? { repeats: repeatStats(tests) } : {}),
       total: entries.length,
       outage: [...byUlp.entries()].map(([ulp, xs]) => {
         const worst = xs.reduce((a, b) => (b.ms > a.ms ? b : a));

@@ -26,7 +26,7 @@ const VERDICT: Record<ReportTest['status'], { text: string; cls: string }> = {
   passed: { text: 'PASS', cls: 'pass' },
   failed: { text: 'FAIL', cls: 'fail' },
   skipped: { text: 'SKIPPED', cls: 'skip' },
-  'expected-failure': { text: 'FAIL (expected)', cls: 'xfail' },
+  'known-failure': { text: 'FAIL (known)', cls: 'xfail' },
   interrupted: { text: 'INTERRUPTED', cls: 'fail' },
 };
 
@@ -105,7 +105,11 @@ function testArticle(t: ReportTest, i: number): string {
   parts.push(`<p class="meta">${esc(t.suite)} · ${(t.durationMs / 1000).toFixed(1)} s${t.file ? ` · ${esc(t.file)}` : ''}</p>`);
   if (t.error) parts.push(`<details open class="error"><summary>failure</summary><pre>${esc(t.error.message)}</pre></details>`);
   if (t.skipReason) parts.push(`<p class="skip-reason">Skipped: ${esc(t.skipReason)}</p>`);
-  if (t.expectedFailure) parts.push(`<details class="xfail"><summary>expected failure: ${esc(t.expectedFailure.reason)}</summary><pre>${esc(t.expectedFailure.observed ?? '')}</pre></details>`);
+  if (t.knownFailure) {
+    const k = t.knownFailure;
+    parts.push(`<p class="known"><b>Known failure ${esc(k.id)}</b>: ${esc(k.summary)} — reference: ${/^https?:\/\//.test(k.reference) ? `<a href="${esc(k.reference)}">${esc(k.reference)}</a>` : esc(k.reference)} <small>(${esc(k.source)})</small></p>`);
+    parts.push(`<details class="xfail"><summary>what happened</summary><pre>${esc(k.observed)}</pre></details>`);
+  }
   if (t.attempts.length) parts.push(`<p class="attempts">Retried on a fresh lab after a lab-infrastructure fault: ${t.attempts.map((a) => esc(a.infrastructure)).join('; ')}</p>`);
   if (t.repairs.length) parts.push(`<p class="repairs">Lab repaired before this test: ${t.repairs.map((r) => esc(`${r.node}: ${r.why} → ${r.action}`)).join('; ')}</p>`);
   for (const tl of t.timelines) parts.push(timelineBlock(tl));
@@ -163,7 +167,7 @@ ${r.run.notRestored ? `<p class="banner fail">LAB NOT FULLY RESTORED: ${r.run.no
 ${r.run.stopped ? `<p class="banner fail">RUN STOPPED: ${esc(r.run.stopped.reason.split('\n')[0] ?? '')}<br>restore journals: ${r.run.stopped.journals.map(esc).join('<br>')}</p>` : ''}
 ${topo?.kind === 'vm' ? '<p class="meta">Virtual lab: rdma_rxe (soft RoCE) over an active-backup bond with fail_over_mac=active reproduces the IPoIB failover path; IPoIB-only checks are reported SKIPPED.</p>' : ''}
 </header>
-<section id="summary"><h2>Summary</h2><p>${verdict} ${s.passed} passed · ${s.failed} failed · ${s.skipped} skipped · ${s.expectedFailures} expected failures · ${s.total} tests</p></section>
+<section id="summary"><h2>Summary</h2><p>${verdict} ${s.passed} passed · ${s.failed} failed · ${s.skipped} skipped · ${s.knownFailures} known failures${s.interrupted ? ` · ${s.interrupted} interrupted` : ''} · ${s.total} tests</p></section>
 ${outage ? `<section id="outage"><h2>Outage per ULP (fault → I/O resumed, passing tests)</h2><table><tr><th>ULP</th><th>failovers</th><th>median ms</th><th>worst ms</th><th>worst in</th></tr>${outage}</table></section>` : ''}
 <section id="certification"><h2>Certification table</h2><table><tr><th>ID</th><th>test</th><th>verdict</th><th>failover ms</th><th>re-established ms</th><th>I/O resumed ms</th></tr>${certRows}</table></section>
 <section id="environment"><h2>Environment</h2><table><tr><th>node</th><th>kernel</th><th>rdma-core</th><th>HCA</th><th>bond</th><th>modules</th><th>clock</th></tr>${env}</table></section>

@@ -40,7 +40,7 @@ function cell(t: ReportTest | undefined): MatrixCell {
   if (f !== undefined) c.failoverMs = f;
   if (r !== undefined) c.reconnectMs = r;
   if (io !== undefined) c.ioResumedMs = io;
-  const reason = t.error?.message.split('\n')[0] ?? t.skipReason ?? t.expectedFailure?.reason;
+  const reason = t.error?.message.split('\n')[0] ?? t.skipReason ?? (t.knownFailure ? `${t.knownFailure.id}: ${t.knownFailure.summary}` : undefined);
   if (reason) c.reason = reason;
   if (evidence.length) c.evidence = evidence;
   if (t.attempts.length) c.retried = t.attempts.map((a) => a.infrastructure).join('; ');
@@ -63,7 +63,7 @@ export function buildMatrix(id: string, runs: { label: string; dir: string; repo
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const BADGE: Record<MatrixCell['status'], string> = { passed: 'PASS', failed: 'FAIL', skipped: 'SKIP', 'expected-failure': 'FAIL (expected)', interrupted: 'INTERRUPTED', absent: '—' };
+const BADGE: Record<MatrixCell['status'], string> = { passed: 'PASS', failed: 'FAIL', skipped: 'SKIP', 'known-failure': 'FAIL (known)', interrupted: 'INTERRUPTED', absent: '—' };
 
 export function matrixHtml(m: Matrix): string {
   const head = m.kernels.map((k) => `<th>${esc(k.kernel)}<br><small>${k.summary.passed} pass · ${k.summary.failed} fail · ${k.summary.skipped} skip</small></th>`).join('');
@@ -81,7 +81,7 @@ export function matrixHtml(m: Matrix): string {
     .join('\n');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>rdma-failover kernel matrix ${esc(m.id)}</title><style>
 body{font:13px/1.4 system-ui,sans-serif;margin:24px;max-width:1300px}table{border-collapse:collapse;width:100%}th,td{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}
-th{background:#f2f2f2}td.passed{background:#e8f5e9}td.failed{background:#ffebee}td.skipped{background:#f5f5f5}td.expected-failure{background:#fff3e0}
+th{background:#f2f2f2}td.passed{background:#e8f5e9}td.failed{background:#ffebee}td.skipped{background:#f5f5f5}td.known-failure{background:#fff3e0}
 pre{white-space:pre-wrap;font-size:10px;max-height:300px;overflow:auto;background:#fafafa}small{color:#444}
 </style></head><body><h1>Kernel matrix</h1><p>matrix ${esc(m.id)} · ${esc(m.createdAt)} · runs: ${m.kernels.map((k) => `${esc(k.label)} → ${esc(k.runId)}`).join(', ')}</p>
 <table><tr><th>ID</th><th>test</th>${head}</tr>

@@ -1,16 +1,26 @@
-// The mocha reporter: spec-style lines (and a live step line on a TTY), then reports/<run-id>/
-// (report.json, junit.xml, report.html, report.pdf), then the closing line CI understands.
+// The mocha reporter: one line per test that says what really happened (and a live step line on a
+// TTY), then reports/<run-id>/ (report.json, junit.xml, report.html, report.pdf), then the closing
+// line CI understands. The console never lies: a known failure, a skip, an interruption and a test
+// retried after a lab-infrastructure fault each look different from a pass.
+//
+// Exit status of `rdma-failover run` (RDMA_FAILOVER_RUN=1): 0 every test passed (skips allowed);
+// 3 the only failures are known ones; 1 a new failure, an unstable repeated test, or a lab left
+// changed; 130 interrupted. Under plain mocha (the harness's own tests) it is mocha's failure count.
 import Mocha from 'mocha';
 import { relative } from 'node:path';
-import { recordOf } from '../fixture/test.ts';
-import { buildReport, newRunId, redact, type CollectedTest } from './build.ts';
+import { recordOf, type TestRecord } from '../fixture/test.ts';
+import { stopRequested } from '../fixture/stop.ts';
+import { bold, dim, green, red, yellow } from '../cli/style.ts';
+import { buildReport, newRunId, redact, repeatStats, type CollectedTest } from './build.ts';
 import { progress, type StepProgress } from './progress.ts';
 import { runContext } from './registry.ts';
 import { writeReports } from './write.ts';
-import { stopRequested } from '../fixture/stop.ts';
 
-const { Spec } = Mocha.reporters;
-const { EVENT_RUN_BEGIN, EVENT_TEST_PASS, EVENT_TEST_FAIL, EVENT_TEST_PENDING, EVENT_TEST_BEGIN, EVENT_TEST_END } = Mocha.Runner.constants;
+const { Base } = Mocha.reporters;
+const { EVENT_RUN_BEGIN, EVENT_SUITE_BEGIN, EVENT_TEST_PASS, EVENT_TEST_FAIL, EVENT_TEST_PENDING, EVENT_TEST_BEGIN, EVENT_TEST_END } = Mocha.Runner.constants;
+
+/** `run`'s exit status when the only failures are known ones. */
+export const EXIT_KNOWN_ONLY = 3;
 
 function suiteTitle(t: Mocha.Runnable): string {
   const out: string[] = [];
@@ -18,15 +28,30 @@ function suiteTitle(t: Mocha.Runnable): string {
   return out.join(' › ') || '(root)';
 }
 
-export default class HarnessReporter extends Spec {
+function firstLine(s: string, max = 240): string {
+  const l = s.split('\n').find((x) => x.trim()) ?? '';
+  return l.length > max ? `${l.slice(0, max)}…` : l;
+}
+
+export default class HarnessReporter extends Base {
   private readonly collected: CollectedTest[] = [];
+  private readonly failedTests: { n: number; t: Mocha.Runnable; err: Error }[] = [];
   private startedAt = new Date();
   private readonly tty = !!process.stderr.isTTY;
   private live = '';
+  private depth = 0;
 
   constructor(runner: Mocha.Runner, options?: Mocha.MochaOptions) {
     super(runner, options);
+    const out = (s: string) => process.stdout.write(`${s}\n`);
+    const pad = () => '  '.repeat(this.depth + 1);
     runner.once(EVENT_RUN_BEGIN, () => (this.startedAt = new Date()));
+    runner.on(EVENT_SUITE_BEGIN, (s: Mocha.Suite) => {
+      this.depth = 0;
+      for (let p = s.parent; p; p = p.parent) if (p.title) this.depth++;
+      if (s.title) out(`\n${'  '.repeat(this.depth + 1)}${s.title}`);
+      if (s.title) this.depth++;
+    });
     const add = (t: Mocha.Runnable, given: CollectedTest['state'], err?: Error) => {
       if (this.collected.some((c) => c.fullTitle === t.fullTitle() && c.state === 'interrupted')) return;
       // A test that fails once the run is stopping was stopped, whatever its error says.
@@ -42,6 +67,21 @@ export default class HarnessReporter extends Spec {
         ...(err ? { error: { message: err.message, ...(err.stack ? { stack: err.stack } : {}) } } : {}),
         ...(record ? { record } : {}),
       });
+      this.clearLive();
+      const took = t.duration !== undefined ? dim(` (${(t.duration / 1000).toFixed(1)} s)`) : '';
+      const retried = (r: TestRecord | undefined) => (r?.attempts.length ? `\n${pad()}  ${yellow('↻')} ${dim(`retried on a fresh lab after a lab-infrastructure fault: ${r.attempts.map((a) => a.infrastructure).join('; ')}`)}` : '');
+      if (state === 'passed' && record?.knownFailure) {
+        const k = record.knownFailure;
+        out(`${pad()}${yellow('⚠ KNOWN FAILURE')} ${t.title}${took}`);
+        out(`${pad()}    ${dim('what happened:')} ${firstLine(k.observed)}`);
+        out(`${pad()}    ${dim('known issue')} ${k.id}: ${k.summary} ${dim(`(${k.reference.slice(0, 160)})`)}${retried(record)}`);
+      } else if (state === 'passed') out(`${pad()}${green('✔')} ${t.title}${took}${retried(record)}`);
+      else if (state === 'pending') out(`${pad()}${dim(`- ${t.title} — skipped: ${record?.skipReason ?? 'not selected'}`)}`);
+      else if (state === 'interrupted') out(`${pad()}${red('⊘')} ${t.title} — interrupted`);
+      else {
+        this.failedTests.push({ n: this.failedTests.length + 1, t, err: err ?? new Error('failed') });
+        out(`${pad()}${red(`✖ ${this.failedTests.length})`)} ${t.title}${took}${retried(record)}`);
+      }
     };
     runner.on(EVENT_TEST_PASS, (t) => add(t, 'passed'));
     runner.on(EVENT_TEST_FAIL, (t, err: Error) => add(t, 'failed', err)); // hooks too
@@ -87,8 +127,18 @@ export default class HarnessReporter extends Spec {
       void this.write(`\nRUN INTERRUPTED (${runContext.interrupted?.why ?? 'stopped'})`);
       return;
     }
-    // mocha exits with the failure count: a lab left changed counts as one.
-    void this.write('').then(() => fn?.(failures + (runContext.notRestored ? 1 : 0)));
+    void this.write('').then(() => fn?.(this.exitCode(failures)));
+  }
+
+  private exitCode(mochaFailures: number): number {
+    const lab = runContext.notRestored ? 1 : 0;
+    if (process.env.RDMA_FAILOVER_RUN !== '1') return mochaFailures + lab;
+    if (mochaFailures || lab || this.unstable() > 0) return 1;
+    return this.collected.some((c) => c.record?.knownFailure) ? EXIT_KNOWN_ONLY : 0;
+  }
+
+  private unstable(): number {
+    return repeatStats(this.collected).filter((r) => r.unstable).length;
   }
 
   private written: Promise<void> | undefined;
@@ -99,20 +149,34 @@ export default class HarnessReporter extends Spec {
     return this.written;
   }
 
+  private failureList(): string {
+    const lines: string[] = [];
+    for (const f of this.failedTests) {
+      lines.push(`\n  ${f.n}) ${suiteTitle(f.t)}\n       ${f.t.title}:`);
+      const stack = (f.err.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l)).slice(0, 6);
+      lines.push(`     ${red(`${f.err.name}: ${f.err.message}`).split('\n').join('\n     ')}`, ...stack.map((l) => dim(l)));
+    }
+    return lines.join('\n');
+  }
+
   private async writeOnce(banner: string): Promise<void> {
     const finish = (extra: string) => {
       if (runContext.notRestored) {
-        extra += `\nLAB NOT FULLY RESTORED:\n  ${runContext.notRestored.problems.join('\n  ')}\nrestore journals:\n  ${runContext.notRestored.journals.join('\n  ')}\n`;
+        extra += `\n${red('LAB NOT FULLY RESTORED')}:\n  ${runContext.notRestored.problems.join('\n  ')}\nrestore journals:\n  ${runContext.notRestored.journals.join('\n  ')}\n`;
       }
       if (runContext.stopped) {
-        extra += `\nRUN STOPPED: ${runContext.stopped.reason.split('\n')[0]}\n${runContext.stopped.journals.length ? `restore journals:\n  ${runContext.stopped.journals.join('\n  ')}\n` : ''}`;
+        extra += `\n${red('RUN STOPPED')}: ${runContext.stopped.reason.split('\n')[0]}\n${runContext.stopped.journals.length ? `restore journals:\n  ${runContext.stopped.journals.join('\n  ')}\n` : ''}`;
       }
-      const passed = this.collected.filter((c) => c.state === 'passed').length;
-      const failed = this.collected.filter((c) => c.state === 'failed').length;
+      const known = this.collected.filter((c) => c.state === 'passed' && c.record?.knownFailure);
+      const passed = this.collected.filter((c) => c.state === 'passed' && !c.record?.knownFailure).length;
+      const failed = this.collected.filter((c) => c.state === 'failed' || c.state === 'interrupted').length;
       const skipped = this.collected.filter((c) => c.state === 'pending').length;
-      const xfail = this.collected.filter((c) => c.state === 'passed' && c.record?.expectedFailure).length;
-      const interrupted = this.collected.filter((c) => c.state === 'interrupted').length;
-      process.stdout.write(`${banner ? `${banner}\n` : ''}${extra}${xfail ? `(${xfail} of the passed tests are expected failures: the verdict FAIL was the expected one)\n` : ''}\n${passed} passed, ${failed + interrupted} failed, ${skipped} skipped\n`);
+      const stats = repeatStats(this.collected);
+      const repeats = stats.length
+        ? `\n${bold('repeats')}:\n${stats.map((r) => `  ${r.unstable ? red('UNSTABLE') : green('stable  ')} ${r.passRate * 100 === 100 ? '100' : (r.passRate * 100).toFixed(0).padStart(3)} % of ${r.runs} — ${r.title}${r.outage ? dim(` — outage min ${r.outage.minMs} / median ${r.outage.medianMs} / p90 ${r.outage.p90Ms} / max ${r.outage.maxMs} ms`) : ''}`).join('\n')}\n`
+        : '';
+      const knownLine = known.length ? `${yellow(`${known.length} known failure${known.length > 1 ? 's' : ''}`)}: ${known.map((c) => `${c.record?.planId ?? c.title}${c.record?.ulp ? ` (${c.record.ulp})` : ''} → ${c.record?.knownFailure?.id}`).join(', ')}\n` : '';
+      process.stdout.write(`${banner ? `${banner}\n` : ''}${this.failureList()}\n${extra}${repeats}\n${knownLine}${passed} passed, ${failed} failed, ${skipped} skipped\n`);
     };
     if (process.env.RDMA_FAILOVER_REPORTS === 'off') return finish('');
     const report = redact(buildReport(this.collected, runContext, { id: newRunId(this.startedAt), startedAt: this.startedAt, finishedAt: new Date(), command: process.argv.slice(1).join(' ') }), runContext.secrets);

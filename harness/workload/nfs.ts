@@ -3,7 +3,8 @@
 // on a file (O_DIRECT, so reads come from the server, not the client's cache).
 // It changes nothing it did not make: the export goes straight into the kernel's table (exportfs -o
 // CLIENT:PATH, never /etc/exports), and nfsd, mountd and rpcbind are started — and later stopped —
-// only when they were not running; a user's NFS server keeps running with its exports untouched.
+// only when they were not running; a user's NFS server keeps running with its exports untouched
+// (and is used only if it already listens on RDMA: a listener cannot be taken back from it).
 import { randomUUID } from 'node:crypto';
 import { waitFor } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
@@ -103,14 +104,14 @@ export class NfsWorkload extends BlockStorageWorkload {
     );
     await this.daemon(s, 'rpc.mountd', ['rpc.mountd', '-F']);
     st = await this.serverState();
-    if ((st.get('threads')?.[0] ?? '0') === '0') {
-      await this.undo.change({ node: s.name, what: 'stop the nfsd the harness started, restore its grace and lease times', kind: 'argv', argv: ['sh', '-c', NFSD_DOWN, 'nfsd-down', st.get('grace')?.[0] ?? '90', st.get('lease')?.[0] ?? '90'] }, () =>
-        s.run(['sh', '-c', NFSD_UP], { timeoutMs: 60_000 }),
-      );
-    }
-    if (st.get('rdma')?.[0] !== '1') {
-      await this.undo.change({ node: s.name, what: 'remove the RDMA listener (rdma 20049) from nfsd', kind: 'argv', argv: ['sh', '-c', `[ "$(cat ${NFSD}/threads 2>/dev/null || echo 0)" = 0 ] || echo "-rdma 20049" > ${NFSD}/portlist`] }, () =>
-        s.run(['sh', '-c', `echo "rdma 20049" > ${NFSD}/portlist`]),
+    const running = (st.get('threads')?.[0] ?? '0') !== '0';
+    const rdma = st.get('rdma')?.[0] === '1';
+    // nfsd cannot drop one listener (6.1 write_ports has no delete): an RDMA listener added to a
+    // user's running nfsd would stay until it restarts. Only an nfsd the harness starts gets one.
+    if (running && !rdma) throw new LabPreconditionError('nfsd is running without an RDMA listener: adding one (rdma 20049) could not be undone — nfsd has no way to remove a listener short of stopping it — so the harness leaves it alone');
+    if (!running) {
+      await this.undo.change({ node: s.name, what: 'stop the nfsd the harness started (and its RDMA listener), restore its grace and lease times', kind: 'argv', argv: ['sh', '-c', NFSD_DOWN, 'nfsd-down', st.get('grace')?.[0] ?? '90', st.get('lease')?.[0] ?? '90'] }, () =>
+        s.run(['sh', '-c', `${NFSD_UP} && echo "rdma 20049" > ${NFSD}/portlist`], { timeoutMs: 60_000 }),
       );
     }
 

@@ -18,8 +18,6 @@ export interface StorageUlp<W extends Workload> {
   make: (t: TestContext, client: string, server: string) => Promise<W>;
   /** progress units that show I/O is flowing (bytes) */
   step: number;
-  /** RF-07 (the server side fails over) is known to fail on these kernels, and why */
-  serverSideKnown?: { reason: string; kernel: RegExp };
 }
 
 /** Sets the workload up, starts monitors and I/O, waits until I/O flows. */
@@ -84,7 +82,7 @@ export function storageTests<W extends Workload>(u: StorageUlp<W>): void {
       expect(ev).to.have.deliveredEverything();
       expect(ev).to.have.noKernelWarnings();
       expect(ev).to.have.noResourceLeak();
-    }, opts({ tags: side === 0 ? ['quick'] : [], ...(side === 1 && u.serverSideKnown ? { expectFailure: { ...u.serverSideKnown, match: /no I\/O resumed/ } } : {}) }));
+    }, opts({ tags: side === 0 ? ['quick'] : [] }));
   }
 
   test(`RF-02 failback to the primary during ${u.ulp} I/O: a failover each way, I/O recovers both times`, async (t) => {

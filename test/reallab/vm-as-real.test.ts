@@ -88,8 +88,8 @@ describe('a real lab: the VM guests driven through plain SSH and carrier command
       'UL-NFS-01': 'passed',
       'UL-NVME-01': 'passed',
       'UL-RDS-01': 'passed',
-      'UL-RPING-01': 'expected-failure',
-      'UL-SRP-01': 'expected-failure',
+      'UL-RPING-01': 'known-failure',
+      'UL-SRP-01': 'known-failure',
     });
     expect(r.code, 'no new failures').to.equal(0);
     expect(rep.run.topology?.kind).to.equal('real');

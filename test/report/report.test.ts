@@ -30,7 +30,7 @@ describe('reports', function () {
   it('a report.json recorded from a VM-lab suite run validates against the published schema', () => {
     expect(report.run.topology?.kind).to.equal('vm');
     expect(report.tests.some((t) => t.timelines.length > 0), 'it has failover timelines').to.equal(true);
-    expect(report.tests.map((t) => t.status)).to.include.members(['passed', 'skipped', 'expected-failure']);
+    expect(report.tests.map((t) => t.status)).to.include.members(['passed', 'skipped', 'known-failure']);
     expect(report.environment.length).to.be.greaterThan(0);
   });
 
@@ -82,12 +82,14 @@ for suite in x:
         out["tests"] += 1
         for r in case.result:
             if isinstance(r, Failure): out["failures"] += 1; out["messages"].append(r.message)
-            if isinstance(r, Skipped): out["skipped"] += 1
+            if isinstance(r, Skipped): out["skipped"] += 1; out["messages"].append(r.message)
 print(json.dumps(out))`;
-    const got = JSON.parse(execFileSync('/usr/bin/python3', ['-c', py, w.junit], { encoding: 'utf8' })) as { tests: number; failures: number; skipped: number };
+    const got = JSON.parse(execFileSync('/usr/bin/python3', ['-c', py, w.junit], { encoding: 'utf8' })) as { tests: number; failures: number; skipped: number; messages: string[] };
     expect(got.tests).to.equal(report.summary.total);
     expect(got.failures).to.equal(report.summary.failed);
-    expect(got.skipped).to.equal(report.summary.skipped);
+    // a known failure is a skip for CI engines (no "known" verdict there), carrying its reference
+    expect(got.skipped).to.equal(report.summary.skipped + report.summary.knownFailures);
+    expect(got.messages.filter((m) => m.startsWith('KNOWN FAILURE rping-ignores-addr-change'))).to.have.length(report.summary.knownFailures);
   });
 
   it('no secret in any output: key paths from the topology and key material are redacted', async () => {
