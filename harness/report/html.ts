@@ -8,6 +8,7 @@ const COLOURS: Record<string, string> = {
   fault: '#222222',
   carrier_lost: '#3b6ea5',
   bond_failover: '#1f4e79',
+  bond_back: '#5a7fa3',
   bond_address: '#5b8cc0',
   garp_sent: '#2a9d8f',
   garp_seen: '#21867a',

@@ -11,6 +11,7 @@ export type PhaseId =
   | 'fault'
   | 'carrier_lost'
   | 'bond_failover'
+  | 'bond_back'
   | 'bond_address'
   | 'garp_sent'
   | 'garp_seen'
@@ -28,6 +29,7 @@ export const PHASE_LABELS: Record<PhaseId, string> = {
   fault: 'fault injected',
   carrier_lost: 'carrier lost',
   bond_failover: 'bond failover',
+  bond_back: 'bond active again on the same slave (no failover)',
   bond_address: 'bond address changed',
   garp_sent: 'gratuitous ARP sent',
   garp_seen: 'gratuitous ARP seen by the peer',
@@ -46,6 +48,7 @@ export const PHASE_ORDER: PhaseId[] = [
   'fault',
   'carrier_lost',
   'bond_failover',
+  'bond_back',
   'bond_address',
   'garp_sent',
   'garp_seen',
@@ -219,7 +222,14 @@ export function buildTimeline(input: TimelineInput): Timeline {
   const newActive =
     failBond?.activeSlave ??
     (failLog ? (/\(slave (\S+)\): making interface/.exec(failLog.text)?.[1] ?? /making interface (\S+) the new active one/.exec(failLog.text)?.[1]) : undefined);
-  put('bond_failover', failover, newActive ? `${oldActive ?? '?'} → ${newActive}` : failEvent ? 'BONDING FAILOVER' : undefined, `no change of the active slave on ${fault.node}/${bondName ?? '?'} (bond sysfs, rtnetlink, kernel log)`);
+  // Every slave down, then the same one back (RF-03): the bonding driver logs it and raises
+  // BONDING_FAILOVER, but it is no failover — the slave and the address are the ones from before.
+  if (failover && newActive && newActive === oldActive) {
+    put('bond_back', failover, `every slave of ${bondName ?? 'the bond'} was down; ${newActive} is active again (the same address: no ADDR_CHANGE is due)`);
+    put('bond_failover', undefined, undefined, `no failover: the active slave after the fault is the one from before (${newActive})`);
+  } else {
+    put('bond_failover', failover, newActive ? `${oldActive ?? '?'} → ${newActive}` : failEvent ? 'BONDING FAILOVER' : undefined, `no change of the active slave on ${fault.node}/${bondName ?? '?'} (bond sysfs, rtnetlink, kernel log)`);
+  }
 
   // bond hardware address (sysfs poller, or rtnetlink's view of the bond)
   const addrPoll = bondEvents.find((e) => e.t >= from && e.changed.includes('address'));
@@ -374,7 +384,7 @@ export function buildTimeline(input: TimelineInput): Timeline {
     summary: {
       ...(effect !== undefined ? { effectMs: effect } : {}),
       ...(at('bond_failover') !== undefined ? { failoverMs: since(at('bond_failover')) } : {}),
-      ...(newActive ? { newActiveSlave: newActive } : {}),
+      ...(newActive && newActive !== oldActive ? { newActiveSlave: newActive } : {}),
       ...(oldAddress ? { oldAddress } : {}),
       ...(newMac ? { newAddress: newMac } : {}),
       ...(at('established') !== undefined ? { reconnectMs: since(at('established')) } : {}),

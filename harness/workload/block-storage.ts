@@ -58,6 +58,8 @@ export abstract class BlockStorageWorkload implements Workload {
   private torn = false;
   /** the file or block device fio verifies, on the client */
   dataPath = '';
+  /** the first I/O error fio reported: progress stops counting from there */
+  ioFailed: string | undefined;
   done = 0;
   readonly errors: string[] = [];
 
@@ -117,9 +119,15 @@ export abstract class BlockStorageWorkload implements Workload {
     );
     this.subs.push(
       this.fio.events$.subscribe((e) => {
+        if (e.kind === 'error') {
+          const text = typeof e.data?.text === 'string' ? e.data.text : '';
+          this.errors.push(text);
+          if (/error/i.test(text)) this.ioFailed ??= text;
+        }
+        // After an I/O error, fio's byte counts include failed I/O: that is not I/O resuming.
+        if (e.kind === 'progress' && this.ioFailed) return;
         this.extra.next(e);
         if (e.kind === 'progress' && e.done !== undefined) this.done = e.done;
-        if (e.kind === 'error') this.errors.push(typeof e.data?.text === 'string' ? e.data.text : '');
       }),
     );
     await sleep(0);

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { newNodeClock } from '../../harness/monitor/clockmap.ts';
 import { LineMapper, type SourceKind } from '../../harness/monitor/mapper.ts';
 import type { LabEvent, WorkloadEvent } from '../../harness/monitor/events.ts';
-import { buildTimeline, renderTimeline, type Timeline } from '../../harness/timeline/timeline.ts';
+import { buildTimeline, renderTimeline, type FaultRef, type Timeline } from '../../harness/timeline/timeline.ts';
 
 const DIR = 'test/fixtures/recorded/failover-rping';
 
@@ -100,5 +100,20 @@ describe('timeline rules (synthetic events)', () => {
     ];
     const tl = buildTimeline({ events, fault, connection: conn, bonds: b });
     expect(tl.phases.find((p) => p.id === 'established')!.atMs).to.equal(600);
+  });
+
+  // RF-03: both links down, then the same slave back. The bonding driver logs "making interface eth0
+  // the new active one" and raises BONDING_FAILOVER, but it is not a failover (it was shown as eth0 → eth0).
+  it('every slave down, then the same one back, is "bond active again", not a failover', () => {
+    const { ifname: _none, ...rest } = fault;
+    const both: FaultRef = { ...rest, kind: 'both-down', description: 'both links down', before: { activeSlave: 'eth0', address: 'aa:aa' } };
+    const kmsg = (t: number, text: string): LabEvent => ({ source: 'kmsg', t, node: 'a', kernelTs: t / 1000, level: 6, cls: 'bonding', text });
+    const events = [kmsg(1100, 'bond0: (slave eth0): link status definitely down, disabling slave'), kmsg(1101, 'bond0: now running without any active interface!'), kmsg(5020, 'bond0: (slave eth0): making interface the new active one')];
+    const tl = buildTimeline({ events, fault: both, connection: conn, bonds: b });
+    expect(tl.phases.find((p) => p.id === 'bond_back')).to.include({ atMs: 4020 });
+    expect(tl.phases.find((p) => p.id === 'bond_failover')!.missing).to.equal(true);
+    expect(tl.summary.newActiveSlave).to.equal(undefined);
+    expect(tl.summary.failoverMs).to.equal(undefined);
+    expect(renderTimeline(tl)).to.not.match(/eth0 → eth0/);
   });
 });
