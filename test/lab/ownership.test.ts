@@ -33,7 +33,7 @@ mkdir -p $i/lun/lun_0 $i/np/127.0.0.1:3260
 ln -s ${T}/core/fileio_0/user_disk $i/lun/lun_0/user_lun
 echo 1 > $i/enable
 mkdir -p /srv/user-share
-printf '# the user\\'s exports\\n/srv/user-share 10.9.0.0/16(ro,sync,no_subtree_check,fsid=4711)\\n' >> /etc/exports
+printf "# the user's exports\\n/srv/user-share 10.9.0.0/16(ro,sync,no_subtree_check,fsid=4711)\\n" >> /etc/exports
 mkdir -p ${N}/ports/1 ${N}/subsystems/nqn.2014-08.org.example:user-sub
 echo ipv4 > ${N}/ports/1/addr_adrfam; echo tcp > ${N}/ports/1/addr_trtype
 echo 127.0.0.1 > ${N}/ports/1/addr_traddr; echo 4420 > ${N}/ports/1/addr_trsvcid
