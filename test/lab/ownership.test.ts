@@ -119,8 +119,9 @@ describe('the harness touches only what it created: the user\'s own storage obje
       timeoutMs: 1_500_000,
       env: { RDMA_FAILOVER_TAGS: '', RDMA_FAILOVER_EXCLUDE_TAGS: 'full,long', RDMA_FAILOVER_REPORTS: join(dir, 'reports'), RDMA_FAILOVER_PDF: '0' },
     });
-    expect(r.code, r.stdout.slice(-4000)).to.equal(0);
-    expect(r.stdout).to.match(/\n5 passed, 0 failed, 0 skipped\n/);
+    // iSER, NFS, NVMe pass; SRP fails the known way (it ignores ADDR_CHANGE): exit 3, known only
+    expect(r.stdout, r.stdout.slice(-4000)).to.match(/\n3 passed, 0 failed, 0 skipped\n/).and.to.match(/1 known failure: UL-SRP-01/);
+    expect(r.code).to.equal(3);
     expect(await snap(server())).to.equal(before.server);
     expect(await snap(client())).to.equal(before.client);
     for (const n of [server(), client()]) expect((await n.run(['sh', '-c', OURS])).stdout.trim(), `${n.name}: the harness's own objects`).to.equal('');
