@@ -1,0 +1,71 @@
+// RF-02 (failback): which cm_ids the kernel owes an ADDR_CHANGE. cma_netdev_change raises it for ids
+// bound to the bond whose *recorded* source hardware address differs from the bond's new one. An id
+// whose address resolved before the first failover changed the bond's MAC recorded the old MAC; a
+// failback that restores that MAC owes it nothing. (The old assertion demanded one from every live id:
+// "expected exactly one ADDR_CHANGE for node-a cm.id=48, saw 0" while RDS recovered in 238 ms.)
+import { expect } from 'chai';
+import '../../harness/assert/chai-failover.ts';
+import { collectEvidence } from '../../harness/assert/evidence.ts';
+import type { BondEvent, LabEvent } from '../../harness/monitor/events.ts';
+import type { FaultRef } from '../../harness/timeline/timeline.ts';
+
+const M0 = '52:54:00:00:00:01';
+const M1 = '52:54:00:00:00:02';
+const bondEv = (t: number, activeSlave: string, address: string, changed: BondEvent['changed']): LabEvent => ({ source: 'bond', t, node: 'a', bond: 'bond0', activeSlave, address, miiStatus: 'up', carriers: {}, changed });
+const kmsg = (t: number, text: string): LabEvent => ({ source: 'kmsg', t, node: 'a', kernelTs: t / 1000, level: 6, cls: 'bonding', text });
+const cma = (t: number, cmId: number, event: string, src = '10.0.0.1:18634', dst = '10.0.0.2:4000'): LabEvent => ({ source: 'cma', t, node: 'a', point: 'cm_event_handler', cmId, event, src, dst, fields: {} });
+
+const faults: FaultRef[] = [
+  { t: 1000, node: 'a', ifname: 'eth0', bond: 'bond0', kind: 'carrier-loss', description: 'carrier loss on a/eth0', before: { activeSlave: 'eth0', address: M0 } },
+  { t: 5000, node: 'a', ifname: 'eth0', bond: 'bond0', kind: 'failback', description: 'failback: a/eth0 returns', before: { activeSlave: 'eth1', address: M1 } },
+];
+
+function evidence(extra: LabEvent[]) {
+  const events = [
+    bondEv(0, 'eth0', M0, []),
+    kmsg(1030, 'bond0: (slave eth1): making interface the new active one'),
+    bondEv(1045, 'eth1', M1, ['active_slave', 'address']),
+    kmsg(5030, 'bond0: (slave eth0): making interface the new active one'),
+    bondEv(5045, 'eth0', M0, ['active_slave', 'address']),
+    // id 10: connected long before the fault, with the bond at M0
+    cma(500, 10, 'ADDR_RESOLVED'),
+    cma(600, 10, 'ESTABLISHED'),
+    // id 48: its address resolved just before the MAC changed (M0 recorded), connected after
+    cma(1010, 48, 'ADDR_RESOLVED'),
+    cma(1400, 48, 'ESTABLISHED'),
+    // id 50: resolved and connected over eth1 (M1 recorded)
+    cma(2000, 50, 'ADDR_RESOLVED'),
+    cma(2100, 50, 'ESTABLISHED'),
+    ...extra,
+  ].sort((a, b) => a.t - b.t);
+  return collectEvidence({
+    recording: { startedAt: 0, stoppedAt: 9000, events, clocks: [], errorBoundMs: 3, problems: [] },
+    faults,
+    bonds: [{ node: 'a', bond: 'bond0', ip: '10.0.0.1', slaves: ['eth0', 'eth1'] }],
+    connections: [{ ulp: 'rds', label: 'a ⇄ b', nodes: ['a', 'b'], ips: ['10.0.0.1', '10.0.0.2'] }],
+  });
+}
+
+describe('ADDR_CHANGE is owed to the ids whose recorded address differs from the bond\'s new one', () => {
+  it('failback: the id bound with the old MAC (id 48) is owed nothing; the one bound after the failover (id 50) is owed one', () => {
+    const ev = evidence([cma(1050, 10, 'ADDR_CHANGE'), cma(5060, 50, 'ADDR_CHANGE')]);
+    expect(ev).to.have.addrChangeDeliveredTo();
+  });
+
+  it('an ADDR_CHANGE to an id whose recorded address equals the new one fails (the kernel would not send it)', () => {
+    const ev = evidence([cma(1050, 10, 'ADDR_CHANGE'), cma(5060, 50, 'ADDR_CHANGE'), cma(5061, 48, 'ADDR_CHANGE')]);
+    expect(() => expect(ev).to.have.addrChangeDeliveredTo()).to.throw(/expected no ADDR_CHANGE for a cm\.id=48 .*bound at -3990 ms with the bond at 52:54:00:00:00:01; the new address is 52:54:00:00:00:01/s);
+  });
+
+  it('a missing ADDR_CHANGE for an id bound with another address fails, and says when it was bound', () => {
+    const ev = evidence([cma(1050, 10, 'ADDR_CHANGE')]);
+    expect(() => expect(ev).to.have.addrChangeDeliveredTo()).to.throw(/expected exactly one ADDR_CHANGE for a cm\.id=50 .*bound at -3000 ms with the bond at 52:54:00:00:00:02; the new address is 52:54:00:00:00:01\), saw 0/s);
+  });
+
+  it('an id bound while the address was changing is judged neither way', () => {
+    const ev = evidence([cma(1034, 77, 'ADDR_RESOLVED'), cma(1300, 77, 'ESTABLISHED'), cma(1050, 10, 'ADDR_CHANGE'), cma(5060, 50, 'ADDR_CHANGE')]);
+    expect(ev).to.have.addrChangeDeliveredTo();
+    const ev2 = evidence([cma(1034, 77, 'ADDR_RESOLVED'), cma(1300, 77, 'ESTABLISHED'), cma(1050, 10, 'ADDR_CHANGE'), cma(5060, 50, 'ADDR_CHANGE'), cma(5062, 77, 'ADDR_CHANGE')]);
+    expect(ev2).to.have.addrChangeDeliveredTo();
+  });
+});
