@@ -86,7 +86,7 @@ echo "modules $(for m in ib_srpt nvmet iscsi_target_mod target_core_file; do [ -
 /** What the harness names its own objects: none may be left. */
 const OURS = `find ${T} ${N} -maxdepth 4 \\( -name 'rf_*' -o -name 'fileio_424*' -o -name '*rf-iser*' -o -name '*rf-nvme*' -o -name 'port_442*' \\) 2>/dev/null
 [ -d ${N}/ports/4420 ] && echo "${N}/ports/4420"
-ls /etc/iscsi/ifaces/rf_iser 2>/dev/null; grep rf-nfs /var/lib/nfs/etab 2>/dev/null; ls -d /srv/rf-nfs /mnt/rf-nfs /run/rf-* 2>/dev/null; true`;
+ls /etc/iscsi/ifaces/rf_iser 2>/dev/null; grep rf-nfs /var/lib/nfs/etab 2>/dev/null; ls -d /srv/rf-nfs /mnt/rf-nfs /run/rf-iser /run/rf-nvme /run/rf-srp 2>/dev/null; true`;
 
 describe('the harness touches only what it created: the user\'s own storage objects survive the storage certification', function () {
   this.timeout(1_800_000);
