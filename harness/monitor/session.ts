@@ -10,6 +10,7 @@ import { newNodeClock, type NodeClock } from './clockmap.ts';
 import type { LabEvent, WorkloadEvent } from './events.ts';
 import { LineMapper, type SourceKind } from './mapper.ts';
 import { readJournal, writeJournal, clearJournal } from '../journal.ts';
+import { NAP_SETUP, nap } from '../node/poll.ts';
 
 export interface MonitorOptions {
   /** nodes to watch (default: every node with a bond) */
@@ -47,8 +48,8 @@ export interface Recording {
 const INSTANCE_ROOT = '/sys/kernel/tracing/instances';
 
 /** Prints "EPOCHREALTIME active|mii|address| slave=carrier…" whenever something changes. */
-const BOND_POLL = `b=/sys/class/net/$1; p=$2; shift 2
-exec 3<> <(:) # a pipe nobody writes to: read -t on it sleeps without a fork (and without a name in /tmp)
+const BOND_POLL = `${NAP_SETUP}
+b=/sys/class/net/$1; p=$2; shift 2
 prev=
 while :; do
   read -r a < "$b/bonding/active_slave" || a=
@@ -57,15 +58,15 @@ while :; do
   c=; for s in "$@"; do x=?; read -r x < "/sys/class/net/$s/carrier" 2>/dev/null; c="$c $s=$x"; done
   cur="$a|$m|$ad|$c"
   if [ "$cur" != "$prev" ]; then echo "$EPOCHREALTIME $cur"; prev=$cur; fi
-  read -t "$p" -u 3 _
+  ${nap('"$p"')}
 done`;
 
-const RES_POLL = `exec 3<> <(:) # a pipe nobody writes to: read -t on it sleeps without a fork (and without a name in /tmp)
+const RES_POLL = `${NAP_SETUP}
 while :; do
   echo "@@ $EPOCHREALTIME"
   x=$(rdma -j res show cm_id 2>/dev/null); echo "\${x:-[]}" | tr -d '\\n'; echo
   x=$(rdma -j res show qp 2>/dev/null); echo "\${x:-[]}" | tr -d '\\n'; echo
-  read -t "$1" -u 3 _
+  ${nap('"$1"')}
 done`;
 
 /** Creates the instance ($1) with the mono clock and enables the systems ($2…) that exist. RPC/RDMA
@@ -93,7 +94,7 @@ export class MonitorSession {
   readonly lab: Lab;
   readonly events: LabEvent[] = [];
   readonly events$ = new Subject<LabEvent>();
-  readonly problems: string[] = [];
+  private readonly problemCounts = new Map<string, { text: string; n: number }>();
   private readonly subs: Subscription[] = [];
   private readonly clocks = new Map<string, NodeClock>();
   private readonly clockReports = new Map<string, ClockReport>();
@@ -121,8 +122,20 @@ export class MonitorSession {
     this.events$.next(e);
   }
 
+  /** What went wrong with a monitor, counted once per kind of message (a spinning poller repeats). */
+  problem(text: string): void {
+    const key = text.replace(/\d+/g, 'N');
+    const p = this.problemCounts.get(key);
+    if (p) p.n++;
+    else if (this.problemCounts.size < 50) this.problemCounts.set(key, { text, n: 1 });
+  }
+
+  get problems(): string[] {
+    return [...this.problemCounts.values()].map((p) => (p.n > 1 ? `${p.text} (×${p.n})` : p.text));
+  }
+
   attach(events: Observable<WorkloadEvent>): void {
-    this.subs.push(events.subscribe({ next: (e) => this.record(e), error: (e: Error) => this.problems.push(`workload stream: ${e.message}`) }));
+    this.subs.push(events.subscribe({ next: (e) => this.record(e), error: (e: Error) => this.problem(`workload stream: ${e.message}`) }));
   }
 
   clock(node: string): NodeClock {
@@ -158,7 +171,7 @@ export class MonitorSession {
       j[node.name] = [...(j[node.name] ?? []), inst];
       writeJournal('trace', this.lab.loaded.topology.name, j);
       this.stream(node, 'trace', ['cat', `${inst}/trace_pipe`]);
-    } else this.problems.push(`${node.name}: no rdma_cma tracing (${mk.stderr.trim() || 'tracefs unavailable'})`);
+    } else this.problem(`${node.name}: no rdma_cma tracing (${mk.stderr.trim() || 'tracefs unavailable'})`);
 
     this.stream(node, 'kmsg', ['dmesg', '-W', '-r']);
     this.stream(node, 'ipmon', ['ip', '-o', '-ts', 'monitor', 'link', 'neigh'], { TZ: 'UTC' });
@@ -188,7 +201,7 @@ export class MonitorSession {
         { timeoutMs: 10_000, intervalMs: 20 },
       );
     } catch (e) {
-      this.problems.push(`${node.name}: ${(e as Error).message}`);
+      this.problem(`${node.name}: ${(e as Error).message}`);
     }
   }
 
@@ -200,17 +213,17 @@ export class MonitorSession {
       next: (l) => {
         if (l.stream === 'stderr') {
           if (kind === 'arp' && /listening on|verbose output|data link type/.test(l.text)) return;
-          this.problems.push(`${node.name} ${kind}: ${l.text}`);
+          this.problem(`${node.name} ${kind}: ${l.text}`);
           return;
         }
         for (const e of mapper.feed(l.text, l.at)) this.record(e);
         if ((kind === 'kmsg' || kind === 'trace') && l.text.includes('rf-sync ')) seen[kind]++;
       },
       error: (e: Error) => {
-        if (!this.stopped) this.problems.push(`${node.name} ${kind} monitor ended: ${e.message}`);
+        if (!this.stopped) this.problem(`${node.name} ${kind} monitor ended: ${e.message}`);
       },
       complete: () => {
-        if (!this.stopped) this.problems.push(`${node.name} ${kind} monitor ended unexpectedly`);
+        if (!this.stopped) this.problem(`${node.name} ${kind} monitor ended unexpectedly`);
       },
     });
     this.subs.push(sub);
@@ -224,14 +237,14 @@ export class MonitorSession {
         [...this.clocks.keys()].map(async (n) => {
           const node = this.lab.node(n);
           const count = this.markersSeen.get(n)!;
-          await this.marker(node, Math.floor(count.kmsg / 8) + 1).catch((e: Error) => this.problems.push(`${n}: final marker: ${e.message}`));
+          await this.marker(node, Math.floor(count.kmsg / 8) + 1).catch((e: Error) => this.problem(`${n}: final marker: ${e.message}`));
           const r = this.clockReports.get(n)!;
           try {
             const after = await measureClockOffset(node, 5);
             r.offsetAfterMs = after.offsetMs;
             r.boundAfterMs = after.boundMs;
           } catch (e) {
-            this.problems.push(`${n}: clock after: ${(e as Error).message}`);
+            this.problem(`${n}: clock after: ${(e as Error).message}`);
           }
           r.kmsgDriftMs = this.clocks.get(n)!.kmsg.drift();
           r.traceDriftMs = this.clocks.get(n)!.trace.drift();
@@ -254,7 +267,7 @@ export class MonitorSession {
       0,
       ...clocks.map((c) => c.boundMs + Math.abs((c.offsetAfterMs ?? c.offsetMs) - c.offsetMs) + Math.max(Math.abs(c.kmsgDriftMs), Math.abs(c.traceDriftMs))),
     );
-    return { startedAt: this.startedAt, stoppedAt: now(), events: [...this.events].sort((a, b) => a.t - b.t), clocks, errorBoundMs, problems: [...this.problems] };
+    return { startedAt: this.startedAt, stoppedAt: now(), events: [...this.events].sort((a, b) => a.t - b.t), clocks, errorBoundMs, problems: this.problems };
   }
 }
 

@@ -56,6 +56,8 @@ mount -t sysfs sys /sys
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
+# What udev would add to a devtmpfs: bash process substitution and many scripts need /dev/fd.
+ln -sfn /proc/self/fd /dev/fd; ln -sf /proc/self/fd/0 /dev/stdin; ln -sf /proc/self/fd/1 /dev/stdout; ln -sf /proc/self/fd/2 /dev/stderr
 # The host's root is shared read-only: hide what must be private or per-guest.
 for d in /tmp /var/tmp /root /home /var/log /var/lib/nfs /var/lib/iscsi /etc/iscsi/nodes /etc/iscsi/send_targets /mnt /media; do
   mkdir -p "$d" 2>/dev/null; mount -t tmpfs -o mode=0755 tmpfs "$d"

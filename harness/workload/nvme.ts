@@ -4,6 +4,7 @@
 // Its subsystem has its own NQN; its port takes an ID and a service ID no existing port uses, so a
 // user's nvmet ports and subsystems are never changed.
 import { waitFor } from '../clock.ts';
+import { NAP_SETUP, nap } from '../node/poll.ts';
 import type { Lab } from '../lab/lab.ts';
 import type { ConnectionRef } from '../timeline/timeline.ts';
 import { BlockStorageWorkload, type BlockStorageOptions } from './block-storage.ts';
@@ -48,12 +49,12 @@ rm -rf "$dir"
 [ ! -e "$cfg/subsystems/$nqn" ] && [ ! -e "$cfg/ports/$port" ]`;
 
 /** Prints "EPOCHREALTIME state" whenever the controller's state changes. */
-const STATE_POLL = `exec 3<> <(:) # a pipe nobody writes to: read -t on it sleeps without a fork (and without a name in /tmp)
+const STATE_POLL = `${NAP_SETUP}
 prev=
 while :; do
   read -r s < "/sys/class/nvme/$1/state" || s=gone
   [ "$s" != "$prev" ] && echo "$EPOCHREALTIME $s" && prev=$s
-  read -t 0.05 -u 3 _
+  ${nap('0.05')}
 done`;
 
 export class NvmeWorkload extends BlockStorageWorkload {

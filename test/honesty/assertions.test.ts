@@ -87,4 +87,19 @@ suite('honesty: each assertion fails on broken behaviour (VM lab, for real)', { 
     expect(failureOf(() => expect(ev).to.have.noKernelWarnings())).to.include('rf_honesty_test');
     expect(failureOf(() => expect(ev).to.have.noResourceLeak())).to.match(/cm_id \d+ → \d+/);
   }, { allowKernel: [{ pattern: 'rf_honesty_test', reason: 'this test writes the warning on purpose' }] });
+
+  test('a monitor that dies mid-test (its bond poller killed): no verdict — evidence() fails and names it', async (t) => {
+    const [a] = t.pair();
+    await t.monitor();
+    // The poller is the harness's own process on the guest: found by its argv, killed by PID.
+    const pids = (await t.node(a).run(['pgrep', '-f', '^bash -c .* bondpoll '])).stdout.trim().split(/\s+/).filter(Boolean);
+    expect(pids, 'the bond poller runs').to.not.be.empty;
+    await t.node(a).run(['kill', ...pids]);
+    await sleep(1000);
+    const err = await t.evidence().then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).to.match(/the monitors did not record the whole test[\s\S]*node-a bond monitor ended/);
+  });
 });
