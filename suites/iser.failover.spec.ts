@@ -12,6 +12,10 @@ suite('UL-ISER-01 iSER survives the loss of the active link', { requires: { node
     roles: ['initiator', 'target'],
     sides: ['initiator', 'target'],
     step: 8 * 2 ** 20,
+    // After iser_connect_error the connection is TERMINATING and every task is refused (-ENODEV),
+    // the NOP-Out included: libiscsi's ping can no longer find out the connection is dead.
+    mustActOnUnreachable:
+      'iSER marks the connection TERMINATING without telling libiscsi (iser_verbs.c iser_cma_handler → iser_connect_error), then refuses every task with -ENODEV, the NOP-Out included ("Could not send nopout"): only a NOP-Out already in flight can still time out and start recovery.',
     make: (t, initiator, target) => {
       const w = t.topology.workloads?.iser;
       return new IserWorkload(t.lab, { initiator, target, sizeMiB: w?.size_mib ?? 48, replacementTimeoutS: w?.replacement_timeout_s ?? 120 }).setup();

@@ -5,6 +5,7 @@
 //   expect(ev).to.have.reconnected('rds', { via: 'eth1', within: 10_000 })
 //   expect(ev).to.have.gratuitousArpSeenBy('node-b', { count: 1 })
 //   expect(ev).to.have.addrChangeDeliveredTo()            // every id bound to the bond, exactly once
+//   expect(ev).to.have.actedOnUnreachable('iser', { within: 2000 })
 //   expect(ev).to.have.deliveredEverything()
 //   expect(ev).to.have.noKernelWarnings()
 //   expect(ev).to.have.noResourceLeak()
@@ -23,6 +24,7 @@ declare global {
       reconnected(ulp: string, opts: { via?: string; within: number }): Assertion;
       gratuitousArpSeenBy(node: string, opts?: { count?: number; atLeast?: number }): Assertion;
       addrChangeDeliveredTo(ids?: { node: string; cmId: number }[]): Assertion;
+      actedOnUnreachable(ulp: string, opts: { within: number; why?: string }): Assertion;
       deliveredEverything(): Assertion;
       noKernelWarnings(): Assertion;
       noResourceLeak(): Assertion;
@@ -119,6 +121,59 @@ export function bondMacAt(ev: Evidence, node: string, bond: string, t: number, b
     if (t >= from - boundMs && t <= c.t + boundMs) return undefined;
   }
   return samples.filter((e) => e.t <= t).pop()?.address ?? samples[0]?.address;
+}
+
+/** An RDMA_CM_EVENT_UNREACHABLE the kernel delivered to an established connection of a ULP, and
+ *  what the ULP did next on that node. */
+export interface UnreachableReaction {
+  node: string;
+  cmId: number;
+  at: number;
+  /** the first reaction: the id disconnected or destroyed, or a new connection to the same peer */
+  reaction?: { t: number; what: string };
+}
+
+const REACTIONS = new Set(['cm_disconnect', 'cm_qp_destroy', 'cm_id_destroy']);
+
+/**
+ * Since 6.0 the RDMA CM also reports UNREACHABLE on an *established* connection: when the neighbour
+ * entry of its peer changes to another hardware address or fails (cma.c cma_netevent_callback →
+ * cma_netevent_work_handler). Those events on the ULP's connections (its two ends' addresses),
+ * each with the ULP's first reaction on that node: the id disconnected or destroyed (rdma_cma trace),
+ * or a new connection to the same peer address resolving.
+ */
+export function unreachableOnEstablished(ev: Evidence, ulp: string): UnreachableReaction[] {
+  const conn = ev.connections.find((c) => c.ulp === ulp);
+  if (!conn) return [];
+  const ip = (a?: string) => a?.replace(/:\d+$/, '');
+  const ours = (e: CmaEvent) => conn.ips.includes(ip(e.src) ?? '') && conn.ips.includes(ip(e.dst) ?? '');
+  const out: UnreachableReaction[] = [];
+  for (const node of conn.nodes) {
+    const cma = ev.events.filter((e): e is CmaEvent => e.source === 'cma' && e.node === node && e.cmId !== undefined);
+    const established = new Set<number>();
+    // Connected before the monitors started: in rdma res's first snapshot with a peer address.
+    const first = ev.events.find((e): e is ResEvent => e.source === 'res' && e.node === node);
+    for (const c of first?.cmIds ?? []) {
+      if (c.cmIdn !== undefined && c.state === 'CONNECT' && conn.ips.includes(ip(c.srcAddr) ?? '') && conn.ips.includes(ip(c.dstAddr) ?? '')) established.add(c.cmIdn);
+    }
+    for (const e of cma) {
+      if (e.point !== 'cm_event_handler') continue;
+      if (e.event === 'ESTABLISHED' && ours(e)) established.add(e.cmId!);
+      if (e.event !== 'UNREACHABLE' || !established.has(e.cmId!)) continue;
+      established.delete(e.cmId!);
+      const peer = ip(e.dst);
+      const next = cma.find(
+        (x) => x.t > e.t && ((x.cmId === e.cmId && REACTIONS.has(x.point)) || (x.cmId !== e.cmId && x.point === 'cm_event_handler' && x.event === 'ADDR_RESOLVED' && ip(x.dst) === peer)),
+      );
+      out.push({
+        node,
+        cmId: e.cmId!,
+        at: e.t,
+        ...(next ? { reaction: { t: next.t, what: next.cmId === e.cmId ? `${next.point} of cm.id=${e.cmId}` : `a new connection (cm.id=${next.cmId} ADDR_RESOLVED)` } } : {}),
+      });
+    }
+  }
+  return out;
 }
 
 /** How a time is counted, when the fault's command took a while before the carrier dropped. */
@@ -276,6 +331,24 @@ export function failoverAssertions(_chai: Chai.ChaiStatic, utils: Chai.ChaiUtils
       this.assert(live.some((l) => l.due !== false), `expected some cm_id on ${tl.fault.node} to be due an ADDR_CHANGE after "${tl.fault.description}": ${live.map((l) => `cm.id=${l.cmId} ${l.why}`).join('; ')}`, '');
       const stray = changes.filter((c) => !live.some((w) => w.node === c.node && w.cmId === c.cmId));
       this.assert(stray.length === 0, `expected ADDR_CHANGE only for ids bound to ${bond?.bond ?? 'the bond'}, but also for: ${stray.map((s) => `${s.node} cm.id=${s.cmId} ${s.src ?? ''}`).join(', ')}`, '');
+    }
+  });
+
+  // A ULP told its established connection is unreachable must act on it (drop it, reconnect):
+  // where the ULP's own liveness check cannot see a connection it has already written off, the
+  // event is its only chance. Judged per event, not by luck: the time to the first reaction.
+  Assertion.addMethod('actedOnUnreachable', function (this: Chai.AssertionStatic, ulp: string, opts: { within: number; why?: string }) {
+    const ev = evidenceOf(this._obj);
+    const t0 = ev.faults[0]?.t ?? ev.recording.startedAt;
+    const rel = (t: number) => `${(t - t0).toFixed(1)} ms after the fault`;
+    for (const u of unreachableOnEstablished(ev, ulp)) {
+      const took = u.reaction ? u.reaction.t - u.at : undefined;
+      const what = u.reaction ? `its first reaction came ${took!.toFixed(0)} ms later (${u.reaction.what} at ${rel(u.reaction.t)})` : 'it never reacted while the test recorded';
+      this.assert(
+        took !== undefined && took <= opts.within,
+        `${ulp} did not act on RDMA_CM_EVENT_UNREACHABLE delivered to its established connection ${u.node} cm.id=${u.cmId} at ${rel(u.at)} within ${opts.within} ms: ${what}${opts.why ? `\n${opts.why}` : ''}`,
+        `expected ${ulp} not to act on UNREACHABLE, but ${what}`,
+      );
     }
   });
 

@@ -18,6 +18,9 @@ export interface StorageUlp<W extends Workload> {
   make: (t: TestContext, client: string, server: string) => Promise<W>;
   /** progress units that show I/O is flowing (bytes) */
   step: number;
+  /** set when the ULP must act on the RDMA CM's UNREACHABLE for an established connection because
+   *  its own liveness check cannot catch it afterwards: why (shown with a failure) */
+  mustActOnUnreachable?: string;
 }
 
 /** Sets the workload up, starts monitors and I/O, waits until I/O flows. */
@@ -44,6 +47,9 @@ async function resumes<W extends Workload>(t: TestContext, u: StorageUlp<W>, w: 
   expect(ev).to.have.reconnected(u.ulp, { via, within: budgetMs });
   throw new Error(`${u.ulp}: I/O did not pass ${w.done + u.step} within ${budgetMs + 10_000} ms, although the timeline shows a reconnect`);
 }
+
+/** How long a ULP may take to act on UNREACHABLE: its CM handler runs at once; 2 s is generous. */
+const UNREACHABLE_REACTION_MS = 2000;
 
 async function finishVerified(t: TestContext, w: Workload) {
   const result = await t.step('I/O finishes and every block verifies', () => w.finish());
@@ -130,7 +136,17 @@ export function storageTests<W extends Workload>(u: StorageUlp<W>): void {
     const ref = await t.inject(both);
     await sleep(Math.max(0, ref.t + downMs - Date.now()));
     await t.heal(both);
-    await t.step('I/O resumes after the links return', () => progressPast(w, w.done + u.step, budget(t) + 10_000));
+    const stalled = await t.step('I/O resumes after the links return', () => progressPast(w, w.done + u.step, budget(t) + 10_000)).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    if (u.mustActOnUnreachable) {
+      // Judged on the event itself, not on whether a timer happened to be running when it came.
+      const seen = await t.evidence({ teardownWorkloads: false });
+      const outcome = stalled ? `In this run I/O did not resume: ${stalled.message.split('\n')[0]}` : 'In this run I/O resumed anyway (a liveness probe was already in flight).';
+      expect(seen).to.have.actedOnUnreachable(u.ulp, { within: UNREACHABLE_REACTION_MS, why: `${u.mustActOnUnreachable}\n${outcome}` });
+    }
+    if (stalled) throw stalled;
     const ev = await finishVerified(t, w);
     expect(ev).to.have.reconnected(u.ulp, { within: downMs + budget(t) });
     expect(ev).to.have.deliveredEverything();
