@@ -78,9 +78,11 @@ export interface BoundId {
 export function boundIdsAt(ev: Evidence, node: string, ip: string, t: number): BoundId[] {
   const state = new Map<number, BoundId>();
   const boundAt = new Map<number, number>();
-  // Start from the last rdma res snapshot before the fault (ids created before the monitors
-  // started), then replay the trace: it knows exactly what was created or destroyed since.
-  const snap = ev.events.filter((e): e is ResEvent => e.source === 'res' && e.node === node && e.t < t).pop();
+  // Start from the last rdma res snapshot taken wholly before t (ids created before the monitors
+  // started; `rdma res` takes a while, so its list may describe a moment well after its first
+  // stamp), then replay the trace from that first stamp: it knows exactly what was created or
+  // destroyed since (replaying what the snapshot already shows changes nothing).
+  const snap = ev.events.filter((e): e is ResEvent => e.source === 'res' && e.node === node && (e.until ?? e.t) < t).pop();
   for (const c of snap?.cmIds ?? []) {
     if (c.cmIdn !== undefined && c.srcAddr?.startsWith(`${ip}:`) && (c.state === 'LISTEN' || c.state === 'CONNECT')) state.set(c.cmIdn, { cmId: c.cmIdn });
   }
@@ -94,12 +96,29 @@ export function boundIdsAt(ev: Evidence, node: string, ip: string, t: number): B
     if (e.point === 'cm_id_destroy') state.delete(e.cmId);
     // A listener bound to the bond's address is bound to the bond too (cma_netdev_change checks
     // bound_dev_if): it gets ADDR_CHANGE. (A passive side's attach shows the listener's id: skip it.)
-    else if (e.point === 'cm_id_attach' && e.src?.startsWith(`${ip}:`) && !e.dst) state.set(e.cmId, { cmId: e.cmId, ...(boundAt.has(e.cmId) ? { boundAt: boundAt.get(e.cmId)! } : {}) });
-    else if (e.point === 'cm_event_handler' && (e.event === 'ESTABLISHED' || e.event === 'CONNECT_RESPONSE') && e.src?.startsWith(`${ip}:`)) state.set(e.cmId, { cmId: e.cmId, ...(boundAt.has(e.cmId) ? { boundAt: boundAt.get(e.cmId)! } : {}) });
-    else if (e.point === 'cm_event_handler' && ['DISCONNECTED', 'ADDR_CHANGE', 'UNREACHABLE', 'REJECTED', 'CONNECT_ERROR', 'DEVICE_REMOVAL'].includes(e.event ?? '')) state.delete(e.cmId);
+    else if (e.point === 'cm_id_attach' && e.src?.startsWith(`${ip}:`) && !e.dst) state.set(e.cmId, { cmId: e.cmId });
+    else if (e.point === 'cm_event_handler' && (e.event === 'ESTABLISHED' || e.event === 'CONNECT_RESPONSE') && e.src?.startsWith(`${ip}:`)) state.set(e.cmId, { cmId: e.cmId });
+    else if (e.point === 'cm_event_handler' && ENDS.has(e.event ?? '')) state.delete(e.cmId);
   }
-  return [...state.values()].sort((a, b) => a.cmId - b.cmId);
+  return [...state.values()].map((b) => (boundAt.has(b.cmId) ? { ...b, boundAt: boundAt.get(b.cmId)! } : b)).sort((a, b) => a.cmId - b.cmId);
 }
+
+/** Events after which a cm_id no longer carries its connection. */
+const ENDS = new Set(['DISCONNECTED', 'ADDR_CHANGE', 'UNREACHABLE', 'REJECTED', 'CONNECT_ERROR', 'DEVICE_REMOVAL']);
+
+/** When the id stopped carrying its connection after t (any end event, a disconnect, its destruction). */
+function endedAfter(ev: Evidence, node: string, cmId: number, t: number): CmaEvent | undefined {
+  return ev.events.find(
+    (e): e is CmaEvent =>
+      e.source === 'cma' && e.node === node && e.cmId === cmId && e.t >= t &&
+      ((e.point === 'cm_event_handler' && ENDS.has(e.event ?? '') && e.event !== 'ADDR_CHANGE') || e.point === 'cm_disconnect' || e.point === 'cm_id_destroy'),
+  );
+}
+
+/** How long after the bond's "new active one" the RDMA CM may take to run its failover callback
+ *  when nothing in the evidence shows it ran (measured 17–53 ms on the VM lab: it runs after every
+ *  NETDEV_CHANGEADDR subscriber). */
+export const CMA_CALLBACK_GRACE_MS = 500;
 
 /** cm_ids on `node` with source address `ip` that were connected at time t (rdma_cma trace). */
 export function liveIdsAt(ev: Evidence, node: string, ip: string, t: number): number[] {
@@ -304,9 +323,12 @@ export function failoverAssertions(_chai: Chai.ChaiStatic, utils: Chai.ChaiUtils
     }
   });
 
-  // What the kernel guarantees (cma.c cma_netdev_change): on a bond failover, ADDR_CHANGE to every
-  // cm_id bound to the bond whose recorded source hardware address differs from the bond's new one —
-  // and to no other. An id bound while the bond's address was changing is not judged either way.
+  // What the kernel guarantees (cma.c cma_netdev_callback → cma_netdev_change): when it processes
+  // a bond failover (NETDEV_BONDING_FAILOVER, after the address change's own notifiers), ADDR_CHANGE
+  // to every cm_id then bound to the bond whose recorded source hardware address differs from the
+  // bond's new one — and to no other. An id bound while the bond's address was changing is not
+  // judged; nor is one whose connection ended (the peer dropped it, say) before that callback ran:
+  // it is owed a reconnect (reconnected), not an ADDR_CHANGE.
   Assertion.addMethod('addrChangeDeliveredTo', function (this: Chai.AssertionStatic, ids?: { node: string; cmId: number }[]) {
     const ev = evidenceOf(this._obj);
     for (const tl of perFault(ev)) {
@@ -314,11 +336,28 @@ export function failoverAssertions(_chai: Chai.ChaiStatic, utils: Chai.ChaiUtils
       const until = tl.fault.t + tl.windowMs;
       const changes = ev.events.filter((e): e is CmaEvent => e.source === 'cma' && e.point === 'cm_event_handler' && e.event === 'ADDR_CHANGE' && e.t >= tl.fault.t - tl.errorBoundMs && e.t <= until);
       const newMac = tl.summary.newAddress;
-      const live = ids ? ids.map((i) => ({ ...i, due: true, why: 'named by the test' })) : boundIdsAt(ev, tl.fault.node, bond?.ip ?? '?', tl.fault.t).map((b) => {
+      const failover = tl.phases.find((p) => p.id === 'bond_failover');
+      const failoverAt = failover && !failover.missing && failover.atMs !== undefined ? tl.fault.t + failover.atMs : undefined;
+      // When the callback ran: its own log line ("RDMA CM addr change for ndev bond0 used by id …"),
+      // or the first ADDR_CHANGE it queued.
+      const callback =
+        ev.events.find((e): e is KmsgEvent => e.source === 'kmsg' && e.node === tl.fault.node && e.t >= tl.fault.t - tl.errorBoundMs && e.t <= until && e.text.includes(`RDMA CM addr change for ndev ${bond?.bond ?? ''} `))?.t ??
+        changes.find((c) => c.node === tl.fault.node)?.t;
+      const live = ids ? ids.map((i) => ({ ...i, due: true as boolean | undefined, why: 'named by the test' })) : boundIdsAt(ev, tl.fault.node, bond?.ip ?? '?', tl.fault.t).map((b) => {
         const mac = b.boundAt === undefined ? tl.fault.before?.address : bondMacAt(ev, tl.fault.node, bond?.bond ?? '', b.boundAt, tl.errorBoundMs + 5);
         const when = b.boundAt === undefined ? 'before the monitors started' : `at ${(b.boundAt - tl.fault.t).toFixed(0)} ms`;
-        const due = mac === undefined || !newMac ? undefined : mac !== newMac;
-        return { node: tl.fault.node, cmId: b.cmId, due, why: `bound ${when} with the bond at ${mac ?? 'an address that was changing'}; the new address is ${newMac ?? '?'}` };
+        let due = mac === undefined || !newMac ? undefined : mac !== newMac;
+        let why = `bound ${when} with the bond at ${mac ?? 'an address that was changing'}; the new address is ${newMac ?? '?'}`;
+        const end = endedAfter(ev, tl.fault.node, b.cmId, tl.fault.t);
+        // Ended clearly before the callback's own log line; or, when nothing shows the callback ran,
+        // within the grace after the failover.
+        const deadline = callback !== undefined ? callback - tl.errorBoundMs : failoverAt !== undefined ? failoverAt + CMA_CALLBACK_GRACE_MS : undefined;
+        const gotOne = changes.some((c) => c.node === tl.fault.node && c.cmId === b.cmId);
+        if (due && !gotOne && end && deadline !== undefined && end.t < deadline) {
+          due = undefined;
+          why += `; its connection ended at ${(end.t - tl.fault.t).toFixed(1)} ms (${end.event ?? end.point}) before the RDMA CM ${callback !== undefined ? `processed the failover (at ${(callback - tl.fault.t).toFixed(1)} ms)` : `is known to have processed the failover (${CMA_CALLBACK_GRACE_MS} ms after it)`}: owed a reconnect, not an ADDR_CHANGE`;
+        }
+        return { node: tl.fault.node, cmId: b.cmId, due, why };
       });
       this.assert(live.length > 0, `expected cm_ids connected over ${tl.fault.node}/${bond?.bond ?? '?'} at the fault, found none in the rdma_cma trace`, '');
       const slice = renderTimeline(tl, { only: ['fault', 'bond_failover', 'bond_address', 'addr_change'] });
@@ -328,27 +367,16 @@ export function failoverAssertions(_chai: Chai.ChaiStatic, utils: Chai.ChaiUtils
         const want = id.due ? 1 : 0;
         this.assert(n === want, `expected ${want ? 'exactly one ADDR_CHANGE' : 'no ADDR_CHANGE'} for ${id.node} cm.id=${id.cmId} after "${tl.fault.description}" (${id.why}), saw ${n}\n${slice}`, `expected no ADDR_CHANGE for ${id.node} cm.id=${id.cmId}`);
       }
-      this.assert(live.some((l) => l.due !== false), `expected some cm_id on ${tl.fault.node} to be due an ADDR_CHANGE after "${tl.fault.description}": ${live.map((l) => `cm.id=${l.cmId} ${l.why}`).join('; ')}`, '');
+      // Nothing judged at all is no proof: unless every id was excused by its connection ending
+      // first, some id must have been due one.
+      const excused = live.filter((l) => l.due === undefined && l.why.includes('owed a reconnect'));
+      this.assert(
+        live.some((l) => l.due === true) || (excused.length > 0 && live.every((l) => l.due !== false)),
+        `expected some cm_id on ${tl.fault.node} to be due an ADDR_CHANGE after "${tl.fault.description}": ${live.map((l) => `cm.id=${l.cmId} ${l.why}`).join('; ')}`,
+        '',
+      );
       const stray = changes.filter((c) => !live.some((w) => w.node === c.node && w.cmId === c.cmId));
       this.assert(stray.length === 0, `expected ADDR_CHANGE only for ids bound to ${bond?.bond ?? 'the bond'}, but also for: ${stray.map((s) => `${s.node} cm.id=${s.cmId} ${s.src ?? ''}`).join(', ')}`, '');
-    }
-  });
-
-  // A ULP told its established connection is unreachable must act on it (drop it, reconnect):
-  // where the ULP's own liveness check cannot see a connection it has already written off, the
-  // event is its only chance. Judged per event, not by luck: the time to the first reaction.
-  Assertion.addMethod('actedOnUnreachable', function (this: Chai.AssertionStatic, ulp: string, opts: { within: number; why?: string }) {
-    const ev = evidenceOf(this._obj);
-    const t0 = ev.faults[0]?.t ?? ev.recording.startedAt;
-    const rel = (t: number) => `${(t - t0).toFixed(1)} ms after the fault`;
-    for (const u of unreachableOnEstablished(ev, ulp)) {
-      const took = u.reaction ? u.reaction.t - u.at : undefined;
-      const what = u.reaction ? `its first reaction came ${took!.toFixed(0)} ms later (${u.reaction.what} at ${rel(u.reaction.t)})` : 'it never reacted while the test recorded';
-      this.assert(
-        took !== undefined && took <= opts.within,
-        `${ulp} did not act on RDMA_CM_EVENT_UNREACHABLE delivered to its established connection ${u.node} cm.id=${u.cmId} at ${rel(u.at)} within ${opts.within} ms: ${what}${opts.why ? `\n${opts.why}` : ''}`,
-        `expected ${ulp} not to act on UNREACHABLE, but ${what}`,
-      );
     }
   });
 

@@ -12,7 +12,7 @@ export class LineMapper {
   private readonly kind: SourceKind;
   private held: { line: string; at: number }[] = [];
   private prevBond: BondEvent | undefined;
-  private resBuf: { at: number; nodeMs: number; lines: string[] } | undefined;
+  private resBuf: { at: number; nodeMs: number; untilMs?: number; lines: string[] } | undefined;
   /** the bond name, for the bond poller */
   private readonly bond: string;
 
@@ -105,24 +105,26 @@ export class LineMapper {
     return [e];
   }
 
-  /** res poller: "@@ EPOCHREALTIME" then the cm_id JSON line, then the qp JSON line. */
+  /** res poller: "@@ EPOCHREALTIME [EPOCHREALTIME]" (before and after the cm_id read), then the
+   *  cm_id JSON line, then the qp JSON line. */
   private feedRes(line: string, at: number): LabEvent[] {
-    const m = /^@@ (\d+[.,]\d+)$/.exec(line);
+    const m = /^@@ (\d+[.,]\d+)(?: (\d+[.,]\d+))?$/.exec(line);
     if (m) {
-      this.resBuf = { at, nodeMs: Number(m[1]!.replace(',', '.')) * 1000, lines: [] };
+      this.resBuf = { at, nodeMs: Number(m[1]!.replace(',', '.')) * 1000, ...(m[2] ? { untilMs: Number(m[2].replace(',', '.')) * 1000 } : {}), lines: [] };
       return [];
     }
     if (!this.resBuf) return [];
     this.resBuf.lines.push(line);
     if (this.resBuf.lines.length < 2) return [];
     const [cm = '[]', qp = '[]'] = this.resBuf.lines;
-    const nodeMs = this.resBuf.nodeMs;
+    const { nodeMs, untilMs } = this.resBuf;
     this.resBuf = undefined;
     let e: ResEvent;
     try {
       e = {
         source: 'res',
         t: nodeToController(this.clock, nodeMs),
+        ...(untilMs !== undefined ? { until: nodeToController(this.clock, untilMs) } : {}),
         node: this.clock.node,
         cmIds: parseCmIds(cm).map((c) => ({ ...c })),
         qps: parseQps(qp).map((q) => ({ lqpn: q.lqpn, type: q.type, state: q.state, ifname: q.ifname, ...(q.comm ? { comm: q.comm } : {}) })),

@@ -63,9 +63,10 @@ done`;
 
 const RES_POLL = `${NAP_SETUP}
 while :; do
-  echo "@@ $EPOCHREALTIME"
-  x=$(rdma -j res show cm_id 2>/dev/null); echo "\${x:-[]}" | tr -d '\\n'; echo
-  x=$(rdma -j res show qp 2>/dev/null); echo "\${x:-[]}" | tr -d '\\n'; echo
+  # The cm_id list describes some instant between the two stamps (rdma takes a while under TCG).
+  s=$EPOCHREALTIME; c=$(rdma -j res show cm_id 2>/dev/null); e=$EPOCHREALTIME
+  q=$(rdma -j res show qp 2>/dev/null)
+  echo "@@ $s $e"; echo "\${c:-[]}" | tr -d '\\n'; echo; echo "\${q:-[]}" | tr -d '\\n'; echo
   ${nap('"$1"')}
 done`;
 

@@ -4,8 +4,9 @@
 // failback that restores that MAC owes it nothing. (The old assertion demanded one from every live id:
 // "expected exactly one ADDR_CHANGE for node-a cm.id=48, saw 0" while RDS recovered in 238 ms.)
 import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
 import '../../harness/assert/chai-failover.ts';
-import { collectEvidence } from '../../harness/assert/evidence.ts';
+import { collectEvidence, type Evidence } from '../../harness/assert/evidence.ts';
 import type { BondEvent, LabEvent } from '../../harness/monitor/events.ts';
 import type { FaultRef } from '../../harness/timeline/timeline.ts';
 
@@ -67,5 +68,35 @@ describe('ADDR_CHANGE is owed to the ids whose recorded address differs from the
     expect(ev).to.have.addrChangeDeliveredTo();
     const ev2 = evidence([cma(1034, 77, 'ADDR_RESOLVED'), cma(1300, 77, 'ESTABLISHED'), cma(1050, 10, 'ADDR_CHANGE'), cma(5060, 50, 'ADDR_CHANGE'), cma(5062, 77, 'ADDR_CHANGE')]);
     expect(ev2).to.have.addrChangeDeliveredTo();
+  });
+});
+
+// Two RF-02 RDS runs recorded in the VM lab that failed this assertion though RDS recovered.
+function recordedRf02(name: string, edit: (events: LabEvent[]) => LabEvent[] = (e) => e) {
+  const r = JSON.parse(readFileSync(`test/fixtures/recorded/evidence-rds-rf02-${name}.json`, 'utf8')) as Evidence;
+  return collectEvidence({ recording: { ...r.recording, events: edit(r.events) }, faults: r.faults, bonds: r.bonds, connections: r.connections, allowKernel: r.allowKernel });
+}
+
+describe('ADDR_CHANGE on recorded RF-02 runs (RDS, VM lab, 6.1)', () => {
+  // Run 1: node-b learnt node-a's new MAC (neighbour update → UNREACHABLE on its id), RDS dropped
+  // the connection, and node-a's passive id 13 was DISCONNECTED 30 ms after the failover — before
+  // node-a's RDMA CM ran its failover callback (no "RDMA CM addr change" line for that failover).
+  it('an id whose connection the peer ended before the RDMA CM processed the failover is owed a reconnect, not an ADDR_CHANGE', () => {
+    expect(recordedRf02('peer-dropped')).to.have.addrChangeDeliveredTo();
+  });
+
+  it('the same id still connected after the grace is owed one: missing, it fails', () => {
+    const keep = (events: LabEvent[]) => events.filter((e) => !(e.source === 'cma' && e.node === 'node-a' && e.cmId === 13 && e.t > events.find((f) => f.source === 'fault')!.t));
+    expect(() => expect(recordedRf02('peer-dropped', keep)).to.have.addrChangeDeliveredTo()).to.throw(/expected exactly one ADDR_CHANGE for node-a cm\.id=13 .* saw 0/);
+  });
+
+  // Run 2: the res poller stamped a snapshot when it started; `rdma res` answered ~0.4 s later, after
+  // the fault, so the snapshot "before the fault" showed only what existed after it (id 15, created
+  // 168 ms after the fault) and the assertion found no connected id. The poller now stamps both
+  // ends of the cm_id read; the recording predates that, so the test adds the end it would have had.
+  it('a res snapshot is used only if it was taken wholly before the fault', () => {
+    expect(() => expect(recordedRf02('lagging-res')).to.have.addrChangeDeliveredTo()).to.throw(/found none in the rdma_cma trace/);
+    const withEnd = (events: LabEvent[]) => events.map((e) => (e.source === 'res' ? { ...e, until: e.t + 450 } : e));
+    expect(recordedRf02('lagging-res', withEnd)).to.have.addrChangeDeliveredTo();
   });
 });
