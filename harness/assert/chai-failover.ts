@@ -343,7 +343,7 @@ export function failoverAssertions(_chai: Chai.ChaiStatic, utils: Chai.ChaiUtils
       const callback =
         ev.events.find((e): e is KmsgEvent => e.source === 'kmsg' && e.node === tl.fault.node && e.t >= tl.fault.t - tl.errorBoundMs && e.t <= until && e.text.includes(`RDMA CM addr change for ndev ${bond?.bond ?? ''} `))?.t ??
         changes.find((c) => c.node === tl.fault.node)?.t;
-      const live = ids ? ids.map((i) => ({ ...i, due: true as boolean | undefined, why: 'named by the test' })) : boundIdsAt(ev, tl.fault.node, bond?.ip ?? '?', tl.fault.t).map((b) => {
+      const live = ids ? ids.map((i) => ({ ...i, due: true, why: 'named by the test' })) : boundIdsAt(ev, tl.fault.node, bond?.ip ?? '?', tl.fault.t).map((b) => {
         const mac = b.boundAt === undefined ? tl.fault.before?.address : bondMacAt(ev, tl.fault.node, bond?.bond ?? '', b.boundAt, tl.errorBoundMs + 5);
         const when = b.boundAt === undefined ? 'before the monitors started' : `at ${(b.boundAt - tl.fault.t).toFixed(0)} ms`;
         let due = mac === undefined || !newMac ? undefined : mac !== newMac;
