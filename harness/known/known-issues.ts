@@ -27,6 +27,7 @@ export const knownIssueSchema = {
       },
       transport: { enum: ['rxe', 'siw', 'roce', 'ipoib'], description: 'only on labs whose bond slaves are of this kind' },
       failure: { type: 'string', minLength: 1, description: 'a regular expression the failure message must match' },
+      evidence: { type: 'string', minLength: 1, description: 'a regular expression the kernel log of the test (and the node health findings) must match too: the mechanism, not only the symptom' },
       reference: { type: 'string', minLength: 1, description: 'a bug URL, a commit, or where it was measured' },
       summary: { type: 'string', minLength: 1, description: 'one line: what goes wrong, for the report' },
     },
@@ -65,10 +66,12 @@ export function loadKnownIssues(file: string): KnownIssue[] {
   }
   const items = (doc.contents as { items?: { range?: [number, number, number] }[] } | null)?.items ?? [];
   return (data as FromSchema<typeof knownIssueSchema>).map((k, i) => {
-    try {
-      new RegExp(k.failure);
-    } catch (e) {
-      throw new KnownIssuesError(`${pos(items[i]?.range?.[0] ?? 0)}: failure is not a valid regular expression: ${(e as Error).message}`);
+    for (const field of ['failure', 'evidence'] as const) {
+      try {
+        if (k[field] !== undefined) new RegExp(k[field]);
+      } catch (e) {
+        throw new KnownIssuesError(`${pos(items[i]?.range?.[0] ?? 0)}: ${field} is not a valid regular expression: ${(e as Error).message}`);
+      }
     }
     return { ...k, file, line: items[i]?.range ? lines.linePos(items[i].range[0]).line : 1 };
   });
@@ -114,6 +117,12 @@ export interface TestIdentity {
   ulp?: string;
   kernel: string;
   transports: string[];
+}
+
+/** Does a failure match the issue: its message, and (when the issue names one) its mechanism in
+ *  the kernel log and health findings of the test. */
+export function failureMatches(k: KnownIssue, message: string, kernelText: string): boolean {
+  return new RegExp(k.failure).test(message) && (k.evidence === undefined || new RegExp(k.evidence).test(kernelText));
 }
 
 /** The issues known for this test on this kernel and transport (whatever its outcome). */
