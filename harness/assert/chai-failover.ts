@@ -25,6 +25,8 @@ declare global {
       gratuitousArpSeenBy(node: string, opts?: { count?: number; atLeast?: number }): Assertion;
       addrChangeDeliveredTo(ids?: { node: string; cmId: number }[]): Assertion;
       actedOnUnreachable(ulp: string, opts: { within: number; why?: string }): Assertion;
+      noFailoverStorm(node: string, opts: { drops: number }): Assertion;
+      noSpuriousAddrChange(node: string): Assertion;
       deliveredEverything(): Assertion;
       noKernelWarnings(): Assertion;
       noResourceLeak(): Assertion;
@@ -378,6 +380,54 @@ export function failoverAssertions(_chai: Chai.ChaiStatic, utils: Chai.ChaiUtils
       const stray = changes.filter((c) => !live.some((w) => w.node === c.node && w.cmId === c.cmId));
       this.assert(stray.length === 0, `expected ADDR_CHANGE only for ids bound to ${bond?.bond ?? 'the bond'}, but also for: ${stray.map((s) => `${s.node} cm.id=${s.cmId} ${s.src ?? ''}`).join(', ')}`, '');
     }
+  });
+
+  // A ULP told its established connection is unreachable must act on it (drop it, reconnect):
+  // where the ULP's own liveness check cannot see a connection it has already written off, the
+  // event is its only chance. Judged per event, not by luck: the time to the first reaction.
+  Assertion.addMethod('actedOnUnreachable', function (this: Chai.AssertionStatic, ulp: string, opts: { within: number; why?: string }) {
+    const ev = evidenceOf(this._obj);
+    const t0 = ev.faults[0]?.t ?? ev.recording.startedAt;
+    const rel = (t: number) => `${(t - t0).toFixed(1)} ms after the fault`;
+    for (const u of unreachableOnEstablished(ev, ulp)) {
+      const took = u.reaction ? u.reaction.t - u.at : undefined;
+      const what = u.reaction ? `its first reaction came ${took!.toFixed(0)} ms later (${u.reaction.what} at ${rel(u.reaction.t)})` : 'it never reacted while the test recorded';
+      this.assert(
+        took !== undefined && took <= opts.within,
+        `${ulp} did not act on RDMA_CM_EVENT_UNREACHABLE delivered to its established connection ${u.node} cm.id=${u.cmId} at ${rel(u.at)} within ${opts.within} ms: ${what}${opts.why ? `\n${opts.why}` : ''}`,
+        `expected ${ulp} not to act on UNREACHABLE, but ${what}`,
+      );
+    }
+  });
+
+  // RF-06: a bond that sees short carrier drops switches at most once per drop, and ends on a slave
+  // that has carrier (not left on a dead one, not ping-ponging).
+  Assertion.addMethod('noFailoverStorm', function (this: Chai.AssertionStatic, node: string, opts: { drops: number }) {
+    const ev = evidenceOf(this._obj);
+    const samples = ev.events.filter((e): e is BondEvent => e.source === 'bond' && e.node === node);
+    const switches = samples.filter((e) => e.changed.includes('active_slave') && e.activeSlave !== '');
+    const last = samples[samples.length - 1];
+    this.assert(switches.length <= opts.drops, `expected at most ${opts.drops} bond switch(es) on ${node} for ${opts.drops} carrier drop(s), saw ${switches.length}: ${switches.map((s) => s.activeSlave).join(' → ')}`, `expected a failover storm on ${node}`);
+    this.assert(
+      !!last && last.activeSlave !== '' && last.carriers[last.activeSlave] === '1',
+      `expected ${node}'s bond to end on a slave with carrier, it ended on ${last?.activeSlave || 'no slave'} (carriers ${JSON.stringify(last?.carriers ?? {})})`,
+      '',
+    );
+  });
+
+  // RF-06: ADDR_CHANGE only for a real change of the bond's address: never more per id than the
+  // bond's address changed while the test recorded.
+  Assertion.addMethod('noSpuriousAddrChange', function (this: Chai.AssertionStatic, node: string) {
+    const ev = evidenceOf(this._obj);
+    const macChanges = ev.events.filter((e): e is BondEvent => e.source === 'bond' && e.node === node && e.changed.includes('address')).length;
+    const perId = new Map<number, number>();
+    for (const e of ev.events) if (e.source === 'cma' && e.node === node && e.point === 'cm_event_handler' && e.event === 'ADDR_CHANGE' && e.cmId !== undefined) perId.set(e.cmId, (perId.get(e.cmId) ?? 0) + 1);
+    const spurious = [...perId].filter(([, n]) => n > macChanges);
+    this.assert(
+      spurious.length === 0,
+      `expected no ADDR_CHANGE beyond the bond's ${macChanges} address change(s) on ${node}, but ${spurious.map(([id, n]) => `cm.id=${id} got ${n}`).join(', ')}`,
+      `expected a spurious ADDR_CHANGE on ${node}`,
+    );
   });
 
   Assertion.addMethod('deliveredEverything', function (this: Chai.AssertionStatic) {
