@@ -1,20 +1,41 @@
 // UL-NVME-01 — NVMe over Fabrics on RDMA (beyond the brief): nvmet-rdma, `nvme connect
-// --reconnect-delay 1`, fio with verification on the namespace while the active link fails.
+// --reconnect-delay 1`, fio with verification on the namespace while links fail.
 // The controller goes resetting → connecting → live through its own reconnect work.
-import { suite } from '../harness/fixture/test.ts';
+import { suite, test } from '../harness/fixture/test.ts';
 import { NvmeWorkload } from '../harness/workload/nvme.ts';
-import { storageTests } from './lib/storage.ts';
+import * as storage from './lib/storage.ts';
+
+const nvme = storage.storageUlp({
+  ulp: 'nvme',
+  roles: ['initiator', 'target'],
+  sides: ['host', 'target'],
+  step: 8 * 2 ** 20,
+  make: (t, host, target) => {
+    const w = t.topology.workloads?.nvme;
+    return new NvmeWorkload(t.lab, { host, target, sizeMiB: w?.size_mib ?? 48, reconnectDelayS: w?.reconnect_delay_s ?? 1, ...(w?.ctrl_loss_tmo_s !== undefined ? { ctrlLossTmoS: w.ctrl_loss_tmo_s } : {}) }).setup();
+  },
+  makeGivingUp: (t, host, target, giveUpS) => new NvmeWorkload(t.lab, { host, target, sizeMiB: t.topology.workloads?.nvme?.size_mib ?? 48, reconnectDelayS: 1, ctrlLossTmoS: giveUpS }).setup(),
+  // The keep-alive (kato 5 s by default) times out on a dead path: the admin command's timeout
+  // starts error recovery (host/rdma.c nvme_rdma_timeout).
+  liveness: {
+    timer: 'the keep-alive (kato 5 s)',
+    boundMs: () => 15_000,
+    fired: (e) => e.source === 'kmsg' && /nvme nvme\d+: (I\/O \d+ QID \d+ timeout|starting error recovery|failed nvme_keep_alive_end_io)/.test(e.text),
+    shows: 'a keep-alive/command timeout in the kernel log',
+  },
+});
 
 suite('UL-NVME-01 NVMe over RDMA survives the loss of the active link', { requires: { nodes: 2, modules: ['nvme_rdma', 'nvmet_rdma'], tools: ['nvme', 'fio'], capabilities: ['carrier'] } }, () => {
-  storageTests({
-    ulp: 'nvme',
-    id: 'UL-NVME-01',
-    roles: ['initiator', 'target'],
-    sides: ['host', 'target'],
-    step: 8 * 2 ** 20,
-    make: (t, host, target) => {
-      const w = t.topology.workloads?.nvme;
-      return new NvmeWorkload(t.lab, { host, target, sizeMiB: w?.size_mib ?? 48, reconnectDelayS: w?.reconnect_delay_s ?? 1, ...(w?.ctrl_loss_tmo_s !== undefined ? { ctrlLossTmoS: w.ctrl_loss_tmo_s } : {}) }).setup();
-    },
-  });
+  test('UL-NVME-01 baseline: verified I/O with no fault', { tags: ['full'] }, storage.baseline(nvme));
+  test("UL-NVME-01 carrier loss on the host's active slave during I/O: back through the new slave within budget, data verified", { tags: ['quick'] }, storage.failover(nvme, 'client'));
+  test("RF-07 carrier loss on the target's active slave during I/O: the host reconnects within budget, data verified", { tags: ['full'] }, storage.failover(nvme, 'server'));
+  test('RF-02 failback to the primary during NVMe I/O: a failover each way, I/O recovers both times', { tags: ['full'] }, storage.failback(nvme));
+  test('RF-01 five flaps of the active slave during NVMe I/O: no data error, no leak, no kernel warning', { tags: ['long'] }, storage.flapping(nvme));
+  test('RF-03 both links down for less than the give-up time: NVMe I/O stalls, then resumes with no errors', { tags: ['full'] }, storage.bothDownShort(nvme));
+  test('RF-03 both links down for longer than ctrl_loss_tmo: NVMe fails cleanly in bounded time, and connects again once the links return', { tags: ['long'] }, storage.bothDownLong(nvme));
+  test('RF-04 a failover while the host connects: it connects (or fails cleanly and a retry succeeds), then verified I/O', { tags: ['full'] }, storage.duringConnect(nvme));
+  test('RF-05 a failover during disconnect: it completes and leaks nothing', { tags: ['full'] }, storage.duringTeardown(nvme));
+  test("RF-06 carrier drops shorter than miimon on the host's active slave: no failover storm, no spurious ADDR_CHANGE, I/O verified", { tags: ['full'] }, storage.shortFlaps(nvme));
+  test('RF-08 no gratuitous ARP (num_grat_arp=0): NVMe comes back within the no-GARP bound, time recorded', { tags: ['full'] }, storage.noGratuitousArp(nvme));
+  test("RF-09 silent path death (the host's switch port down, carrier up): the keep-alive notices within 15 s, I/O resumes when the port returns", { tags: ['full'] }, storage.silentPathDeath(nvme));
 });

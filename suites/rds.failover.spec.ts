@@ -3,7 +3,7 @@
 // link fails; every message must arrive exactly once and intact, and the connection must come back
 // through the new active slave within budget.
 import { suite, test, expect, type TestContext } from '../harness/fixture/test.ts';
-import { CarrierLoss, BothDown, Failback } from '../harness/fault/fault.ts';
+import { CarrierLoss, BothDown, Failback, Flap, SwitchPortDown } from '../harness/fault/fault.ts';
 import { RdsWorkload, type RdsOptions } from '../harness/workload/rds.ts';
 import { progressPast } from '../harness/workload/workload.ts';
 import { failoverBudget, reconnectBudget } from '../harness/topology/defaults.ts';
@@ -29,7 +29,8 @@ function numGratArp(t: TestContext, node: string): number {
 
 suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires: { nodes: 2, modules: ['rds_rdma'], tools: ['python3'], capabilities: ['carrier'] } }, () => {
   for (const side of ['client', 'server'] as const) {
-    test(`carrier loss on the ${side}'s active slave: every message delivered once, intact, through the new slave within budget`, async (t) => {
+    const id = side === 'client' ? 'UL-RDS-01' : 'RF-07';
+    test(`${id} carrier loss on the ${side}'s active slave: every message delivered once, intact, through the new slave within budget`, { tags: side === 'client' ? ['quick'] : [] }, async (t) => {
       const [client, server] = t.pair();
       const victim = side === 'client' ? client : server;
       const peer = victim === client ? server : client;
@@ -48,7 +49,7 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
       expect(ev).to.have.deliveredEverything();
       expect(ev).to.have.noKernelWarnings();
       expect(ev).to.have.noResourceLeak();
-    }, { tags: side === 'client' ? ['quick'] : [] });
+    });
   }
 
   test('RF-02 failback to the primary: one failover each way, one ADDR_CHANGE per switch, RDS recovers both times', async (t) => {
@@ -78,14 +79,9 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
     const flaps = t.topology.faults?.flap?.count ?? 5;
     const period = t.topology.faults?.flap?.period_ms ?? 3000;
     const rds = await rdsTraffic(t, 4 + (flaps * period) / 1000 + 4);
-    for (let i = 1; i <= flaps; i++) {
-      const bond = await t.bond(client);
-      const flap = new CarrierLoss(client, bond.activeSlave);
-      await t.inject(flap);
-      await sleep(period / 2);
-      await t.heal(flap);
-      await sleep(period / 2);
-    }
+    const bond = await t.bond(client);
+    const flap = new Flap(new CarrierLoss(client, bond.activeSlave), flaps, period);
+    await t.step(flap.describe(), () => t.inject(flap));
     const result = await t.step('traffic finishes and is verified', () => rds.finish());
     const ev = await t.evidence({ results: [result] });
     expect(ev.faults).to.have.length(flaps);
@@ -115,4 +111,45 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
     expect(ev).to.have.noKernelWarnings();
     expect(ev).to.have.noResourceLeak();
   });
+
+  test("RF-06 carrier drops shorter than miimon on the client's active slave: no failover storm, no spurious ADDR_CHANGE, every message delivered", { tags: ['quick'] }, async (t) => {
+    const [client] = t.pair();
+    const count = t.topology.faults?.short_flap?.count ?? 5;
+    const downMs = t.topology.faults?.short_flap?.down_ms ?? 30;
+    const rds = await rdsTraffic(t, 10);
+    const bond = await t.bond(client);
+    const flap = new Flap(new CarrierLoss(client, bond.activeSlave), count, downMs * 2);
+    await t.step(flap.describe(), () => t.inject(flap));
+    await t.step('RDS delivers on', () => progressPast(rds, rds.done + RATE, reconnectBudget(t.topology, 'rds') + 5000));
+    const result = await t.step('traffic finishes and is verified', () => rds.finish());
+    const ev = await t.evidence({ results: [result] });
+    expect(ev).to.have.noFailoverStorm(client, { drops: count });
+    expect(ev).to.have.noSpuriousAddrChange(client);
+    expect(ev).to.have.deliveredEverything();
+    expect(ev).to.have.noKernelWarnings();
+    t.metric('bond switches seen during the short flaps', ev.events.filter((e) => e.source === 'bond' && e.node === client && e.changed.includes('active_slave')).length, 'count');
+  });
+
+  // RDS/IB has no heartbeat of its own: a dead path shows when the RC QP exhausts its transport
+  // retries (rdma_cm's retry count 7, QP timeout from the packet lifetime: a few seconds) and RDS
+  // drops and reconnects the connection (net/rds/ib_send.c, "disconnecting and reconnecting").
+  test("RF-09 silent path death (the client's switch port down, carrier up): the QP's retries run out within 20 s, RDS delivers everything once the port returns", async (t) => {
+    const [client] = t.pair();
+    const rds = await rdsTraffic(t, 40);
+    const bond = await t.bond(client);
+    const fault = new SwitchPortDown(client, bond.activeSlave);
+    const ref = await t.inject(fault);
+    const bound = 20_000;
+    const fired = await t
+      .waitForEvent('RDS drops the dead connection', () => t.events().find((e) => e.node === client && e.t >= ref.t && e.source === 'kmsg' && /RDS\/IB: .*(transport retry counter exceeded|disconnecting and reconnecting)/.test(e.text)), bound + 5000)
+      .then((e) => e, () => undefined);
+    await t.heal(fault);
+    await t.step('RDS delivers again once the port is back', () => progressPast(rds, rds.done + RATE, reconnectBudget(t.topology, 'rds') + 30_000));
+    const result = await t.step('traffic finishes and is verified', () => rds.finish());
+    const ev = await t.evidence({ results: [result] });
+    expect(fired, `RDS never noticed the dead path within ${bound + 5000} ms (no "transport retry counter exceeded" on ${client})`).to.not.equal(undefined);
+    t.metric('QP retries exhausted after', fired!.t - ref.t);
+    expect(fired!.t - ref.t, `RDS noticed the dead path after ${(fired!.t - ref.t).toFixed(0)} ms`).to.be.at.most(bound);
+    expect(ev).to.have.deliveredEverything();
+  }, { tags: ['full'] });
 });

@@ -10,7 +10,7 @@ import { reconnectBudget } from '../harness/topology/defaults.ts';
 
 suite('UL-RPING-01 rping does not reconnect after a failover', { requires: { nodes: 2, tools: ['rping'], capabilities: ['carrier'] } }, () => {
   test(
-    "carrier loss on the client's active slave: FAIL, ADDR_CHANGE ignored, no reconnect within the budget",
+    "UL-RPING-01 carrier loss on the client's active slave: FAIL, ADDR_CHANGE ignored, no reconnect within the budget",
     async (t) => {
       const [client, server] = t.pair();
       const rping = await t.workload('rping', () => Promise.resolve(new RpingWorkload(t.lab, { client, server, port: t.topology.workloads?.rping?.port ?? 7174 })));

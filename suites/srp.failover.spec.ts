@@ -14,7 +14,7 @@ const REACT_MS = 5000;
 
 suite('UL-SRP-01 SRP over the RDMA CM on a bond failover (known gap)', { requires: { nodes: 2, modules: ['ib_srp', 'ib_srpt'], tools: ['fio'], capabilities: ['carrier'] } }, () => {
   test(
-    "carrier loss on the initiator's active slave: ADDR_CHANGE unhandled; recovery (if the QP fails) by the SRP reconnect timer, data verified",
+    "UL-SRP-01 carrier loss on the initiator's active slave: ADDR_CHANGE unhandled; recovery (if the QP fails) by the SRP reconnect timer, data verified",
     async (t) => {
       const [initiator, target] = t.pair(['initiator', 'target']);
       const w = t.topology.workloads?.srp;

@@ -13,6 +13,8 @@ export function suiteFiles(names: readonly string[]): string[] {
   const all = readdirSync(dir).filter((f) => f.endsWith('.spec.ts')).sort();
   if (!names.length) return all.map((f) => join(dir, f));
   return names.map((n) => {
+    // A lab's own suite file (or a fixture) by its path.
+    if (/\.[cm]?[jt]s$/.test(n) && existsSync(resolve(n))) return resolve(n);
     const hit = all.find((f) => f === n || f === `${n}.spec.ts` || f.startsWith(`${n}.`));
     if (!hit) throw new Error(`no suite "${n}" (suites: ${all.map((f) => f.replace(/\.spec\.ts$/, '')).join(', ')})`);
     return join(dir, hit);

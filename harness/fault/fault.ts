@@ -29,10 +29,15 @@ export interface FaultContext {
   lab: Lab;
   /** where inject/heal events go (the monitor session) */
   record: (e: FaultEvent) => void;
+  /** a composite fault (Flap) runs each of its parts through this, so each part is a fault of its
+   *  own in the evidence (its own timeline); resolves with the part's inject time */
+  part?: (part: Fault, inject: () => Promise<number>) => Promise<number>;
 }
 
 export interface Fault {
   readonly kind: string;
+  /** made of parts that are faults themselves (each flap of a Flap): the parts are in the evidence */
+  readonly composite?: boolean;
   readonly target: FaultTarget;
   describe(): string;
   /** Injects the fault; resolves with the time it was issued (controller ms). */
@@ -255,6 +260,7 @@ export class BothDown implements Fault {
 /** The link goes down and up `count` times: down for half the period, up for the other half. */
 export class Flap implements Fault {
   readonly kind = 'flap';
+  readonly composite = true;
   readonly target: FaultTarget;
   readonly count: number;
   readonly periodMs: number;
@@ -274,7 +280,7 @@ export class Flap implements Fault {
   async inject(ctx: FaultContext): Promise<number> {
     const start = now();
     for (let i = 0; i < this.count; i++) {
-      const t = await this.link.inject(ctx);
+      const t = await (ctx.part ?? ((_f: Fault, run: () => Promise<number>) => run()))(this.link, () => this.link.inject(ctx));
       this.downs.push(t);
       await sleep(Math.max(0, t + this.periodMs / 2 - now()));
       await this.link.heal(ctx);

@@ -19,6 +19,7 @@ export const knownIssueSchema = {
       id: { type: 'string', pattern: '^[A-Za-z0-9._-]+$', description: 'a stable name for the issue' },
       test: { type: 'string', pattern: '^(BC|CM|UL|RF)-([A-Z]+-)?\\d{2}$', description: 'the test plan ID' },
       ulp: { type: 'string', description: 'the ULP of the suite (iser, nfs, nvme, rds, srp, rping): RF-* tests exist per ULP' },
+      title: { type: 'string', minLength: 1, description: 'a regular expression on the test title, where a test plan ID has several tests (RF-03 short and long)' },
       kernel: {
         type: 'object',
         additionalProperties: false,
@@ -66,7 +67,7 @@ export function loadKnownIssues(file: string): KnownIssue[] {
   }
   const items = (doc.contents as { items?: { range?: [number, number, number] }[] } | null)?.items ?? [];
   return (data as FromSchema<typeof knownIssueSchema>).map((k, i) => {
-    for (const field of ['failure', 'evidence'] as const) {
+    for (const field of ['failure', 'evidence', 'title'] as const) {
       try {
         if (k[field] !== undefined) new RegExp(k[field]);
       } catch (e) {
@@ -114,6 +115,7 @@ export function kernelInRange(release: string, range: KnownIssue['kernel']): boo
 
 export interface TestIdentity {
   planId?: string;
+  title?: string;
   ulp?: string;
   kernel: string;
   transports: string[];
@@ -127,5 +129,5 @@ export function failureMatches(k: KnownIssue, message: string, kernelText: strin
 
 /** The issues known for this test on this kernel and transport (whatever its outcome). */
 export function issuesFor(all: readonly KnownIssue[], t: TestIdentity): KnownIssue[] {
-  return all.filter((k) => k.test === t.planId && (!k.ulp || k.ulp === t.ulp) && kernelInRange(t.kernel, k.kernel) && (!k.transport || t.transports.includes(k.transport)));
+  return all.filter((k) => k.test === t.planId && (!k.ulp || k.ulp === t.ulp) && (!k.title || new RegExp(k.title).test(t.title ?? '')) && kernelInRange(t.kernel, k.kernel) && (!k.transport || t.transports.includes(k.transport)));
 }

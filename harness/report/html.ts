@@ -2,6 +2,11 @@
 // per-ULP outages, environment, and per test its steps, evidence and failover timelines as SVG.
 import type { ReportTest, ReportTimeline, RunReport } from './schema.ts';
 
+/** The title without its leading test plan ID, where the ID is shown beside it (no "UL-X UL-X …"). */
+function withoutId(title: string, id: string | undefined): string {
+  return id && title.startsWith(`${id} `) ? title.slice(id.length + 1) : title;
+}
+
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 const COLOURS: Record<string, string> = {
@@ -102,7 +107,7 @@ function metric(t: ReportTest, suffix: string): string {
 
 function testArticle(t: ReportTest, i: number): string {
   const v = VERDICT[t.status];
-  const parts: string[] = [`<article id="t${i}" class="test ${v.cls}"><h3><span class="badge ${v.cls}">${v.text}</span> ${t.planId ? `<b>${esc(t.planId)}</b> ` : ''}${esc(t.title)}</h3>`];
+  const parts: string[] = [`<article id="t${i}" class="test ${v.cls}"><h3><span class="badge ${v.cls}">${v.text}</span> ${t.planId ? `<b>${esc(t.planId)}</b> ` : ''}${esc(withoutId(t.title, t.planId))}</h3>`];
   parts.push(`<p class="meta">${esc(t.suite)} · ${(t.durationMs / 1000).toFixed(1)} s${t.file ? ` · ${esc(t.file)}` : ''}</p>`);
   if (t.error) parts.push(`<details open class="error"><summary>failure</summary><pre>${esc(t.error.message)}</pre></details>`);
   if (t.skipReason) parts.push(`<p class="skip-reason">Skipped: ${esc(t.skipReason)}</p>`);
@@ -131,7 +136,7 @@ export function reportHtml(r: RunReport): string {
   const certRows = r.tests
     .map((t, i) => {
       const v = VERDICT[t.status];
-      return `<tr><td>${esc(t.planId ?? '')}</td><td><a href="#t${i}">${esc(t.title)}</a></td><td><span class="badge ${v.cls}">${v.text}</span></td><td class="num">${metric(t, 'failover')}</td><td class="num">${metric(t, 're-established')}</td><td class="num">${metric(t, 'I/O resumed')}</td></tr>`;
+      return `<tr><td>${esc(t.planId ?? '')}</td><td><a href="#t${i}">${esc(withoutId(t.title, t.planId))}</a></td><td><span class="badge ${v.cls}">${v.text}</span></td><td class="num">${metric(t, 'failover')}</td><td class="num">${metric(t, 're-established')}</td><td class="num">${metric(t, 'I/O resumed')}</td></tr>`;
     })
     .join('');
   const outage = (s.outage ?? []).map((o) => `<tr><td>${esc(o.ulp)}</td><td class="num">${o.count}</td><td class="num">${o.medianMs}</td><td class="num">${o.worstMs}</td><td>${esc(o.worstTest ?? '')}</td></tr>`).join('');

@@ -194,6 +194,7 @@ const budgets = {
   description: 'time budgets in ms; defaults come from the reconnect table of the test plan',
   properties: {
     failover_ms: { type: 'integer', minimum: 1 },
+    no_garp_reconnect_ms: { type: 'integer', minimum: 1, description: 'RF-08: how long a ULP may take to come back when the bond sends no gratuitous ARP (default 120000)' },
     reconnect_ms: {
       type: 'object',
       additionalProperties: false,
@@ -302,7 +303,17 @@ export const topologySchema = {
         both_down: {
           type: 'object',
           additionalProperties: false,
-          properties: { short_ms: { type: 'integer', minimum: 100 }, long_ms: { type: 'integer', minimum: 100 } },
+          properties: {
+            short_ms: { type: 'integer', minimum: 100 },
+            long_ms: { type: 'integer', minimum: 100, description: 'RF-03 long: the outage (at least the give-up time + 15 s)' },
+            give_up_s: { type: 'integer', minimum: 1, maximum: 600, description: 'RF-03 long: the give-up time the test sets on its own workload (replacement_timeout, ctrl_loss_tmo, soft mount)' },
+          },
+        },
+        short_flap: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'RF-06: carrier drops shorter than miimon',
+          properties: { count: { type: 'integer', minimum: 1, maximum: 100 }, down_ms: { type: 'integer', minimum: 1, maximum: 10000 } },
         },
       },
     },

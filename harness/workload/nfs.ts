@@ -15,6 +15,10 @@ export interface NfsOptions extends BlockStorageOptions {
   server: string;
   client: string;
   exportSizeMiB?: number;
+  /** the RPC timeout of the mount, deciseconds (NFS's default for RDMA and TCP: 600) */
+  timeoDs?: number;
+  /** soft mount with this many retransmissions: the client gives up (EIO) instead of retrying forever */
+  softRetrans?: number;
 }
 
 const EXPORT = '/srv/rf-nfs';
@@ -39,12 +43,12 @@ export class NfsWorkload extends BlockStorageWorkload {
   readonly name = 'nfs';
   readonly ulp = 'nfs' as const;
   protected readonly client: string;
-  private readonly o: Required<Omit<NfsOptions, keyof BlockStorageOptions>>;
+  private readonly o: Required<Omit<NfsOptions, keyof BlockStorageOptions | 'softRetrans'>> & Pick<NfsOptions, 'softRetrans'>;
   mountstats = '';
 
   constructor(lab: Lab, o: NfsOptions) {
     super(lab, 'nfs', o);
-    this.o = { exportSizeMiB: 160, ...o };
+    this.o = { exportSizeMiB: 160, timeoDs: 600, ...o };
     this.client = o.client;
   }
 
@@ -121,7 +125,7 @@ export class NfsWorkload extends BlockStorageWorkload {
       const mounted = await waitFor(
         'the NFS/RDMA mount',
         async () => {
-          const r = await c.exec(['mount', '-t', 'nfs', '-o', 'vers=4.2,proto=rdma,port=20049,hard,timeo=600', `${this.ip(this.o.server)}:${ownRoot ? '/' : EXPORT}`, MOUNT], { timeoutMs: 60_000 });
+          const r = await c.exec(['mount', '-t', 'nfs', '-o', `vers=4.2,proto=rdma,port=20049,${this.o.softRetrans !== undefined ? `soft,retrans=${this.o.softRetrans}` : 'hard'},timeo=${this.o.timeoDs}`, `${this.ip(this.o.server)}:${ownRoot ? '/' : EXPORT}`, MOUNT], { timeoutMs: 60_000 });
           if (r.exitCode === 0) return { ok: true as const };
           // not worth retrying: the pseudo-root cannot reach our export on this server
           if (!ownRoot && /No such file or directory/.test(r.stderr)) return { skip: r.stderr.trim() };

@@ -1,27 +1,46 @@
-// The failover tests every block/file storage ULP gets (C. and D. in the test plan), written once:
-// each storage suite states its ULP, its workload and its IDs, and calls these.
-import { expect, test, type TestContext, type TestOptions } from '../../harness/fixture/test.ts';
-import { BothDown, CarrierLoss, Failback } from '../../harness/fault/fault.ts';
+// The bodies of the failover tests every block/file storage ULP runs (C. and D. in the test plan).
+// Each ULP's spec file lists its tests — ID, title, options — and takes their bodies from here:
+//
+//   test('RF-07 carrier loss on the target's active slave …', { tags: ['full'] }, storage.failover(iser, 'server'));
+import { expect, type TestContext } from '../../harness/fixture/test.ts';
+import { BothDown, CarrierLoss, Failback, Flap, SwitchPortDown } from '../../harness/fault/fault.ts';
 import { failoverBudget, reconnectBudget, type Ulp } from '../../harness/topology/defaults.ts';
 import { progressPast, type Workload } from '../../harness/workload/workload.ts';
-import { sleep } from '../../harness/clock.ts';
+import type { CmaEvent, LabEvent } from '../../harness/monitor/events.ts';
+import { now, sleep } from '../../harness/clock.ts';
 
+/** What the storage tests need to know about a ULP. */
 export interface StorageUlp<W extends Workload> {
   ulp: Ulp;
-  /** the test plan ID of its failover test, e.g. UL-ISER-01 */
-  id: string;
   /** [client side, server side] role names in the topology */
   roles: [string, string];
   /** words for the two sides, e.g. ['initiator', 'target'] */
   sides: [string, string];
   /** sets the workload up (target + initiator), torn down after the test */
   make: (t: TestContext, client: string, server: string) => Promise<W>;
+  /** the same, with the ULP's give-up time set to about `giveUpS` (RF-03 long) */
+  makeGivingUp: (t: TestContext, client: string, server: string, giveUpS: number) => Promise<W>;
   /** progress units that show I/O is flowing (bytes) */
   step: number;
   /** set when the ULP must act on the RDMA CM's UNREACHABLE for an established connection because
    *  its own liveness check cannot catch it afterwards: why (shown with a failure) */
   mustActOnUnreachable?: string;
+  /** RF-09: the ULP's own timer that must notice a dead path (no carrier change, no CM event): its
+   *  name, the bound it documents (ms) and the event (kernel log line, trace point) that shows it
+   *  fired on the client */
+  liveness: { timer: string; boundMs: (t: TestContext) => number; fired: (e: LabEvent, serverIp: string) => boolean; shows: string };
 }
+
+export function storageUlp<W extends Workload>(u: StorageUlp<W>): StorageUlp<W> {
+  return u;
+}
+
+type Body = (t: TestContext) => Promise<void>;
+
+/** How long a ULP may take to act on UNREACHABLE: its CM handler runs at once; 2 s is generous. */
+const UNREACHABLE_REACTION_MS = 2000;
+
+const budget = (t: TestContext, ulp: Ulp) => reconnectBudget(t.topology, ulp);
 
 /** Sets the workload up, starts monitors and I/O, waits until I/O flows. */
 async function running<W extends Workload>(t: TestContext, u: StorageUlp<W>): Promise<{ w: W; client: string; server: string }> {
@@ -48,87 +67,80 @@ async function resumes<W extends Workload>(t: TestContext, u: StorageUlp<W>, w: 
   throw new Error(`${u.ulp}: I/O did not pass ${w.done + u.step} within ${budgetMs + 10_000} ms, although the timeline shows a reconnect`);
 }
 
-/** How long a ULP may take to act on UNREACHABLE: its CM handler runs at once; 2 s is generous. */
-const UNREACHABLE_REACTION_MS = 2000;
-
 async function finishVerified(t: TestContext, w: Workload) {
   const result = await t.step('I/O finishes and every block verifies', () => w.finish());
   return t.evidence({ results: [result] });
 }
 
-export function storageTests<W extends Workload>(u: StorageUlp<W>): void {
-  const budget = (t: TestContext) => reconnectBudget(t.topology, u.ulp);
-  // 'full': part of the certification set, not of CI (which runs the quick one per ULP).
-  const opts = (o: TestOptions = {}): TestOptions => ({ timeoutMs: 600_000, tags: ['full'], ...o });
-
-  test(`${u.id} baseline: verified I/O with no fault`, async (t) => {
+/** UL-xx-01 baseline: verified I/O with no fault. */
+export function baseline<W extends Workload>(u: StorageUlp<W>): Body {
+  return async (t) => {
     const { w } = await running(t, u);
     const ev = await finishVerified(t, w);
     expect(ev).to.have.deliveredEverything();
     expect(ev).to.have.noKernelWarnings();
     expect(ev).to.have.noResourceLeak();
-  }, opts());
+  };
+}
 
-  for (const side of [0, 1] as const) {
-    const title =
-      side === 0
-        ? `${u.id} carrier loss on the ${u.sides[0]}'s active slave during I/O: back through the new slave within budget, data verified`
-        : `RF-07 carrier loss on the ${u.sides[1]}'s active slave during I/O: the ${u.sides[0]} reconnects within budget, data verified`;
-    test(title, async (t) => {
-      const { w, client, server } = await running(t, u);
-      const victim = side === 0 ? client : server;
-      const bond = await t.bond(victim);
-      const fault = new CarrierLoss(victim, bond.activeSlave);
-      await t.inject(fault);
-      await resumes(t, u, w, bond.backup, budget(t));
-      await t.heal(fault);
-      const ev = await finishVerified(t, w);
-      expect(ev).to.have.failedOverTo(bond.backup).within(failoverBudget(t.topology));
-      expect(ev).to.have.reconnected(u.ulp, { via: bond.backup, within: budget(t) });
-      expect(ev).to.have.deliveredEverything();
-      expect(ev).to.have.noKernelWarnings();
-      expect(ev).to.have.noResourceLeak();
-    }, opts({ tags: side === 0 ? ['quick'] : [] }));
-  }
+/** UL-xx-01 (client side) and RF-07 (server side): carrier loss on that side's active slave. */
+export function failover<W extends Workload>(u: StorageUlp<W>, side: 'client' | 'server'): Body {
+  return async (t) => {
+    const { w, client, server } = await running(t, u);
+    const victim = side === 'client' ? client : server;
+    const bond = await t.bond(victim);
+    const fault = new CarrierLoss(victim, bond.activeSlave);
+    await t.inject(fault);
+    await resumes(t, u, w, bond.backup, budget(t, u.ulp));
+    await t.heal(fault);
+    const ev = await finishVerified(t, w);
+    expect(ev).to.have.failedOverTo(bond.backup).within(failoverBudget(t.topology));
+    expect(ev).to.have.reconnected(u.ulp, { via: bond.backup, within: budget(t, u.ulp) });
+    expect(ev).to.have.deliveredEverything();
+    expect(ev).to.have.noKernelWarnings();
+    expect(ev).to.have.noResourceLeak();
+  };
+}
 
-  test(`RF-02 failback to the primary during ${u.ulp} I/O: a failover each way, I/O recovers both times`, async (t) => {
+/** RF-02: failback to the primary: a failover each way, I/O recovers both times. */
+export function failback<W extends Workload>(u: StorageUlp<W>): Body {
+  return async (t) => {
     const { w, client } = await running(t, u);
     const bond = await t.bond(client);
     await t.primary(client, bond.activeSlave);
     const loss = new CarrierLoss(client, bond.activeSlave);
     await t.inject(loss);
-    await t.step('I/O resumes over the backup', () => progressPast(w, w.done + u.step, budget(t) + 10_000));
+    await t.step('I/O resumes over the backup', () => progressPast(w, w.done + u.step, budget(t, u.ulp) + 10_000));
     await t.inject(new Failback(client, bond.name, bond.activeSlave));
-    await t.step('I/O resumes after the failback', () => progressPast(w, w.done + u.step, budget(t) + 10_000));
+    await t.step('I/O resumes after the failback', () => progressPast(w, w.done + u.step, budget(t, u.ulp) + 10_000));
     const ev = await finishVerified(t, w);
     expect(ev).to.have.failedOverTo(bond.backup, { index: 0 }).within(failoverBudget(t.topology));
     expect(ev).to.have.failedOverTo(bond.activeSlave, { index: 1 }).within(failoverBudget(t.topology));
-    expect(ev).to.have.reconnected(u.ulp, { within: budget(t) });
+    expect(ev).to.have.reconnected(u.ulp, { within: budget(t, u.ulp) });
     expect(ev).to.have.deliveredEverything();
     expect(ev).to.have.noKernelWarnings();
-  }, opts());
+  };
+}
 
-  test(`RF-01 five flaps of the active slave during ${u.ulp} I/O: no data error, no leak, no kernel warning`, async (t) => {
+/** RF-01: repeated flapping of the active slave (the topology's count and period). */
+export function flapping<W extends Workload>(u: StorageUlp<W>): Body {
+  return async (t) => {
     const { w, client } = await running(t, u);
-    const flaps = t.topology.faults?.flap?.count ?? 5;
-    const period = t.topology.faults?.flap?.period_ms ?? 3000;
-    for (let i = 0; i < flaps; i++) {
-      const bond = await t.bond(client);
-      const f = new CarrierLoss(client, bond.activeSlave);
-      await t.inject(f);
-      await sleep(period / 2);
-      await t.heal(f);
-      await sleep(period / 2);
-    }
-    await t.step('I/O resumes after the last flap', () => progressPast(w, w.done + u.step, budget(t) + 10_000));
+    const bond = await t.bond(client);
+    const flap = new Flap(new CarrierLoss(client, bond.activeSlave), t.topology.faults?.flap?.count ?? 5, t.topology.faults?.flap?.period_ms ?? 3000);
+    await t.step(flap.describe(), () => t.inject(flap));
+    await t.step('I/O resumes after the last flap', () => progressPast(w, w.done + u.step, budget(t, u.ulp) + 10_000));
     const ev = await finishVerified(t, w);
     expect(ev).to.have.failedOver({ node: client });
     expect(ev).to.have.deliveredEverything();
     expect(ev).to.have.noKernelWarnings();
     expect(ev).to.have.noResourceLeak();
-  }, opts({ tags: ['long'] }));
+  };
+}
 
-  test(`RF-03 both links down for less than the give-up time: ${u.ulp} I/O stalls, then resumes with no errors`, async (t) => {
+/** RF-03 short: both links down for less than the give-up time: I/O stalls, then resumes. */
+export function bothDownShort<W extends Workload>(u: StorageUlp<W>): Body {
+  return async (t) => {
     const { w, client } = await running(t, u);
     const downMs = t.topology.faults?.both_down?.short_ms ?? 3000;
     const bond = await t.bond(client);
@@ -136,7 +148,7 @@ export function storageTests<W extends Workload>(u: StorageUlp<W>): void {
     const ref = await t.inject(both);
     await sleep(Math.max(0, ref.t + downMs - Date.now()));
     await t.heal(both);
-    const stalled = await t.step('I/O resumes after the links return', () => progressPast(w, w.done + u.step, budget(t) + 10_000)).then(
+    const stalled = await t.step('I/O resumes after the links return', () => progressPast(w, w.done + u.step, budget(t, u.ulp) + 10_000)).then(
       () => undefined,
       (e: Error) => e,
     );
@@ -148,66 +160,231 @@ export function storageTests<W extends Workload>(u: StorageUlp<W>): void {
     }
     if (stalled) throw stalled;
     const ev = await finishVerified(t, w);
-    expect(ev).to.have.reconnected(u.ulp, { within: downMs + budget(t) });
+    expect(ev).to.have.reconnected(u.ulp, { within: downMs + budget(t, u.ulp) });
     expect(ev).to.have.deliveredEverything();
     expect(ev).to.have.noKernelWarnings();
-  }, opts());
-
-  test(`RF-04 a failover while the ${u.sides[0]} connects: it connects (or fails cleanly and a retry succeeds), then verified I/O`, async (t) => {
-    const [client, server] = t.pair(u.roles);
-    await t.monitor();
-    const bond = await t.bond(client);
-    const fault = new CarrierLoss(client, bond.activeSlave);
-    // The fault lands while the workload sets up (target, then login/mount/connect).
-    const setup = t.workload(u.ulp, () => u.make(t, client, server));
-    await sleep(1500);
-    await t.inject(fault);
-    let w: W;
-    try {
-      w = await t.step(`${u.ulp} set-up completes despite the failover`, () => setup);
-    } catch (e) {
-      t.attach('first attempt', String((e as Error).message));
-      await t.heal(fault);
-      w = await t.step(`retry the ${u.ulp} set-up`, () => t.workload(`${u.ulp} retry`, () => u.make(t, client, server)));
-    }
-    await t.step('verified I/O', () => w.start());
-    const ev = await finishVerified(t, w);
-    expect(ev).to.have.deliveredEverything();
-    expect(ev).to.have.noKernelWarnings();
-  }, opts());
-
-  test(`RF-05 a failover during ${u.sides[0]} teardown: it completes and leaks nothing`, async (t) => {
-    const { w, client } = await running(t, u);
-    const result = await w.finish();
-    const bond = await t.bond(client);
-    const fault = new CarrierLoss(client, bond.activeSlave);
-    const teardown = w.teardown();
-    await sleep(300);
-    await t.inject(fault);
-    await t.step(`${u.ulp} teardown completes`, () => teardown);
-    await t.heal(fault);
-    const ev = await t.evidence({ results: [result], teardownWorkloads: false });
-    expect(ev).to.have.deliveredEverything();
-    expect(ev).to.have.noKernelWarnings();
-    expect(ev).to.have.noResourceLeak();
-  }, opts());
+  };
 }
 
-/** RF-03, the long version: the outage outlasts the give-up time; a clean, reported failure (no
- *  hang), and the ULP works again once the links return. */
-export function longOutageTest<W extends Workload>(u: StorageUlp<W>, giveUpMs: (t: TestContext) => number): void {
-  test(`RF-03 both links down for longer than the give-up time: ${u.ulp} fails cleanly and in bounded time`, async (t) => {
-    const { w, client } = await running(t, u);
+/**
+ * RF-03 long: the outage outlasts the ULP's give-up time (set short for this test): the workload
+ * ends in bounded time with the failure reported (no hang, nothing stuck in D state — the node
+ * health check after the test says so), and once the links are back a new login/mount/connect
+ * works and verifies data.
+ */
+export function bothDownLong<W extends Workload>(u: StorageUlp<W>): Body {
+  return async (t) => {
+    const [client, server] = t.pair(u.roles);
+    const giveUpS = t.topology.faults?.both_down?.give_up_s ?? 10;
+    const w = await t.workload(u.ulp, () => t.step(`set up ${u.ulp} giving up after ${giveUpS} s`, () => u.makeGivingUp(t, client, server, giveUpS)));
+    await t.monitor();
+    await t.step(`start verified I/O on the ${u.sides[0]}`, () => w.start());
+    await t.step('I/O flows before the fault', () => progressPast(w, w.done + u.step, 60_000));
     const bond = await t.bond(client);
-    const downMs = Math.max(t.topology.faults?.both_down?.long_ms ?? 45_000, giveUpMs(t) + 5000);
+    const downMs = Math.max(t.topology.faults?.both_down?.long_ms ?? 0, (giveUpS + 15) * 1000);
     const both = new BothDown(client, bond.name, bond.slaves, downMs);
     const ref = await t.inject(both);
+    // The workload must end by itself, with the failure reported, before the links come back.
+    const ended = await t.step(`the workload gives up during the outage (within ${downMs} ms)`, () => w.finish(Math.max(1000, ref.t + downMs - Date.now())));
+    const endedAt = now();
     await sleep(Math.max(0, ref.t + downMs - Date.now()));
     await t.heal(both);
-    const result = await t.step('the workload ends (bounded)', () => w.finish(90_000));
+    t.attach('outcome of the long outage', { dataOk: ended.dataOk, summary: ended.summary, errors: ended.errors.slice(0, 10), endedAfterMs: Math.round(endedAt - ref.t) });
+    expect(endedAt - ref.t, `the ${u.ulp} workload ended ${Math.round(endedAt - ref.t)} ms into a ${downMs} ms outage`).to.be.below(downMs);
+    expect(ended.dataOk, `a give-up must be reported as a failure, not as verified data: ${ended.summary}`).to.equal(false);
+    expect(ended.errors, `the ${u.ulp} workload must say why it stopped: ${ended.summary}`).to.not.be.empty;
+    await t.step(`${u.ulp} torn down after the give-up`, () => w.teardown());
+    // Usable again: a new set-up over the healed links, with verified I/O.
+    const again = await t.workload(`${u.ulp} after the outage`, () => t.step(`set up ${u.ulp} again after the links return`, () => u.make(t, client, server)));
+    await t.step('verified I/O after the outage', () => again.start());
+    const result = await t.step('that I/O finishes and verifies', () => again.finish());
     const ev = await t.evidence({ results: [result] });
-    // What must hold: the run did not hang, and the outcome is reported (data check or I/O error).
-    t.attach('outcome after a long outage', { dataOk: result.dataOk, summary: result.summary, errors: result.errors.slice(0, 10) });
-    expect(ev.workloads[0]!.summary).to.be.a('string');
-  }, { timeoutMs: 600_000, tags: ['long'] });
+    expect(ev).to.have.deliveredEverything();
+  };
+}
+
+/** The first event of the client's connection to the server after `from`: where a connect starts. */
+function connectStarted(t: TestContext, client: string, serverIp: string, from: number): CmaEvent | undefined {
+  return t.events().find(
+    (e): e is CmaEvent => e.source === 'cma' && e.node === client && e.t >= from && e.point === 'cm_event_handler' && e.event === 'ADDR_RESOLVED' && (e.dst ?? '').startsWith(`${serverIp}:`),
+  );
+}
+
+/**
+ * RF-04: a failover while the client connects (login/mount/connect). The fault is injected as soon
+ * as the client's connection starts resolving; the evidence must show it landed between that and
+ * the end of the set-up, or the attempt is repeated (at most three times) — a fault that missed the
+ * window proves nothing, so it is never a PASS.
+ */
+export function duringConnect<W extends Workload>(u: StorageUlp<W>): Body {
+  return async (t) => {
+    const [client, server] = t.pair(u.roles);
+    const serverIp = t.bondOf(server).ip;
+    await t.monitor();
+    const windows: string[] = [];
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const bond = await t.bond(client);
+      const fault = new CarrierLoss(client, bond.activeSlave);
+      const setupFrom = now();
+      const setup = t.workload(attempt === 1 ? u.ulp : `${u.ulp} attempt ${attempt}`, () => u.make(t, client, server));
+      const started = await t.waitForEvent(`${u.ulp}: the ${u.sides[0]}'s connection starts`, () => connectStarted(t, client, serverIp, setupFrom), 90_000);
+      const ref = await t.inject(fault);
+      let w: W | undefined;
+      let firstError: Error | undefined;
+      try {
+        w = await t.step(`${u.ulp} set-up completes despite the failover`, () => setup);
+      } catch (e) {
+        firstError = e as Error;
+      }
+      const setupEnd = now();
+      const landed = ref.t + (ref.injectMs ?? 0);
+      const inside = started.t <= landed && (firstError !== undefined || landed <= setupEnd);
+      windows.push(`attempt ${attempt}: connect started ${(started.t - setupFrom).toFixed(0)} ms into the set-up, the fault landed ${(landed - started.t).toFixed(0)} ms after that, the set-up ${firstError ? `failed ${(setupEnd - landed).toFixed(0)} ms later` : `ended ${(setupEnd - landed).toFixed(0)} ms later`}`);
+      t.attach(`where the fault fell (attempt ${attempt})`, windows[windows.length - 1]);
+      if (!inside) {
+        // Missed: undo and try again, injecting as early as before (the window is what moved).
+        await t.heal(fault);
+        if (w) await w.teardown();
+        continue;
+      }
+      if (firstError) {
+        t.attach('first attempt failed cleanly', firstError.message);
+        await t.heal(fault);
+        w = await t.step(`retry the ${u.ulp} set-up`, () => t.workload(`${u.ulp} retry`, () => u.make(t, client, server)));
+      }
+      await t.step('verified I/O', () => w!.start());
+      const ev = await finishVerified(t, w!);
+      expect(ev).to.have.deliveredEverything();
+      expect(ev).to.have.noKernelWarnings();
+      return;
+    }
+    throw new Error(`fault missed the window: in three attempts the failover never landed while the ${u.sides[0]} was connecting:\n  ${windows.join('\n  ')}`);
+  };
+}
+
+/**
+ * RF-05: a failover during the client's teardown (logout/umount/disconnect). The evidence must show
+ * the teardown started before the fault and the client's connection was torn down after it, or the
+ * attempt is repeated; a fault that missed the teardown is never a PASS.
+ */
+export function duringTeardown<W extends Workload>(u: StorageUlp<W>): Body {
+  return async (t) => {
+    const windows: string[] = [];
+    const [client, server] = t.pair(u.roles);
+    const serverIp = t.bondOf(server).ip;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const { w } = attempt === 1 ? await running(t, u) : await (async () => {
+        const again = await t.workload(`${u.ulp} attempt ${attempt}`, () => u.make(t, client, server));
+        await again.start();
+        await progressPast(again, again.done + u.step, 60_000);
+        return { w: again };
+      })();
+      const result = await w.finish();
+      const bond = await t.bond(client);
+      const fault = new CarrierLoss(client, bond.activeSlave);
+      const teardownFrom = now();
+      const teardown = w.teardown();
+      const ref = await t.inject(fault);
+      await t.step(`${u.ulp} teardown completes`, () => teardown);
+      await t.heal(fault);
+      const landed = ref.t + (ref.injectMs ?? 0);
+      // The client's connection to the server going away: its disconnect or destruction.
+      const gone = t.events().find(
+        (e): e is CmaEvent => e.source === 'cma' && e.node === client && e.t >= teardownFrom && (e.point === 'cm_disconnect' || e.point === 'cm_id_destroy' || e.event === 'DISCONNECTED') && (e.dst ?? '').startsWith(`${serverIp}:`),
+      );
+      windows.push(`attempt ${attempt}: the fault landed ${(landed - teardownFrom).toFixed(0)} ms into the teardown; the connection went ${gone ? `${(gone.t - landed).toFixed(0)} ms after the fault (${gone.event ?? gone.point})` : 'away with no trace event'}`);
+      t.attach(`where the fault fell (attempt ${attempt})`, windows[windows.length - 1]);
+      if (!gone || gone.t < landed) continue;
+      const ev = await t.evidence({ results: [result], teardownWorkloads: false });
+      expect(ev).to.have.deliveredEverything();
+      expect(ev).to.have.noKernelWarnings();
+      expect(ev).to.have.noResourceLeak();
+      return;
+    }
+    throw new Error(`fault missed the window: in three attempts the failover never landed before the ${u.sides[0]}'s connection was torn down:\n  ${windows.join('\n  ')}`);
+  };
+}
+
+/**
+ * RF-06: flaps shorter than miimon: carrier drops for a few tens of ms, several times. No failover
+ * storm (the bond switches at most once per drop it saw, and ends on a slave with carrier), no
+ * spurious ADDR_CHANGE (one per real change of the bond's address, on ids bound to it), and the
+ * ULP's I/O goes on with every block verified.
+ */
+export function shortFlaps<W extends Workload>(u: StorageUlp<W>): Body {
+  return async (t) => {
+    const { w, client } = await running(t, u);
+    const bond = await t.bond(client);
+    const count = t.topology.faults?.short_flap?.count ?? 5;
+    const downMs = t.topology.faults?.short_flap?.down_ms ?? 30;
+    const flap = new Flap(new CarrierLoss(client, bond.activeSlave), count, downMs * 2);
+    await t.step(flap.describe(), () => t.inject(flap));
+    await sleep(1000);
+    await t.step('I/O goes on', () => progressPast(w, w.done + u.step, budget(t, u.ulp) + 10_000));
+    const ev = await finishVerified(t, w);
+    expect(ev).to.have.noFailoverStorm(client, { drops: count });
+    expect(ev).to.have.noSpuriousAddrChange(client);
+    expect(ev).to.have.deliveredEverything();
+    expect(ev).to.have.noKernelWarnings();
+    const seen = ev.events.filter((e) => e.source === 'bond' && e.node === client && e.changed.includes('active_slave')).length;
+    t.metric('bond switches seen during the short flaps', seen);
+  };
+}
+
+/**
+ * RF-08: peer notification disabled (num_grat_arp=0): the peer learns the new address only when its
+ * neighbour entry expires. Measured per ULP, bounded: the ULP reconnects within the no-GARP budget
+ * (the topology's, default 120 s), or the test fails — it must not hang.
+ */
+export function noGratuitousArp<W extends Workload>(u: StorageUlp<W>): Body {
+  return async (t) => {
+    const [client] = t.pair(u.roles);
+    await t.gratArp(client, 0);
+    const { w } = await running(t, u);
+    const bond = await t.bond(client);
+    const fault = new CarrierLoss(client, bond.activeSlave);
+    await t.inject(fault);
+    const bound = t.topology.budgets?.no_garp_reconnect_ms ?? 120_000;
+    await t.step(`${u.ulp} I/O resumes without a gratuitous ARP (bounded: ${bound} ms)`, () => progressPast(w, w.done + u.step, bound));
+    await t.heal(fault);
+    const ev = await finishVerified(t, w);
+    expect(ev).to.have.failedOverTo(bond.backup);
+    expect(ev).to.have.reconnected(u.ulp, { within: bound });
+    expect(ev).to.have.deliveredEverything();
+    const tl = ev.timelines.find((x) => x.ulp === u.ulp);
+    if (tl?.summary.ioResumedMs !== undefined) t.metric(`${u.ulp} back without GARP`, tl.summary.ioResumedMs);
+  };
+}
+
+/**
+ * RF-09: silent path death: the switch port of the client's active slave goes down, its carrier
+ * stays up: no failover, no CM event, traffic vanishes. The ULP must notice through its own timer
+ * within the bound it documents, or the test fails naming the timer that never fired; when the port
+ * returns, I/O resumes and every block verifies.
+ */
+export function silentPathDeath<W extends Workload>(u: StorageUlp<W>): Body {
+  return async (t) => {
+    const { w, client, server } = await running(t, u);
+    const serverIp = t.bondOf(server).ip;
+    const bond = await t.bond(client);
+    const fault = new SwitchPortDown(client, bond.activeSlave);
+    const ref = await t.inject(fault);
+    const bound = u.liveness.boundMs(t);
+    const fired = await t
+      .waitForEvent(`${u.ulp}: ${u.liveness.timer} fires`, () => t.events().find((e) => e.node === client && e.t >= ref.t && u.liveness.fired(e, serverIp)), bound + 5000)
+      .then(
+        (e) => e,
+        () => undefined,
+      );
+    await t.heal(fault);
+    await t.step('I/O resumes once the port is back', () => progressPast(w, w.done + u.step, budget(t, u.ulp) + 30_000));
+    const ev = await finishVerified(t, w);
+    const took = fired ? fired.t - ref.t : undefined;
+    if (took !== undefined) t.metric(`${u.liveness.timer} fired after`, took);
+    expect(took, `${u.ulp}'s ${u.liveness.timer} never fired within ${bound + 5000} ms of the silent path loss (no ${u.liveness.shows} on ${client})`).to.not.equal(undefined);
+    const what = fired && fired.source === 'kmsg' ? `"${fired.text}"` : fired && fired.source === 'cma' ? `${fired.point} cm.id=${fired.cmId ?? '?'}` : fired?.source;
+    expect(took!, `${u.ulp}'s ${u.liveness.timer} fired ${took!.toFixed(0)} ms after the silent path loss: ${what}`).to.be.at.most(bound);
+    expect(ev).to.have.deliveredEverything();
+    expect(ev).to.have.noKernelWarnings();
+  };
 }
