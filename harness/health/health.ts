@@ -5,7 +5,7 @@ import { parseQps } from '../fabric/rdma.ts';
 import type { KmsgEvent, LabEvent } from '../monitor/events.ts';
 import { UNHEALTHY } from '../monitor/parse.ts';
 
-export type HealthKind = 'unresponsive' | 'gsi-qp-error' | 'd-state' | 'kernel-log' | 'no-progress' | 'oopsed';
+export type HealthKind = 'unresponsive' | 'gsi-qp-error' | 'nic-stall' | 'd-state' | 'kernel-log' | 'no-progress' | 'oopsed';
 
 export interface HealthFinding {
   node: string;
@@ -118,6 +118,15 @@ export function kernelLogFindings(events: readonly LabEvent[], allow: readonly {
   for (const e of kmsg) {
     if (/rdma_rxe: qp#1 Failed allocating skb/.test(e.text)) {
       out.push({ node: e.node, kind: 'gsi-qp-error', detail: 'rdma_rxe could not send on the GSI QP (qp#1) during the failover: it goes to ERR and CM traffic stops', evidence: [`[${e.kernelTs.toFixed(6)}] ${e.text}`], labInfrastructure: true });
+    }
+  }
+  // An emulated NIC that stops taking packets (QEMU virtio-net: the device never consumes the
+  // transmit ring; cf. qemu issue 1365): the VM lab's wiring, not the path under test.
+  const stalls = new Set<string>();
+  for (const e of kmsg) {
+    if (!stalls.has(e.node) && /virtio_net \S+ \S+: (NETDEV WATCHDOG: .*transmit queue \d+ timed out|TX timeout on queue)/.test(e.text)) {
+      stalls.add(e.node);
+      out.push({ node: e.node, kind: 'nic-stall', detail: 'an emulated virtio-net NIC stopped transmitting (its transmit ring was not consumed): the VM lab\'s wiring, not the path under test', evidence: [`[${e.kernelTs.toFixed(6)}] ${e.text}`], labInfrastructure: true });
     }
   }
   return out;

@@ -1,0 +1,26 @@
+// Node health from the kernel log recorded during a test: what is the kernel's fault (a verdict)
+// and what is the VM lab's own wiring (retried on a fresh node, never a PASS by itself).
+import { expect } from 'chai';
+import { kernelLogFindings } from '../../harness/health/health.ts';
+import type { KmsgEvent } from '../../harness/monitor/events.ts';
+import { classifyKmsg } from '../../harness/monitor/parse.ts';
+
+const k = (node: string, ts: number, text: string): KmsgEvent => ({ source: 'kmsg', t: ts * 1000, node, kernelTs: ts, level: 4, text, cls: classifyKmsg(text) });
+
+describe('kernel log findings', () => {
+  it('a virtio-net transmit stall (recorded in the VM lab) is the lab\'s wiring: flagged, once per node, and still a kernel-log finding', () => {
+    const f = kernelLogFindings([
+      k('node-a', 389.993353, 'virtio_net virtio4 eth0: NETDEV WATCHDOG: CPU: 0: transmit queue 0 timed out 44844 ms'),
+      k('node-a', 389.99371, 'virtio_net virtio4 eth0: TX timeout on queue: 0, sq: output.0, vq: 0x1, name: output.0, 44844000 usecs ago'),
+      k('node-a', 390.249631, 'INFO: task kworker/0:0:7 blocked for more than 20 seconds.'),
+    ]);
+    expect(f.filter((x) => x.kind === 'nic-stall').map((x) => [x.node, x.labInfrastructure])).to.deep.equal([['node-a', true]]);
+    expect(f.find((x) => x.kind === 'kernel-log')?.labInfrastructure).to.not.equal(true);
+  });
+
+  it('a refcount underflow is the kernel\'s: not lab infrastructure', () => {
+    const f = kernelLogFindings([k('node-a', 38.26, 'refcount_t: underflow; use-after-free.'), k('node-a', 38.27, 'WARNING: CPU: 0 PID: 47 at lib/refcount.c:28 refcount_warn_saturate+0xba/0x110')]);
+    expect(f.map((x) => x.kind)).to.deep.equal(['kernel-log']);
+    expect(f[0]!.labInfrastructure).to.not.equal(true);
+  });
+});
