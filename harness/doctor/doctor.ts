@@ -1,5 +1,6 @@
 // What the suites will need on each node, what is missing, and how to fix it.
 // Facts come from structured sources: modinfo + /sys/module, `rdma -j`, `ip -d -j link`.
+import { allUlps } from '../ulp/registry.ts';
 import type { Lab } from '../lab/lab.ts';
 import type { Node } from '../node/node.ts';
 import { measureClockOffset, type ClockOffset } from '../node/clock-offset.ts';
@@ -57,13 +58,8 @@ const TOOLS: { name: string; pkg: string; required: boolean; neededBy: string }[
   { name: 'rping', pkg: 'rdmacm-utils', required: false, neededBy: 'UL-RPING-01, rdma-cm suite' },
   { name: 'ucmatose', pkg: 'rdmacm-utils', required: false, neededBy: 'rdma-cm suite' },
   { name: 'tcpdump', pkg: 'tcpdump', required: false, neededBy: 'GARP monitor (BC-06)' },
-  { name: 'python3', pkg: 'python3', required: false, neededBy: 'UL-RDS-01 traffic tool' },
-  { name: 'fio', pkg: 'fio', required: false, neededBy: 'storage suites (iSER, NFS, NVMe)' },
-  { name: 'iscsiadm', pkg: 'open-iscsi', required: false, neededBy: 'UL-ISER-01 initiator' },
-  { name: 'targetcli', pkg: 'targetcli-fb', required: false, neededBy: 'UL-ISER-01 target (configfs is used when it cannot run)' },
-  { name: 'rpc.nfsd', pkg: 'nfs-kernel-server', required: false, neededBy: 'UL-NFS-01 server' },
-  { name: 'mount.nfs', pkg: 'nfs-common', required: false, neededBy: 'UL-NFS-01 client' },
-  { name: 'nvme', pkg: 'nvme-cli', required: false, neededBy: 'UL-NVME-01' },
+  // Each ULP's tools, from its module (harness/ulp/).
+  ...allUlps().flatMap((u) => u.tools.map((t) => ({ name: t.name, pkg: t.pkg, required: false, neededBy: `${u.planId} ${t.neededBy}` }))),
 ];
 
 function moduleNeeds(spec: TopologyNode | undefined): ModuleNeed[] {
@@ -75,16 +71,7 @@ function moduleNeeds(spec: TopologyNode | undefined): ModuleNeed[] {
   ];
   if (links.has('rxe')) needs.push({ name: 'rdma_rxe', required: true, neededBy: 'soft RoCE over the bond' });
   if (links.has('ipoib')) needs.push({ name: 'ib_ipoib', required: true, neededBy: 'IPoIB slaves' });
-  needs.push(
-    { name: 'ib_iser', required: false, neededBy: 'UL-ISER-01 initiator' },
-    { name: 'ib_isert', required: false, neededBy: 'UL-ISER-01 target' },
-    { name: 'rpcrdma', required: false, neededBy: 'UL-NFS-01 (client and server)' },
-    { name: 'rds_rdma', required: false, neededBy: 'UL-RDS-01' },
-    { name: 'nvme_rdma', required: false, neededBy: 'UL-NVME-01 host' },
-    { name: 'nvmet_rdma', required: false, neededBy: 'UL-NVME-01 target' },
-    { name: 'ib_srp', required: false, neededBy: 'UL-SRP-01 initiator' },
-    { name: 'ib_srpt', required: false, neededBy: 'UL-SRP-01 target' },
-  );
+  for (const u of allUlps()) for (const m of u.modules) if (!needs.some((n) => n.name === m.name)) needs.push({ name: m.name, required: false, neededBy: `${u.planId} ${m.neededBy}` });
   return needs;
 }
 

@@ -1,5 +1,6 @@
 // Node health: is the kernel still fit to run the next test? Crashed, wedged and unresponsive nodes
 // are detected here, with their evidence, in bounded time.
+import { allUlps } from '../ulp/registry.ts';
 import type { Node } from '../node/node.ts';
 import { parseQps } from '../fabric/rdma.ts';
 import type { KmsgEvent, LabEvent } from '../monitor/events.ts';
@@ -29,7 +30,8 @@ done`;
 /** include/linux/panic.h: TAINT_DIE (7) */
 const TAINT_DIE = 1 << 7;
 
-const RDMA_STACK = /rdma|ib_|rxe|rds|iser|isert|iscsi|rpcrdma|xprt|svc_rdma|nvme|nfs|cma_|cm_|destroy_id|scsi/i;
+/** The RDMA core's code, and every ULP's (harness/ulp/). */
+const RDMA_STACK = new RegExp([/rdma|ib_|rxe|cma_|cm_|destroy_id/.source, ...allUlps().map((u) => u.stackPattern.source)].join('|'), 'i');
 
 /** Probes a node now: answers at all, GSI QPs, tasks stuck in D state in RDMA/ULP code. */
 export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGraceMs?: number } = {}): Promise<HealthFinding[]> {

@@ -1,6 +1,7 @@
 // Parsers for what the monitors read (pure). Structured sources are preferred everywhere (`rdma -j`,
 // sysfs); these four have no JSON form: `ip -o -ts monitor`, tcpdump, trace_pipe, `dmesg -r`.
 // Each returns the event without its controller time plus the node-side timestamp it carried.
+import { allUlps } from '../ulp/registry.ts';
 import type { ArpEvent, CmaEvent, KmsgClass, KmsgEvent, LinkEvent, NeighEvent, RpcrdmaEvent } from './events.ts';
 import { MARKER_RE, parseIsoUtc } from './clockmap.ts';
 
@@ -134,12 +135,8 @@ const CLASSES: [KmsgClass, RegExp][] = [
   ['unhandled-cm', /Unhandled CM event/i],
   ['cma-addr-change', /RDMA CM addr change for ndev/],
   ['bonding', /^bond[\w.-]*: |\bbonding: /],
-  ['rds', /\bRDS\/|\brds_ib|\brds:/],
-  ['isert', /isert|iSCSI Login|iSCSI\/iqn|iSCSI\/.*connection|iscsi_target/i],
-  ['iser', /\biser[:_]|\biscsi:|connection\d+:\d+|session\d+:|scsi host\d+: iSCSI/],
-  ['rpcrdma', /rpcrdma|xprtrdma|svcrdma|\bnfs: |\bNFS: |lockd/],
-  ['nvme', /\bnvmet?\b|nvme\d/],
-  ['srp', /\bib_srpt?\b|\bsrp\b/i],
+  // each ULP's own classes (harness/ulp/)
+  ...allUlps().flatMap((u) => u.kmsgClasses.map(([c, re]) => [c as KmsgClass, re] as [KmsgClass, RegExp])),
   ['rxe', /rdma_rxe|infiniband rxe|\brxe\d/],
 ];
 

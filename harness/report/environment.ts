@@ -1,11 +1,13 @@
 // The environment fingerprint of each node, for the report: what exactly was certified.
 import type { Lab } from '../lab/lab.ts';
+import { allUlps } from '../ulp/registry.ts';
 import { readBond } from '../fabric/bond.ts';
 import { measureClockOffset } from '../node/clock-offset.ts';
 import type { NodeEnvironment } from './schema.ts';
 
-const MODULES = ['bonding', 'ib_core', 'rdma_cm', 'rdma_rxe', 'ib_ipoib', 'mlx5_core', 'mlx5_ib', 'rds_rdma', 'ib_iser', 'ib_isert', 'rpcrdma', 'nvme_rdma', 'nvmet_rdma', 'ib_srp', 'ib_srpt'];
-const PARAM_MODULES = ['bonding', 'ib_iser', 'ib_ipoib', 'rdma_rxe', 'nvme_core'];
+// The fabric's modules, then every ULP's (harness/ulp/).
+const MODULES = [...new Set(['bonding', 'ib_core', 'rdma_cm', 'rdma_rxe', 'ib_ipoib', 'mlx5_core', 'mlx5_ib', ...allUlps().flatMap((u) => u.modules.map((m) => m.name))])];
+const PARAM_MODULES = [...new Set(['bonding', 'ib_ipoib', 'rdma_rxe', ...allUlps().flatMap((u) => u.paramModules ?? [])])];
 
 // Static script; module names are arguments. Sections separated by "@@ name".
 const SCRIPT = `echo "@@ kernel"; uname -r

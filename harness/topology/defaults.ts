@@ -1,6 +1,7 @@
 // Defaults applied where a topology is silent. Reconnect budgets come from the test plan's
 // reconnect table (kernel and tool defaults) with margin for a software-emulated lab.
 import type { BondSpec, Topology } from './schema.ts';
+import { ULPS, type Ulp } from '../ulp/registry.ts';
 
 export const bondDefaults = {
   mode: 'active-backup',
@@ -9,19 +10,11 @@ export const bondDefaults = {
   num_grat_arp: 1,
 } as const satisfies Partial<BondSpec>;
 
-export const reconnectBudgetDefaults = {
-  rds: 10_000,
-  rping: 10_000,
-  iser: 30_000,
-  nfs: 30_000,
-  nvme: 25_000,
-  srp: 60_000,
-} as const;
+export type { Ulp };
 
-export type Ulp = keyof typeof reconnectBudgetDefaults;
-
+/** The reconnect budget of a ULP: the topology's, else its module's default. */
 export function reconnectBudget(t: Topology, ulp: Ulp): number {
-  return t.budgets?.reconnect_ms?.[ulp] ?? reconnectBudgetDefaults[ulp];
+  return (t.budgets?.reconnect_ms)?.[ulp] ?? ULPS[ulp].reconnectBudgetMs;
 }
 
 export function failoverBudget(t: Topology): number {

@@ -1,6 +1,7 @@
 // Cross-field rules the schema cannot express, and domain warnings.
 // Errors are what the kernel (or the harness) would refuse; warnings are legal setups that will not
 // test what the user probably thinks they test.
+import { allUlps } from '../ulp/registry.ts';
 import type { Topology } from './schema.ts';
 import type { TopologyIssue } from './issues.ts';
 import type { SourceMap } from './load.ts';
@@ -100,12 +101,15 @@ export function checkRules(t: Topology, src: SourceMap): TopologyIssue[] {
   // Every node name referenced by workloads must exist.
   const refs: [Path, string | undefined][] = [];
   const w = t.workloads ?? {};
-  refs.push([['workloads', 'rping', 'server'], w.rping?.server], [['workloads', 'rping', 'client'], w.rping?.client]);
-  refs.push([['workloads', 'iser', 'target'], w.iser?.target], [['workloads', 'iser', 'initiator'], w.iser?.initiator]);
-  refs.push([['workloads', 'nfs', 'server'], w.nfs?.server], [['workloads', 'nfs', 'client'], w.nfs?.client]);
-  refs.push([['workloads', 'nvme', 'target'], w.nvme?.target], [['workloads', 'nvme', 'host'], w.nvme?.host]);
-  refs.push([['workloads', 'srp', 'target'], w.srp?.target], [['workloads', 'srp', 'initiator'], w.srp?.initiator]);
-  (w.rds?.nodes ?? []).forEach((n, i) => refs.push([['workloads', 'rds', 'nodes', i], n]));
+  // Each ULP's module says which of its options name nodes (harness/ulp/).
+  for (const u of allUlps()) {
+    const opts = (w as Record<string, Record<string, unknown> | undefined>)[u.name];
+    for (const f of u.nodeFields) {
+      const v = opts?.[f];
+      if (Array.isArray(v)) v.forEach((n, i) => refs.push([['workloads', u.name, f, i], typeof n === 'string' ? n : undefined]));
+      else if (typeof v === 'string') refs.push([['workloads', u.name, f], v]);
+    }
+  }
   t.nodes.forEach((node, ni) =>
     node.bonds?.forEach((b, bi) =>
       b.slaves.forEach((s, si) => {

@@ -1,6 +1,7 @@
 // The topology schema: the single source of truth for what a lab file may say.
 // TypeScript types are derived from it (FromSchema), so code and validation cannot drift apart.
 // Keys that configure the kernel use the kernel's own sysfs spelling (fail_over_mac, num_grat_arp…).
+import { ULPS, budgetProperties, workloadProperties } from '../ulp/registry.ts';
 import type { FromSchema } from 'json-schema-to-ts';
 
 const argv = {
@@ -198,19 +199,10 @@ const budgets = {
     reconnect_ms: {
       type: 'object',
       additionalProperties: false,
-      properties: {
-        rds: { type: 'integer', minimum: 1 },
-        rping: { type: 'integer', minimum: 1 },
-        iser: { type: 'integer', minimum: 1 },
-        nfs: { type: 'integer', minimum: 1 },
-        nvme: { type: 'integer', minimum: 1 },
-        srp: { type: 'integer', minimum: 1 },
-      },
+      properties: budgetProperties(ULPS),
     },
   },
 } as const;
-
-const workloadRef = { type: 'object' } as const;
 
 export const topologySchema = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',
@@ -228,68 +220,8 @@ export const topologySchema = {
     workloads: {
       type: 'object',
       additionalProperties: false,
-      properties: {
-        rds: {
-          ...workloadRef,
-          additionalProperties: false,
-          properties: {
-            port: { type: 'integer', minimum: 1, maximum: 65535 },
-            message_size: { type: 'integer', minimum: 64, maximum: 65000 },
-            rate: { type: 'integer', minimum: 1, maximum: 100000, description: 'messages per second per direction' },
-            nodes: { type: 'array', items: { type: 'string' }, minItems: 2, maxItems: 2 },
-          },
-        },
-        rping: {
-          ...workloadRef,
-          additionalProperties: false,
-          properties: {
-            server: { type: 'string' },
-            client: { type: 'string' },
-            size: { type: 'integer', minimum: 16 },
-            port: { type: 'integer', minimum: 1, maximum: 65535 },
-          },
-        },
-        iser: {
-          ...workloadRef,
-          additionalProperties: false,
-          properties: {
-            target: { type: 'string' },
-            initiator: { type: 'string' },
-            size_mib: { type: 'integer', minimum: 1 },
-            replacement_timeout_s: { type: 'integer', minimum: 1 },
-          },
-        },
-        nfs: {
-          ...workloadRef,
-          additionalProperties: false,
-          properties: {
-            server: { type: 'string' },
-            client: { type: 'string' },
-            size_mib: { type: 'integer', minimum: 1 },
-            export_size_mib: { type: 'integer', minimum: 16 },
-          },
-        },
-        srp: {
-          ...workloadRef,
-          additionalProperties: false,
-          properties: {
-            target: { type: 'string' },
-            initiator: { type: 'string' },
-            size_mib: { type: 'integer', minimum: 1 },
-          },
-        },
-        nvme: {
-          ...workloadRef,
-          additionalProperties: false,
-          properties: {
-            target: { type: 'string' },
-            host: { type: 'string' },
-            size_mib: { type: 'integer', minimum: 1 },
-            reconnect_delay_s: { type: 'integer', minimum: 1 },
-            ctrl_loss_tmo_s: { type: 'integer', minimum: -1 },
-          },
-        },
-      },
+      description: 'options of each ULP workload (harness/ulp/<name>.ts declares them)',
+      properties: workloadProperties(ULPS),
     },
     faults: {
       type: 'object',

@@ -1,0 +1,35 @@
+// iSER: an LIO target (ib_isert) and an open-iscsi initiator on an iser iface (ib_iser).
+import { defineUlp } from './ulp.ts';
+
+export const iser = defineUlp({
+  name: 'iser',
+  title: 'iSER',
+  planId: 'UL-ISER-01',
+  reconnectBudgetMs: 30_000,
+  workloadSchema: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      target: { type: 'string' },
+      initiator: { type: 'string' },
+      size_mib: { type: 'integer', minimum: 1 },
+      replacement_timeout_s: { type: 'integer', minimum: 1 },
+    },
+  },
+  nodeFields: ['target', 'initiator'],
+  kmsgClasses: [
+    ['isert', /isert|iSCSI Login|iSCSI\/iqn|iSCSI\/.*connection|iscsi_target/i],
+    ['iser', /\biser[:_]|\biscsi:|connection\d+:\d+|session\d+:|scsi host\d+: iSCSI/],
+  ],
+  modules: [
+    { name: 'ib_iser', neededBy: 'initiator' },
+    { name: 'ib_isert', neededBy: 'target' },
+  ],
+  paramModules: ['ib_iser'],
+  tools: [
+    { name: 'iscsiadm', pkg: 'open-iscsi', neededBy: 'initiator' },
+    { name: 'targetcli', pkg: 'targetcli-fb', neededBy: 'target (configfs is used when it cannot run)' },
+    { name: 'fio', pkg: 'fio', neededBy: 'initiator (verified I/O)' },
+  ],
+  stackPattern: /iser|isert|iscsi|scsi/,
+} as const);

@@ -1,0 +1,34 @@
+// A ULP module declares everything the harness needs to know about one upper-layer protocol: its
+// topology options (a JSON schema fragment), reconnect budget, kernel log classes, kernel modules,
+// tools, and the code its stuck tasks sit in. The rest of the harness reads the registry
+// (registry.ts); the workload itself lives in harness/workload/, its tests in suites/<ulp>.*.spec.ts.
+
+export interface UlpModule {
+  /** key in the topology (workloads.<name>, budgets.reconnect_ms.<name>) and in reports */
+  readonly name: string;
+  /** how people write it */
+  readonly title: string;
+  /** the test plan ID of its failover suite */
+  readonly planId: string;
+  /** default reconnect budget (the test plan's reconnect table, with margin for an emulated lab) */
+  readonly reconnectBudgetMs: number;
+  /** the JSON schema of topology.workloads.<name> */
+  readonly workloadSchema: { readonly type: 'object'; readonly additionalProperties: false; readonly properties: Readonly<Record<string, unknown>> };
+  /** options of that schema that name nodes (checked against the topology's nodes) */
+  readonly nodeFields: readonly string[];
+  /** kernel log classes of its messages, most specific first */
+  readonly kmsgClasses: readonly (readonly [string, RegExp])[];
+  /** kernel modules, and which side needs each */
+  readonly modules: readonly { readonly name: string; readonly neededBy: string }[];
+  /** modules whose parameters go into the report's environment */
+  readonly paramModules?: readonly string[];
+  /** user-space tools: command, Debian package, which side needs it */
+  readonly tools: readonly { readonly name: string; readonly pkg: string; readonly neededBy: string }[];
+  /** a stuck task whose stack matches this sits in this ULP's code (node health) */
+  readonly stackPattern: RegExp;
+}
+
+/** Declares a ULP module; `as const` on the argument keeps its schema's literal types. */
+export function defineUlp<const U extends UlpModule>(u: U): U {
+  return u;
+}
