@@ -6,9 +6,10 @@ import { nvme } from './nvme.ts';
 import { rds } from './rds.ts';
 import { rping } from './rping.ts';
 import { srp } from './srp.ts';
+import { lnet } from './lnet.ts';
 import type { UlpModule } from './ulp.ts';
 
-export const ULPS = { rds, rping, iser, nfs, nvme, srp } as const;
+export const ULPS = { rds, rping, iser, nfs, nvme, srp, lnet } as const;
 
 export type Ulp = keyof typeof ULPS;
 export type UlpKmsgClass = (typeof ULPS)[Ulp]['kmsgClasses'][number][0];
