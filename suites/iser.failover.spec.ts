@@ -40,5 +40,5 @@ suite('UL-ISER-01 iSER survives the loss of the active link', { requires: { node
   test('RF-05 a failover during logout: it completes and leaks nothing', { tags: ['full'] }, storage.duringTeardown(iser));
   test("RF-06 carrier drops shorter than miimon on the initiator's active slave: no failover storm, no spurious ADDR_CHANGE, I/O verified", { tags: ['full'] }, storage.shortFlaps(iser));
   test('RF-08 no gratuitous ARP (num_grat_arp=0): iSER comes back within the no-GARP bound, time recorded', { tags: ['full'] }, storage.noGratuitousArp(iser));
-  test("RF-09 silent path death (the initiator's switch port down, carrier up): the NOP-Out notices within 12 s, I/O resumes when the port returns", { tags: ['full'] }, storage.silentPathDeath(iser));
+  test("RF-09 silent path death (the initiator's switch port down, carrier up): the NOP-Out notices within 12 s, I/O resumes when the port returns", { tags: ['full'], requires: { capabilities: ['switchPorts'] } }, storage.silentPathDeath(iser));
 });

@@ -40,5 +40,5 @@ suite('UL-NFS-01 NFS over RDMA survives the loss of the active link', { requires
   test('RF-05 a failover during umount: it completes and leaks nothing', { tags: ['full'] }, storage.duringTeardown(nfs));
   test("RF-06 carrier drops shorter than miimon on the client's active slave: no failover storm, no spurious ADDR_CHANGE, I/O verified", { tags: ['full'] }, storage.shortFlaps(nfs));
   test('RF-08 no gratuitous ARP (num_grat_arp=0): NFS comes back within the no-GARP bound, time recorded', { tags: ['full'] }, storage.noGratuitousArp(nfs));
-  test("RF-09 silent path death (the client's switch port down, carrier up): the RPC timeout drops the connection within 70 s, I/O resumes when the port returns", { tags: ['long'] }, storage.silentPathDeath(nfs));
+  test("RF-09 silent path death (the client's switch port down, carrier up): the RPC timeout drops the connection within 70 s, I/O resumes when the port returns", { tags: ['long'], requires: { capabilities: ['switchPorts'] } }, storage.silentPathDeath(nfs));
 });

@@ -37,5 +37,5 @@ suite('UL-NVME-01 NVMe over RDMA survives the loss of the active link', { requir
   test('RF-05 a failover during disconnect: it completes and leaks nothing', { tags: ['full'] }, storage.duringTeardown(nvme));
   test("RF-06 carrier drops shorter than miimon on the host's active slave: no failover storm, no spurious ADDR_CHANGE, I/O verified", { tags: ['full'] }, storage.shortFlaps(nvme));
   test('RF-08 no gratuitous ARP (num_grat_arp=0): NVMe comes back within the no-GARP bound, time recorded', { tags: ['full'] }, storage.noGratuitousArp(nvme));
-  test("RF-09 silent path death (the host's switch port down, carrier up): the keep-alive notices within 15 s, I/O resumes when the port returns", { tags: ['full'] }, storage.silentPathDeath(nvme));
+  test("RF-09 silent path death (the host's switch port down, carrier up): the keep-alive notices within 15 s, I/O resumes when the port returns", { tags: ['full'], requires: { capabilities: ['switchPorts'] } }, storage.silentPathDeath(nvme));
 });

@@ -1,10 +1,12 @@
 // RDMA CM event semantics on a bond failover (B. in the test plan).
 import { suite, test, expect, type TestContext } from '../harness/fixture/test.ts';
-import { CarrierLoss } from '../harness/fault/fault.ts';
+import { CarrierLoss, Flap, ForcedSwitch } from '../harness/fault/fault.ts';
 import { RpingWorkload, rpingClient } from '../harness/workload/rping.ts';
 import { progressPast } from '../harness/workload/workload.ts';
 import { failoverBudget } from '../harness/topology/defaults.ts';
-import { sleep, waitFor } from '../harness/clock.ts';
+import { now, sleep, waitFor } from '../harness/clock.ts';
+import type { CmaEvent } from '../harness/monitor/events.ts';
+import { RdsWorkload } from '../harness/workload/rds.ts';
 import type { Subscription } from 'rxjs';
 
 /** A long-lived rping listener on `node` (persistent server), stopped at teardown. */
@@ -111,5 +113,127 @@ suite('RDMA CM events on a bond failover', { requires: { nodes: 2, tools: ['rpin
     expect(est.length, 'the listener accepted a connection after the fault').to.be.at.least(1);
     const activeThen = ev.events.filter((e) => e.source === 'bond' && e.node === server && e.t <= est[0]!.t).pop();
     expect(activeThen && activeThen.source === 'bond' ? activeThen.activeSlave : '', 'through the new active slave').to.equal(active.backup);
+  });
+
+  test('CM-01 a forced active_slave switch (no link fails) also delivers ADDR_CHANGE to every cm_id bound to the bond, exactly once', async (t) => {
+    const [client, server] = t.pair();
+    await t.monitor();
+    const a = await t.workload('rping', () => Promise.resolve(new RpingWorkload(t.lab, { client, server, port: 7330 })));
+    await t.step('an rping connection over the bond', async () => {
+      await a.start();
+      await progressPast(a, a.done + 20, 20_000);
+    });
+    const b = await t.bond(client);
+    await t.inject(new ForcedSwitch(client, b.name, b.backup));
+    await t.step('the switch settles', () => sleep(3000));
+    const ev = await t.evidence({ results: [await a.finish()] });
+    expect(ev).to.have.failedOverTo(b.backup).within(failoverBudget(t.topology));
+    expect(ev).to.have.addrChangeDeliveredTo();
+  });
+
+  // Terminal events of a connect attempt: it connected, or the CM said why not.
+  const ENDED = new Set(['ESTABLISHED', 'UNREACHABLE', 'REJECTED', 'CONNECT_ERROR', 'ADDR_ERROR', 'ROUTE_ERROR', 'DISCONNECTED']);
+
+  /** Every connect attempt by `client` towards `ip` since `from` that started (ADDR_RESOLVED), and how it ended. */
+  function attempts(t: TestContext, client: string, ip: string, from: number): { cmId: number; start: number; end?: CmaEvent }[] {
+    const ev = t.events().filter((e): e is CmaEvent => e.source === 'cma' && e.node === client && e.point === 'cm_event_handler' && e.t >= from);
+    return ev
+      .filter((e) => e.event === 'ADDR_RESOLVED' && (e.dst ?? '').startsWith(`${ip}:`))
+      .map((s) => {
+        const end = ev.find((e) => e.cmId === s.cmId && e.t >= s.t && ENDED.has(e.event ?? ''));
+        return { cmId: s.cmId!, start: s.t, ...(end ? { end } : {}) };
+      });
+  }
+
+  test('CM-03 the peer fails over while clients connect: every attempt ends fast (connected, or an error event such as UNREACHABLE — not a CM timeout), and a retry connects', async (t) => {
+    const [client, server] = t.pair();
+    const sip = t.bondOf(server).ip;
+    await rpingListener(t, server, sip, 7340);
+    await t.monitor();
+    const sb = await t.bond(server);
+    const from = now();
+    // Connects started around the peer's failover: some before it, some while its address changes.
+    const tries = [0, 40, 80, 120, 160].map(async (d) => {
+      await sleep(d);
+      return t.node(client).exec(['timeout', '30', 'rping', '-c', '-a', sip, '-p', '7340', '-C', '3'], { timeoutMs: 40_000 });
+    });
+    await t.inject(new CarrierLoss(server, sb.activeSlave));
+    await t.step('the connect attempts end', () => Promise.all(tries));
+    const retry = await t.step('a connect after the failover', () => rpingClient(t.lab, client, sip, 7340));
+    const ev = await t.evidence();
+    expect(ev).to.have.failedOverTo(sb.backup, { node: server });
+    const all = attempts(t, client, sip, from);
+    expect(all.length, 'connect attempts seen in the rdma_cma trace').to.be.at.least(5);
+    const slow = all.filter((a) => !a.end || a.end.t - a.start > 10_000);
+    expect(slow.map((a) => `cm.id=${a.cmId}: ${a.end ? `${a.end.event} after ${(a.end.t - a.start).toFixed(0)} ms` : 'never ended'}`), 'attempts that did not end within 10 s').to.deep.equal([]);
+    t.attach('how each attempt ended', all.map((a) => `cm.id=${a.cmId} ${a.end?.event ?? '—'} after ${a.end ? (a.end.t - a.start).toFixed(0) : '?'} ms`));
+    expect(retry.ok, `a connect after the failover:\n${retry.output}`).to.equal(true);
+    expect(ev).to.have.noResourceLeak();
+  });
+
+  test('CM-04 the client\'s active slave flaps while it resolves and connects: every attempt ends (connected or an error event), no cm_id is left behind, no hung task', async (t) => {
+    const [client, server] = t.pair();
+    const sip = t.bondOf(server).ip;
+    await rpingListener(t, server, sip, 7350);
+    await t.monitor();
+    const cb = await t.bond(client);
+    const from = now();
+    const flap = new Flap(new CarrierLoss(client, cb.activeSlave), 4, 1000);
+    // Connect attempts back to back for as long as the flapping lasts.
+    let stop = false;
+    const loop = (async () => {
+      while (!stop) await t.node(client).exec(['timeout', '20', 'rping', '-c', '-a', sip, '-p', '7350', '-C', '2'], { timeoutMs: 30_000 });
+    })();
+    await t.step(flap.describe(), () => t.inject(flap));
+    stop = true;
+    await t.step('the last attempt ends', () => loop);
+    const retry = await t.step('a connect after the flapping', () => rpingClient(t.lab, client, sip, 7350));
+    await sleep(1000);
+    const ev = await t.evidence();
+    const all = attempts(t, client, sip, from);
+    expect(all.length, 'connect attempts during the flapping').to.be.at.least(3);
+    const open = all.filter((a) => !a.end);
+    expect(open.map((a) => `cm.id=${a.cmId} started ${(a.start - from).toFixed(0)} ms in`), 'attempts that never ended').to.deep.equal([]);
+    t.attach('how each attempt ended', all.map((a) => `cm.id=${a.cmId} ${a.end?.event ?? '—'} after ${a.end ? (a.end.t - a.start).toFixed(0) : '?'} ms`));
+    expect(retry.ok, `a connect after the flapping:\n${retry.output}`).to.equal(true);
+    expect(ev).to.have.noResourceLeak();
+    expect(ev).to.have.noKernelWarnings();
+  });
+
+  test('CM-05 the RDMA device goes away under a live ULP (RDS): DEVICE_REMOVAL reaches its cm_ids, RDS lets go, and its modules unload', { requires: { linkTypes: ['rxe'], modules: ['rds_rdma'] } }, async (t) => {
+    const [client, server] = t.pair();
+    const rds = await t.workload('rds', () => new RdsWorkload(t.lab, { nodes: [client, server], port: 4010, size: 2000, rate: 100, count: 3000 }).setup());
+    await t.monitor();
+    await t.step('RDS traffic flows', async () => {
+      await rds.start();
+      await progressPast(rds, 200, 30_000);
+    });
+    // The soft-RoCE device is the harness's own (the fabric made it): remove it, put it back after.
+    const bondName = t.bondOf(client).name;
+    const link = (await t.node(client).run(['rdma', '-j', 'link', 'show'])).stdout;
+    const dev = (JSON.parse(link) as { ifname: string; netdev?: string }[]).find((l) => l.netdev === bondName)?.ifname;
+    expect(dev, `an rxe device on ${client}/${bondName}`).to.be.a('string');
+    const removedAt = now();
+    await t.scope.use(
+      `${dev} removed on ${client}`,
+      () => t.step(`rdma link delete ${dev}`, () => t.node(client).run(['rdma', 'link', 'delete', dev!], { timeoutMs: 60_000 })),
+      async () => {
+        await t.node(client).run(['rdma', 'link', 'add', dev!, 'type', 'rxe', 'netdev', bondName], { timeoutMs: 30_000 });
+        await waitFor(`${dev} ACTIVE again`, async () => ((await t.node(client).run(['rdma', '-j', 'link', 'show'])).stdout.includes('"ACTIVE"') ? true : undefined), { timeoutMs: 20_000 });
+      },
+    );
+    const removedIn = now() - removedAt;
+    await sleep(1000);
+    const held = (await t.node(client).run(['rdma', '-j', 'res', 'show', 'cm_id'])).stdout;
+    const result = await t.step('RDS traffic ends (bounded)', () => rds.finish(60_000));
+    // RDS's teardown unloads the modules it loaded: that must work with the device gone.
+    await t.step('RDS torn down, its modules unloaded', () => rds.teardown());
+    const ev = await t.evidence({ results: [result], teardownWorkloads: false });
+    const removals = ev.events.filter((e) => e.source === 'cma' && e.node === client && e.point === 'cm_event_handler' && e.event === 'DEVICE_REMOVAL');
+    expect(removals.length, 'DEVICE_REMOVAL events on the client').to.be.at.least(1);
+    expect(removedIn, 'rdma link delete returned (nothing held the device)').to.be.below(30_000);
+    expect(held.trim(), 'no cm_id left on the client after the removal').to.match(/^\[?\]?$|^\[\s*\]$/);
+    expect(ev).to.have.noKernelWarnings();
+    t.metric('device removal took', removedIn);
   });
 });

@@ -3,7 +3,7 @@
 // link fails; every message must arrive exactly once and intact, and the connection must come back
 // through the new active slave within budget.
 import { suite, test, expect, type TestContext } from '../harness/fixture/test.ts';
-import { CarrierLoss, BothDown, Failback, Flap, SwitchPortDown } from '../harness/fault/fault.ts';
+import { AdminDown, CarrierLoss, BothDown, Failback, Flap, SwitchPortDown } from '../harness/fault/fault.ts';
 import { RdsWorkload, type RdsOptions } from '../harness/workload/rds.ts';
 import { progressPast } from '../harness/workload/workload.ts';
 import { failoverBudget, reconnectBudget } from '../harness/topology/defaults.ts';
@@ -151,5 +151,21 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
     t.metric('QP retries exhausted after', fired!.t - ref.t);
     expect(fired!.t - ref.t, `RDS noticed the dead path after ${(fired!.t - ref.t).toFixed(0)} ms`).to.be.at.most(bound);
     expect(ev).to.have.deliveredEverything();
+  }, { tags: ['full'], requires: { capabilities: ['switchPorts'] } });
+
+  test("UL-RDS-01 an admin down of the client's active slave (ip link set down, not a cable pull): RDS back through the new slave, every message delivered", async (t) => {
+    const [client] = t.pair();
+    const rds = await rdsTraffic(t, 12);
+    const bond = await t.bond(client);
+    const down = new AdminDown(client, bond.activeSlave);
+    await t.inject(down);
+    await t.step('RDS delivers again after the fault', () => progressPast(rds, rds.done + RATE, reconnectBudget(t.topology, 'rds') + 5000));
+    await t.heal(down);
+    const result = await t.step('traffic finishes and is verified', () => rds.finish());
+    const ev = await t.evidence({ results: [result] });
+    expect(ev).to.have.failedOverTo(bond.backup).within(failoverBudget(t.topology));
+    expect(ev).to.have.reconnected('rds', { via: bond.backup, within: reconnectBudget(t.topology, 'rds') });
+    expect(ev).to.have.deliveredEverything();
+    expect(ev).to.have.noKernelWarnings();
   }, { tags: ['full'] });
 });

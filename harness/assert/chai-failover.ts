@@ -11,7 +11,7 @@
 //   expect(ev).to.have.noResourceLeak()
 import * as chai from 'chai';
 import type { CmaEvent, KmsgEvent, BondEvent, ResEvent } from '../monitor/events.ts';
-import { UNHEALTHY } from '../monitor/parse.ts';
+import { kernelLogFindings } from '../health/health.ts';
 import { renderTimeline, type PhaseId, type Timeline } from '../timeline/timeline.ts';
 import { isEvidence, type Evidence } from './evidence.ts';
 
@@ -438,13 +438,14 @@ export function failoverAssertions(_chai: Chai.ChaiStatic, utils: Chai.ChaiUtils
     }
   });
 
+  // The same check as the node health after every test (health.ts kernelLogFindings), on the
+  // kernel log recorded during the test, with the same allow list.
   Assertion.addMethod('noKernelWarnings', function (this: Chai.AssertionStatic) {
     const ev = evidenceOf(this._obj);
-    const allowed = ev.allowKernel.map((a) => new RegExp(a.pattern));
-    const bad = ev.events.filter((e): e is KmsgEvent => e.source === 'kmsg' && UNHEALTHY.includes(e.cls) && !allowed.some((r) => r.test(e.text)));
+    const bad = kernelLogFindings(ev.events, ev.allowKernel).filter((f) => f.kind === 'kernel-log');
     this.assert(
       bad.length === 0,
-      `expected a clean kernel log, found ${bad.length} line(s):\n${bad.slice(0, 15).map((e) => `  ${e.node}: [${e.kernelTs.toFixed(6)}] ${e.text}`).join('\n')}`,
+      `expected a clean kernel log, found: ${bad.map((f) => `${f.node}: ${f.detail}\n${f.evidence.slice(0, 15).map((l) => `  ${l}`).join('\n')}`).join('\n')}`,
       'expected kernel warnings',
     );
   });

@@ -33,7 +33,18 @@ const TAINT_DIE = 1 << 7;
 /** The RDMA core's code, and every ULP's (harness/ulp/). */
 const RDMA_STACK = new RegExp([/rdma|ib_|rxe|cma_|cm_|destroy_id/.source, ...allUlps().map((u) => u.stackPattern.source)].join('|'), 'i');
 
-/** Probes a node now: answers at all, GSI QPs, tasks stuck in D state in RDMA/ULP code. */
+/** The boot id, then "device count" of transmit timeouts per NIC (summed over its queues). */
+const TX_TIMEOUTS = `cat /proc/sys/kernel/random/boot_id
+for d in /sys/class/net/*/queues/tx-0/tx_timeout; do
+  [ -r "$d" ] || continue; n=0; dev=\${d#/sys/class/net/}; dev=\${dev%%/*}
+  for q in /sys/class/net/$dev/queues/tx-*/tx_timeout; do read -r v < "$q" && n=$((n + v)); done
+  echo "$dev $n"
+done`;
+
+/** Per node and boot: the transmit timeouts seen at the first probe (what came before is not ours). */
+const txBaseline = new Map<string, Map<string, number>>();
+
+/** Probes a node now: answers at all, GSI QPs, stalled NICs, tasks stuck in D state in RDMA/ULP code. */
 export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGraceMs?: number } = {}): Promise<HealthFinding[]> {
   const timeoutMs = opts.timeoutMs ?? 15_000;
   const findings: HealthFinding[] = [];
@@ -52,6 +63,25 @@ export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGr
         kind: 'gsi-qp-error',
         detail: `GSI QP (QP1) of ${dead.map((q) => q.ifname).join(', ')} is in ${dead[0]!.state}: no RDMA CM connection can be made on this node any more`,
         evidence: [qp.stdout.trim()],
+      });
+    }
+  }
+  // A NIC whose transmit queue timed out since the first probe of this boot (the kernel counts
+  // them per queue): stalled (in the VM lab, QEMU's virtio-net stopped taking packets).
+  const tx = await node.exec(['sh', '-c', TX_TIMEOUTS], { timeoutMs }).catch(() => undefined);
+  if (tx && tx.exitCode === 0) {
+    const [boot = '', ...lines] = tx.stdout.trim().split('\n');
+    const now = new Map(lines.map((l) => l.split(' ') as [string, string]).map(([d, n]) => [d, Number(n)]));
+    const key = `${node.name} ${boot}`;
+    const base = txBaseline.get(key) ?? (txBaseline.set(key, now), now);
+    const grew = [...now].filter(([d, n]) => n > (base.get(d) ?? 0));
+    if (grew.length) {
+      findings.push({
+        node: node.name,
+        kind: 'nic-stall',
+        detail: `transmit queue timeouts on ${grew.map(([d, n]) => `${d} (${n - (base.get(d) ?? 0)})`).join(', ')}: the NIC stopped sending`,
+        evidence: grew.map(([d, n]) => `/sys/class/net/${d}/queues/tx-*/tx_timeout: ${n}`),
+        labInfrastructure: true,
       });
     }
   }

@@ -263,7 +263,12 @@ export class MonitorSession {
       );
       this.events$.complete();
     }
-    const clocks = [...this.clockReports.values()];
+    return this.snapshot();
+  }
+
+  /** What has been recorded so far (the monitors keep running unless stop() was called). */
+  snapshot(): Recording {
+    const clocks = [...this.clockReports.values()].map((c) => ({ ...c }));
     const errorBoundMs = Math.max(
       0,
       ...clocks.map((c) => c.boundMs + Math.abs((c.offsetAfterMs ?? c.offsetMs) - c.offsetMs) + Math.max(Math.abs(c.kmsgDriftMs), Math.abs(c.traceDriftMs))),

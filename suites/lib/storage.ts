@@ -154,7 +154,7 @@ export function bothDownShort<W extends Workload>(u: StorageUlp<W>): Body {
     );
     if (u.mustActOnUnreachable) {
       // Judged on the event itself, not on whether a timer happened to be running when it came.
-      const seen = await t.evidence({ teardownWorkloads: false });
+      const seen = t.evidenceSoFar();
       const outcome = stalled ? `In this run I/O did not resume: ${stalled.message.split('\n')[0]}` : 'In this run I/O resumed anyway (a liveness probe was already in flight).';
       expect(seen).to.have.actedOnUnreachable(u.ulp, { within: UNREACHABLE_REACTION_MS, why: `${u.mustActOnUnreachable}\n${outcome}` });
     }
