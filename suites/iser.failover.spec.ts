@@ -12,9 +12,9 @@ const iser = storage.storageUlp({
   step: 8 * 2 ** 20,
   make: (t, initiator, target) => {
     const w = t.topology.workloads?.iser;
-    return new IserWorkload(t.lab, { initiator, target, sizeMiB: w?.size_mib ?? 48, replacementTimeoutS: w?.replacement_timeout_s ?? 120 }).setup();
+    return new IserWorkload(t.lab, { initiator, target, ...(w?.size_mib ? { sizeMiB: w.size_mib } : {}), replacementTimeoutS: w?.replacement_timeout_s ?? 120 }).setup();
   },
-  makeGivingUp: (t, initiator, target, giveUpS) => new IserWorkload(t.lab, { initiator, target, sizeMiB: t.topology.workloads?.iser?.size_mib ?? 48, replacementTimeoutS: giveUpS }).setup(),
+  makeGivingUp: (t, initiator, target, giveUpS) => new IserWorkload(t.lab, { initiator, target, ...(t.topology.workloads?.iser?.size_mib ? { sizeMiB: t.topology.workloads.iser.size_mib } : {}), replacementTimeoutS: giveUpS }).setup(),
   // After iser_connect_error the connection is TERMINATING and every task is refused (-ENODEV),
   // the NOP-Out included: libiscsi's ping can no longer find out the connection is dead.
   mustActOnUnreachable:

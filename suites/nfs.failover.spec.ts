@@ -11,12 +11,12 @@ const nfs = storage.storageUlp({
   step: 8 * 2 ** 20,
   make: (t, client, server) => {
     const w = t.topology.workloads?.nfs;
-    return new NfsWorkload(t.lab, { client, server, sizeMiB: w?.size_mib ?? 48, exportSizeMiB: w?.export_size_mib ?? 160 }).setup();
+    return new NfsWorkload(t.lab, { client, server, ...(w?.size_mib ? { sizeMiB: w.size_mib } : {}), exportSizeMiB: w?.export_size_mib ?? 160 }).setup();
   },
   // A soft mount whose three tries (timeo, 2×timeo, 3×timeo) add up to the give-up time.
   makeGivingUp: (t, client, server, giveUpS) => {
     const w = t.topology.workloads?.nfs;
-    return new NfsWorkload(t.lab, { client, server, sizeMiB: w?.size_mib ?? 48, exportSizeMiB: w?.export_size_mib ?? 160, softRetrans: 2, timeoDs: Math.max(1, Math.round((giveUpS * 10) / 6)) }).setup();
+    return new NfsWorkload(t.lab, { client, server, ...(w?.size_mib ? { sizeMiB: w.size_mib } : {}), exportSizeMiB: w?.export_size_mib ?? 160, softRetrans: 2, timeoDs: Math.max(1, Math.round((giveUpS * 10) / 6)) }).setup();
   },
   // An RPC that times out (timeo, 60 s by default) makes xprtrdma drop the connection
   // (transport.c xprt_rdma_timer → xprt_force_disconnect): rdma_disconnect on the client's id.

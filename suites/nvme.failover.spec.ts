@@ -12,9 +12,9 @@ const nvme = storage.storageUlp({
   step: 8 * 2 ** 20,
   make: (t, host, target) => {
     const w = t.topology.workloads?.nvme;
-    return new NvmeWorkload(t.lab, { host, target, sizeMiB: w?.size_mib ?? 48, reconnectDelayS: w?.reconnect_delay_s ?? 1, ...(w?.ctrl_loss_tmo_s !== undefined ? { ctrlLossTmoS: w.ctrl_loss_tmo_s } : {}) }).setup();
+    return new NvmeWorkload(t.lab, { host, target, ...(w?.size_mib ? { sizeMiB: w.size_mib } : {}), reconnectDelayS: w?.reconnect_delay_s ?? 1, ...(w?.ctrl_loss_tmo_s !== undefined ? { ctrlLossTmoS: w.ctrl_loss_tmo_s } : {}) }).setup();
   },
-  makeGivingUp: (t, host, target, giveUpS) => new NvmeWorkload(t.lab, { host, target, sizeMiB: t.topology.workloads?.nvme?.size_mib ?? 48, reconnectDelayS: 1, ctrlLossTmoS: giveUpS }).setup(),
+  makeGivingUp: (t, host, target, giveUpS) => new NvmeWorkload(t.lab, { host, target, ...(t.topology.workloads?.nvme?.size_mib ? { sizeMiB: t.topology.workloads.nvme.size_mib } : {}), reconnectDelayS: 1, ctrlLossTmoS: giveUpS }).setup(),
   // The keep-alive (kato 5 s by default) times out on a dead path: the admin command's timeout
   // starts error recovery (host/rdma.c nvme_rdma_timeout).
   liveness: {

@@ -18,7 +18,7 @@ suite('UL-SRP-01 SRP over the RDMA CM on a bond failover (known gap)', { require
     async (t) => {
       const [initiator, target] = t.pair(['initiator', 'target']);
       const w = t.topology.workloads?.srp;
-      const srp = await t.workload('srp', () => t.step(`set up SRP (target ${target}, initiator ${initiator})`, () => new SrpWorkload(t.lab, { initiator, target, sizeMiB: w?.size_mib ?? 48 }).setup()));
+      const srp = await t.workload('srp', () => t.step(`set up SRP (target ${target}, initiator ${initiator})`, () => new SrpWorkload(t.lab, { initiator, target, ...(w?.size_mib ? { sizeMiB: w.size_mib } : {}) }).setup()));
       await t.monitor();
       await t.step('start verified I/O on the initiator', () => srp.start());
       await t.step('I/O flows before the fault', () => progressPast(srp, srp.done + 8 * 2 ** 20, 60_000));

@@ -61,6 +61,7 @@ function testEntry(c: CollectedTest): ReportTest {
     ...(r?.knownFailure ? { knownFailure: r.knownFailure } : {}),
     ...(r?.ulp ? { ulp: r.ulp } : {}),
     steps: r?.steps ?? [],
+    ...(r?.harness?.length ? { harness: r.harness } : {}),
     metrics: r?.metrics ?? [],
     timelines: ev?.timelines ?? [],
     ...(ev ? { workloads: ev.workloads.map((w) => ({ workload: w.workload, ulp: w.ulp, dataOk: w.dataOk, summary: w.summary, errors: w.errors.slice(0, 20) })) } : {}),

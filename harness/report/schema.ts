@@ -113,6 +113,7 @@ const testEntry = {
     },
     ulp: { type: 'string' },
     steps: { type: 'array', items: step },
+    harness: { type: 'array', items: step, description: "the harness's own work around and inside the test (readiness, monitors, evidence, health, teardown)" },
     metrics: {
       type: 'array',
       items: { type: 'object', required: ['name', 'value', 'unit'], additionalProperties: false, properties: { name: { type: 'string' }, value: { type: 'number' }, unit: { type: 'string' } } },

@@ -16,7 +16,7 @@ import type { Workload, WorkloadResult } from './workload.ts';
 
 export interface BlockStorageOptions {
   sizeMiB?: number;
-  /** how many times the area is written and verified */
+  /** at most this many passes (each writes the area and verifies it); finish() ends them earlier */
   loops?: number;
   /** fio MiB/s cap (honesty tests that corrupt data before fio's check reaches it) */
   rateMiBs?: number;
@@ -54,6 +54,10 @@ export abstract class BlockStorageWorkload implements Workload {
   /** one stable stream (monitors subscribe before I/O starts): fio's events are forwarded into it */
   readonly events$: Observable<WorkloadEvent> = this.extra.asObservable();
   private fio: ReturnType<typeof runFio> | undefined;
+  /** the fio passes, resolving when the last one ended */
+  private passes: Promise<FioResult[]> | undefined;
+  /** finish() was called: no new pass starts */
+  private ending = false;
   private readonly subs: Subscription[] = [];
   private torn = false;
   /** the file or block device fio verifies, on the client */
@@ -66,7 +70,8 @@ export abstract class BlockStorageWorkload implements Workload {
   constructor(lab: Lab, owner: string, size: BlockStorageOptions) {
     this.lab = lab;
     this.undo = new UndoStack(lab, owner);
-    this.size = { sizeMiB: 48, loops: 3, rateMiBs: 0, ...size };
+    // 16 MiB passes (a pass is what finish() may wait for), as many as the test needs.
+    this.size = { sizeMiB: 16, loops: 1000, rateMiBs: 0, ...size };
   }
 
   /** The node fio runs on (initiator, client, host). */
@@ -109,41 +114,64 @@ export abstract class BlockStorageWorkload implements Workload {
     }
   }
 
+  /**
+   * Verified I/O in passes: each pass is one fio run that writes the whole area and then reads every
+   * block back (crc32c + header). Passes follow each other until finish() asks the I/O to end: it
+   * ends after the current pass, so every block written — before, during and after an outage — is
+   * verified, and nothing longer than one pass is waited for (the area is sized for that).
+   */
   async start(): Promise<void> {
     this.onStart();
-    this.fio = runFio(
-      this.lab.node(this.client),
-      this.name,
-      { filename: this.dataPath, sizeMiB: this.size.sizeMiB, loops: this.size.loops, ...(this.size.rateMiBs ? { rateMiBs: this.size.rateMiBs } : {}), ...this.fioSettings() },
-      30 * 60_000,
-    );
-    this.subs.push(
-      this.fio.events$.subscribe((e) => {
-        if (e.kind === 'error') {
-          const text = typeof e.data?.text === 'string' ? e.data.text : '';
-          this.errors.push(text);
-          if (/error/i.test(text)) this.ioFailed ??= text;
-        }
-        // After an I/O error, fio's byte counts include failed I/O: that is not I/O resuming.
-        if (e.kind === 'progress' && this.ioFailed) return;
-        this.extra.next(e);
-        if (e.kind === 'progress' && e.done !== undefined) this.done = e.done;
-      }),
-    );
+    const node = this.lab.node(this.client);
+    const opts: FioOptions = { filename: this.dataPath, sizeMiB: this.size.sizeMiB, loops: 1, ...(this.size.rateMiBs ? { rateMiBs: this.size.rateMiBs } : {}), ...this.fioSettings() };
+    this.passes = (async () => {
+      const results: FioResult[] = [];
+      let base = 0;
+      for (let pass = 1; pass <= this.size.loops && !this.torn; pass++) {
+        this.fio = runFio(node, this.name, opts, 30 * 60_000);
+        const sub = this.fio.events$.subscribe((e) => {
+          if (e.kind === 'error') {
+            const text = typeof e.data?.text === 'string' ? e.data.text : '';
+            this.errors.push(text);
+            if (/error/i.test(text)) this.ioFailed ??= text;
+          }
+          if (e.kind === 'final') return; // the run's own final event comes after the last pass
+          // After an I/O error, fio's byte counts include failed I/O: that is not I/O resuming.
+          if (e.kind === 'progress' && this.ioFailed) return;
+          const ev = e.kind === 'progress' && e.done !== undefined ? { ...e, done: base + e.done } : e;
+          this.extra.next(ev);
+          if (ev.kind === 'progress' && ev.done !== undefined) this.done = ev.done;
+        });
+        this.subs.push(sub);
+        const r = await this.fio.result;
+        results.push(r);
+        base += r.writtenBytes + r.readBytes;
+        if (!r.ok || this.ending) break;
+      }
+      this.extra.next({ source: 'workload', t: now(), node: this.client, workload: this.name, kind: 'final', done: base });
+      return results;
+    })();
     await sleep(0);
   }
 
   async finish(timeoutMs = 10 * 60_000): Promise<WorkloadResult> {
-    const r: FioResult | undefined = this.fio ? await Promise.race([this.fio.result, sleep(timeoutMs).then(() => undefined)]) : undefined;
+    this.ending = true;
+    const passes = this.passes ? await Promise.race([this.passes, sleep(timeoutMs).then(() => undefined)]) : undefined;
     const st = await this.finalState().catch((e: Error) => ({ words: `state unknown (${e.message})`, details: {}, dataErrors: [] as string[] }));
+    const written = (passes ?? []).reduce((a, r) => a + r.writtenBytes, 0);
+    const read = (passes ?? []).reduce((a, r) => a + r.readBytes, 0);
+    const bad = (passes ?? []).find((r) => !r.ok);
+    const words = !passes
+      ? `fio did not finish within ${timeoutMs} ms`
+      : `${passes.length} pass(es) of ${this.size.sizeMiB} MiB on ${this.dataPath}: ${(written / 2 ** 20).toFixed(1)} MiB written, ${(read / 2 ** 20).toFixed(1)} MiB verified${bad ? `; ${bad.summary}` : ', no errors'}`;
     return {
       workload: this.name,
       ulp: this.ulp,
-      dataOk: !!r?.ok && st.dataErrors.length === 0,
-      summary: `${r ? r.summary : `fio did not finish within ${timeoutMs} ms`}${st.words ? `; ${st.words}` : ''}`,
-      bytes: (r?.writtenBytes ?? 0) + (r?.readBytes ?? 0),
-      details: { fio: r, dataPath: this.dataPath, ...st.details, finishedAt: now() },
-      errors: [...this.errors, ...(r?.verifyErrors ?? []), ...st.dataErrors].slice(0, 40),
+      dataOk: !!passes && passes.length > 0 && !bad && st.dataErrors.length === 0,
+      summary: `${words}${st.words ? `; ${st.words}` : ''}`,
+      bytes: written + read,
+      details: { fio: passes, dataPath: this.dataPath, ...st.details, finishedAt: now() },
+      errors: [...this.errors, ...(passes ?? []).flatMap((r) => r.verifyErrors), ...st.dataErrors].slice(0, 40),
     };
   }
 
