@@ -6,7 +6,8 @@ import { compareRuns, renderComparison } from '../report/compare.ts';
 import { reportHtml } from '../report/html.ts';
 import { junitXml } from '../report/junit.ts';
 import { reportSchema } from '../report/schema.ts';
-import { htmlToPdf, readReport } from '../report/write.ts';
+import { htmlToPdf, readReport, writeReports } from '../report/write.ts';
+import { mergeReports } from '../report/merge.ts';
 
 export function registerReportCommands(program: Command): void {
   program
@@ -26,6 +27,19 @@ export function registerReportCommands(program: Command): void {
       writeFileSync(join(dir, 'junit.xml'), junitXml(r));
       if (opts.pdf) await htmlToPdf(html, join(dir, 'report.pdf'));
       process.stdout.write(`${dir}: report.html, junit.xml${opts.pdf ? ', report.pdf' : ''} written from report.json (${r.summary.total} tests)\n`);
+    });
+  const report = program.commands.find((c) => c.name() === 'report')!;
+  report
+    .command('merge')
+    .description('combine shard runs (and matrix cells) into one report: every test once, with its run, shard, lab and kernel')
+    .argument('<runs...>', 'run dirs or report.json files')
+    .requiredOption('-o, --out <dir>', 'where the merged report.json, junit.xml, report.html and report.pdf go')
+    .option('--force', 'merge runs of different harness versions or topologies')
+    .option('--no-pdf', 'skip the PDF')
+    .action(async (runs, opts) => {
+      const merged = mergeReports(runs.map((r) => readReport(r)), { ...(opts.force ? { force: true } : {}), command: `rdma-failover report merge ${runs.join(' ')} -o ${opts.out}` });
+      const w = await writeReports(merged, { dir: opts.out, pdf: opts.pdf });
+      process.stdout.write(`${runs.length} runs → ${w.dir}: ${merged.summary.total} tests (${merged.summary.passed} passed, ${merged.summary.failed} failed, ${merged.summary.knownFailures} known, ${merged.summary.skipped} skipped)\n`);
     });
   program
     .command('compare')

@@ -7,6 +7,9 @@ import { PROJECT_ROOT } from '../vmlab/paths.ts';
 import { DEFAULT_TOPOLOGY, loadOrExit } from './open-lab.ts';
 import { parseKernelOption } from './lab-commands.ts';
 import { knownIssues } from '../known/known-issues.ts';
+import { shardFrom, type Shard } from '../run/shard.ts';
+import { rerunSelection } from '../run/rerun.ts';
+import { readReport } from '../report/write.ts';
 
 export function suiteFiles(names: readonly string[]): string[] {
   const dir = join(PROJECT_ROOT, 'suites');
@@ -32,6 +35,8 @@ export interface RunOptions {
   repeat?: number;
   /** a lab's own known-issues files, beside the shipped known-issues.yaml */
   knownIssues?: string[];
+  /** this run's shard of the selected tests */
+  shard?: Shard;
   env?: Record<string, string>;
 }
 
@@ -55,6 +60,7 @@ export function runSuites(o: RunOptions): Promise<number> {
     RDMA_FAILOVER_RUN: '1',
     ...(o.repeat && o.repeat > 1 ? { RDMA_FAILOVER_REPEAT: String(o.repeat) } : {}),
     ...(o.knownIssues?.length ? { RDMA_FAILOVER_KNOWN_ISSUES: o.knownIssues.map((f) => resolve(f)).join(':') } : {}),
+    ...(o.shard ? { RDMA_FAILOVER_SHARD: `${o.shard.index}/${o.shard.total}` } : {}),
     ...o.env,
   };
   return new Promise((res) => {
@@ -93,6 +99,8 @@ export function registerRunCommand(program: Command): void {
       return n;
     })
     .option('--known-issues <files...>', "the lab's own known-issues files (beside the shipped known-issues.yaml)")
+    .option('--shard <i/n>', 'run shard i of n of the selected tests (stable: by test; default from CI_NODE_INDEX/CI_NODE_TOTAL)')
+    .option('--rerun-failed <run-dir>', 'run only the tests that failed (or left a node dead) in that run')
     .addHelpText(
       'after',
       '\nExit status: 0 every test passed (skips allowed); 3 the only failures are known issues;\n1 a new failure, an unstable repeated test, or a lab left changed; 130 interrupted.',
@@ -101,11 +109,24 @@ export function registerRunCommand(program: Command): void {
       loadOrExit(opts.topology);
       if (opts.kernel) parseKernelOption(opts.kernel);
       knownIssues(opts.knownIssues ?? []); // an invalid file stops here, with file:line:col
+      const shard = shardFrom(opts.shard);
+      let grep = opts.grep;
+      if (opts.rerunFailed) {
+        const again = rerunSelection(readReport(opts.rerunFailed));
+        if (!again.titles.length) {
+          process.stdout.write(`nothing to rerun: no test failed in ${opts.rerunFailed}\n`);
+          return;
+        }
+        process.stdout.write(`rerunning ${again.titles.length} test(s) that failed in ${opts.rerunFailed}:\n  ${again.titles.join('\n  ')}\n`);
+        grep = again.grep;
+        if (!suites.length) suites = again.files;
+      }
       process.exitCode = await runSuites({
         topology: opts.topology,
         suites,
         ...(opts.quick ? { quick: true } : {}),
-        ...(opts.grep ? { grep: opts.grep } : {}),
+        ...(grep ? { grep } : {}),
+        ...(shard ? { shard } : {}),
         ...(opts.kernel ? { kernel: opts.kernel } : {}),
         ...(opts.reports ? { reportsDir: opts.reports } : {}),
         ...(opts.repeat ? { repeat: opts.repeat } : {}),

@@ -152,6 +152,7 @@ export function buildReport(tests: CollectedTest[], ctx: RunContext, meta: { id:
       command: meta.command,
       ...(ctx.topology ? { topology: ctx.topology } : {}),
       ...(ctx.kernel ? { kernel: ctx.kernel } : {}),
+      ...(process.env.RDMA_FAILOVER_SHARD ? { shard: process.env.RDMA_FAILOVER_SHARD } : {}),
       ...(ctx.stopped ? { stopped: ctx.stopped } : {}),
       ...(ctx.interrupted ? { interrupted: ctx.interrupted } : {}),
       ...(ctx.notRestored ? { notRestored: ctx.notRestored } : {}),

@@ -24,8 +24,11 @@ export function junitXml(r: RunReport): string {
     out.push(`  <testsuite name="${xml(name)}" tests="${tests.length}" failures="${failures}" errors="0" skipped="${skipped}" time="${time.toFixed(3)}" timestamp="${r.run.startedAt}">`);
     if (r.run.kernel) out.push(`    <properties><property name="kernel" value="${xml(r.run.kernel)}"/></properties>`);
     for (const t of tests) {
-      const attrs = `classname="${xml(t.planId ? `${t.planId}.${name}` : name)}" name="${xml(t.title)}" time="${(t.durationMs / 1000).toFixed(3)}"`;
+      // In a merged report the same test can come from several kernels: the kernel is part of its name.
+      const on = t.provenance?.kernel && r.run.merged ? ` [${t.provenance.kernel}]` : '';
+      const attrs = `classname="${xml(t.planId ? `${t.planId}.${name}` : name)}" name="${xml(`${t.title}${on}`)}" time="${(t.durationMs / 1000).toFixed(3)}"`;
       const body: string[] = [];
+      const props: [string, string | undefined][] = t.provenance ? [['run', t.provenance.run], ['shard', t.provenance.shard], ['lab', t.provenance.lab], ['kernel', t.provenance.kernel]] : [];
       if (t.status === 'interrupted') {
         body.push(`      <failure message="${xml(`interrupted: ${r.run.interrupted?.why ?? 'the run was stopped'}`)}" type="Interrupted">${xml(t.error?.message ?? 'interrupted')}</failure>`);
       } else if (t.status === 'failed') {
@@ -37,9 +40,11 @@ export function junitXml(r: RunReport): string {
         // CI engines know no "known" verdict: a skip with the reference keeps the job green on it.
         const k = t.knownFailure;
         body.push(`      <skipped message="${xml(`KNOWN FAILURE ${k?.id ?? ''}: ${k?.summary ?? ''} (${k?.reference ?? ''})`)}"/>`);
-        body.push(`      <properties><property name="known-issue" value="${xml(k?.id ?? '')}"/><property name="reference" value="${xml(k?.reference ?? '')}"/></properties>`);
+        props.push(['known-issue', k?.id ?? ''], ['reference', k?.reference ?? '']);
         body.push(`      <system-out>${xml(`KNOWN FAILURE ${k?.id ?? ''} (${k?.reference ?? ''}): ${k?.summary ?? ''}\nwhat happened:\n${k?.observed ?? ''}`)}</system-out>`);
       }
+      const shown = props.filter(([, v]) => v);
+      if (shown.length) body.unshift(`      <properties>${shown.map(([k, v]) => `<property name="${k}" value="${xml(v!)}"/>`).join('')}</properties>`);
       if (t.attempts.length) body.push(`      <system-err>${xml(t.attempts.map((a) => `attempt dropped (lab infrastructure): ${a.infrastructure}\n${a.error ?? ''}`).join('\n'))}</system-err>`);
       out.push(body.length ? `    <testcase ${attrs}>\n${body.join('\n')}\n    </testcase>` : `    <testcase ${attrs}/>`);
     }

@@ -104,6 +104,13 @@ const testEntry = {
     durationMs: { type: 'number', minimum: 0 },
     error: { type: 'object', required: ['message'], additionalProperties: false, properties: { message: { type: 'string' }, stack: { type: 'string' } } },
     skipReason: { type: 'string' },
+    provenance: {
+      type: 'object',
+      description: 'where the test ran, in a merged report: its run, shard, lab and kernel',
+      required: ['run'],
+      additionalProperties: false,
+      properties: { run: { type: 'string' }, shard: { type: 'string' }, lab: { type: 'string' }, kernel: { type: 'string' } },
+    },
     knownFailure: {
       type: 'object',
       description: 'the test failed the way a known issue says',
@@ -206,6 +213,8 @@ export const reportSchema = {
           properties: { file: { type: 'string' }, name: { type: 'string' }, kind: { enum: ['real', 'vm'] }, sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' } },
         },
         kernel: { type: 'string', description: 'the guest kernel choice in a VM lab' },
+        shard: { type: 'string', pattern: '^\\d+/\\d+$', description: 'this run ran shard i of n (run --shard)' },
+        merged: { type: 'array', items: { type: 'string' }, description: 'the runs this report merges (report merge)' },
         interrupted: {
           type: 'object',
           description: 'the run was stopped (Ctrl-C, SIGTERM, the runner died): tests after it did not run',
