@@ -8,6 +8,7 @@ import { junitXml } from '../report/junit.ts';
 import { reportSchema } from '../report/schema.ts';
 import { htmlToPdf, readReport, writeReports } from '../report/write.ts';
 import { mergeReports } from '../report/merge.ts';
+import { kcidbErrors, toKcidb } from '../report/kcidb.ts';
 
 export function registerReportCommands(program: Command): void {
   program
@@ -40,6 +41,23 @@ export function registerReportCommands(program: Command): void {
       const merged = mergeReports(runs.map((r) => readReport(r)), { ...(opts.force ? { force: true } : {}), command: `rdma-failover report merge ${runs.join(' ')} -o ${opts.out}` });
       const w = await writeReports(merged, { dir: opts.out, pdf: opts.pdf });
       process.stdout.write(`${runs.length} runs → ${w.dir}: ${merged.summary.total} tests (${merged.summary.passed} passed, ${merged.summary.failed} failed, ${merged.summary.knownFailures} known, ${merged.summary.skipped} skipped)\n`);
+    });
+  report
+    .command('export')
+    .description("write a run in another format: --kcidb for KernelCI's KCIDB (I/O schema v5), ready for kcidb-submit")
+    .argument('<run-dir>', 'reports/<run-id> or its report.json')
+    .requiredOption('--kcidb', 'KCIDB I/O schema v5')
+    .requiredOption('--origin <name>', 'your CI system\'s KCIDB origin ([a-z0-9_]+): every id starts with it')
+    .option('-o, --out <file>', 'where the JSON goes (default: stdout)')
+    .action((dir, opts) => {
+      const data = toKcidb(readReport(dir), opts.origin);
+      const errors = kcidbErrors(data);
+      if (errors.length) throw new Error(`the export does not validate against KCIDB v5:\n  ${errors.join('\n  ')}`);
+      const text = JSON.stringify(data, null, 2) + '\n';
+      if (opts.out) {
+        writeFileSync(opts.out, text);
+        process.stdout.write(`${opts.out}: KCIDB v5 — ${data.checkouts.length} checkout(s), ${data.builds.length} build(s), ${data.tests.length} test(s); submit with: kcidb-submit -p PROJECT -t TOPIC < ${opts.out}\n`);
+      } else process.stdout.write(text);
     });
   program
     .command('compare')
