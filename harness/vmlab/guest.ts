@@ -15,7 +15,7 @@ import { LocalNode } from '../node/local.ts';
 const BUSYBOX = '/bin/busybox';
 
 /** Modules the initramfs needs to reach the 9p root and bring up NICs. */
-const INITRAMFS_MODULES = ['virtio_pci', 'virtio_net', '9pnet_virtio', '9p', 'overlay'];
+const INITRAMFS_MODULES = ['virtio_pci', 'virtio_net', 'e1000', '9pnet_virtio', '9p', 'overlay'];
 
 const INIT = `#!/bin/busybox sh
 /bin/busybox --install -s /bin

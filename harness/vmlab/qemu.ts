@@ -76,7 +76,11 @@ export function qemuArgv(lab: LabState, g: GuestState): string[] {
     '-device', `virtio-net-pci,netdev=mgmt,mac=${mgmtMac},id=nic-mgmt0`,
     ...g.nics.flatMap((n) => [
       '-netdev', `tap,id=net-${n.name},ifname=${n.tap},script=no,downscript=no`,
-      '-device', `virtio-net-pci,netdev=net-${n.name},mac=${n.mac},id=nic-${n.name}`,
+      // The data NICs are e1000: QEMU 7.2's virtio-net, with its carrier toggled by set_link under
+      // RDMA traffic, sometimes stops taking packets from the transmit ring for good (the guest's
+      // NETDEV WATCHDOG fires every 5 s until a device reset) — a fault of the lab's wiring, not of
+      // the path under test.
+      '-device', `e1000,netdev=net-${n.name},mac=${n.mac},id=nic-${n.name}`,
     ]),
     '-device', 'virtio-rng-pci',
     '-qmp', `unix:${g.qmpSocket},server=on,wait=off`,
