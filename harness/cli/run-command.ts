@@ -9,7 +9,11 @@ import { parseKernelOption } from './lab-commands.ts';
 import { knownIssues } from '../known/known-issues.ts';
 import { shardFrom, type Shard } from '../run/shard.ts';
 import { rerunSelection } from '../run/rerun.ts';
-import { readReport } from '../report/write.ts';
+import { readReport, writeReports } from '../report/write.ts';
+import { mergeReports } from '../report/merge.ts';
+import { combinedExit, labCopies } from '../run/labs.ts';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 
 export function suiteFiles(names: readonly string[]): string[] {
   const dir = join(PROJECT_ROOT, 'suites');
@@ -101,6 +105,11 @@ export function registerRunCommand(program: Command): void {
     .option('--known-issues <files...>', "the lab's own known-issues files (beside the shipped known-issues.yaml)")
     .option('--shard <i/n>', 'run shard i of n of the selected tests (stable: by test; default from CI_NODE_INDEX/CI_NODE_TOTAL)')
     .option('--rerun-failed <run-dir>', 'run only the tests that failed (or left a node dead) in that run')
+    .option('--labs <n>', 'boot N independent VM labs and spread the tests over them (one merged report)', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 8) throw new Error(`--labs takes 1 to 8 (got "${v}")`);
+      return n;
+    })
     .addHelpText(
       'after',
       '\nExit status: 0 every test passed (skips allowed); 3 the only failures are known issues;\n1 a new failure, an unstable repeated test, or a lab left changed; 130 interrupted.',
@@ -121,6 +130,17 @@ export function registerRunCommand(program: Command): void {
         grep = again.grep;
         if (!suites.length) suites = again.files;
       }
+      if (opts.labs && opts.labs > 1) {
+        process.exitCode = await runOnLabs(opts.labs, {
+          topology: opts.topology,
+          suites,
+          ...(opts.quick ? { quick: true } : {}),
+          ...(grep ? { grep } : {}),
+          ...(opts.kernel ? { kernel: opts.kernel } : {}),
+          ...(opts.knownIssues ? { knownIssues: opts.knownIssues } : {}),
+        }, opts.reports);
+        return;
+      }
       process.exitCode = await runSuites({
         topology: opts.topology,
         suites,
@@ -133,4 +153,22 @@ export function registerRunCommand(program: Command): void {
         ...(opts.knownIssues ? { knownIssues: opts.knownIssues } : {}),
       });
     });
+}
+
+/** N labs, one shard each, in parallel; then one merged report (reports/<merged id>/). */
+async function runOnLabs(n: number, o: Omit<RunOptions, 'shard' | 'reportsDir'>, reportsDir?: string): Promise<number> {
+  const files = labCopies(o.topology, n);
+  const dirs = files.map(() => mkdtempSync(join(tmpdir(), 'rf-lab-run-')));
+  process.stdout.write(`${n} VM labs: ${files.map((f) => loadOrExit(f).topology.name).join(', ')} — one shard of the tests each\n`);
+  const codes = await Promise.all(files.map((f, i) => runSuites({ ...o, topology: f, shard: { index: i + 1, total: n }, reportsDir: dirs[i]! })));
+  const runs = dirs.flatMap((d) => readdirSync(d).filter((x) => x !== 'latest' && existsSync(join(d, x, 'report.json'))).map((x) => join(d, x)));
+  if (!runs.length) {
+    process.stderr.write('no lab produced a report\n');
+    return 1;
+  }
+  // The labs are one topology under N names: the same lab, as far as comparing verdicts goes.
+  const merged = mergeReports(runs.map((r) => readReport(r)), { force: true, command: `rdma-failover run --labs ${n}` });
+  const w = await writeReports(merged, { ...(reportsDir ? { dir: join(reportsDir, merged.run.id) } : {}), pdf: process.env.RDMA_FAILOVER_PDF !== '0' });
+  process.stdout.write(`merged report of ${runs.length} lab run(s): ${w.dir} — ${merged.summary.passed} passed, ${merged.summary.failed} failed, ${merged.summary.knownFailures} known, ${merged.summary.skipped} skipped\n`);
+  return combinedExit(codes);
 }
