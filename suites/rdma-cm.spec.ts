@@ -176,7 +176,7 @@ suite('RDMA CM events on a bond failover', { requires: { nodes: 2, tools: ['rpin
     await t.inject(new CarrierLoss(server, sb.activeSlave));
     await t.step('attempts go on across the peer\'s failover', () => sleep(4000));
     await t.step('the last attempt ends', () => loop.stop());
-    const retry = await t.step('a connect after the failover', () => rpingClient(t.lab, client, sip, 7340));
+    const retry = await t.step('a connect after the failover', () => rpingClient(t.lab, client, sip, 7340, 5, 30_000));
     const ev = await t.evidence();
     expect(ev).to.have.failedOverTo(sb.backup, { node: server });
     const all = attempts(t, client, sip, from);
@@ -189,7 +189,7 @@ suite('RDMA CM events on a bond failover', { requires: { nodes: 2, tools: ['rpin
     expect(ev).to.have.noResourceLeak();
   });
 
-  test('CM-04 the client\'s active slave flaps while it resolves and connects: every attempt ends (connected or an error event), no cm_id is left behind, no hung task', async (t) => {
+  test('CM-04 the client\'s active slave flaps while it resolves and connects: every attempt ends (connected or an error event), no cm_id is left behind, no hung task', { timeoutMs: 120_000 }, async (t) => {
     const [client, server] = t.pair();
     const sip = t.bondOf(server).ip;
     await rpingListener(t, server, sip, 7350);
@@ -201,7 +201,7 @@ suite('RDMA CM events on a bond failover', { requires: { nodes: 2, tools: ['rpin
     const flap = new Flap(new CarrierLoss(client, cb.activeSlave), 4, 1000);
     await t.step(flap.describe(), () => t.inject(flap));
     await t.step('the last attempt ends', () => loop.stop());
-    const retry = await t.step('a connect after the flapping', () => rpingClient(t.lab, client, sip, 7350));
+    const retry = await t.step('a connect after the flapping', () => rpingClient(t.lab, client, sip, 7350, 5, 30_000));
     await sleep(1000);
     const ev = await t.evidence();
     const all = attempts(t, client, sip, from);

@@ -66,6 +66,21 @@ export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGr
       });
     }
   }
+  // rxe (6.1) wedges its GSI QP without saying so in `rdma res`: a send that fails (the GID it
+  // names went away in a failover: rxe_req.c "Failed allocating skb") runs the completer's
+  // COMPST_ERROR → rxe_qp_error(), which puts the responder in ERROR too; the MAD layer's recovery
+  // (SQE → RTS, mad.c ib_mad_send_error) restores only the requester and completer (rxe_qp.c,
+  // IB_QPS_RTS). QP1 shows RTS and sends, but never receives a MAD again: no CM on this node until
+  // the device is recreated. Its only trace is that kernel line, so any in this boot counts.
+  const wedged = await node.exec(['sh', '-c', 'dmesg 2>/dev/null | grep -m 3 "rdma_rxe: qp#1 Failed" || true'], { timeoutMs }).catch(() => undefined);
+  if (wedged && wedged.stdout.trim() && !findings.some((f) => f.kind === 'gsi-qp-error')) {
+    findings.push({
+      node: node.name,
+      kind: 'gsi-qp-error',
+      detail: 'rdma_rxe failed a send on the GSI QP (qp#1) in this boot: rdma res still says RTS, but its receive side is in ERROR, so no RDMA CM connection can be made on this node any more',
+      evidence: wedged.stdout.trim().split('\n'),
+    });
+  }
   // A NIC whose transmit queue timed out since the first probe of this boot (the kernel counts
   // them per queue): stalled (in the VM lab, QEMU's virtio-net stopped taking packets).
   const tx = await node.exec(['sh', '-c', TX_TIMEOUTS], { timeoutMs }).catch(() => undefined);
@@ -149,7 +164,7 @@ export function kernelLogFindings(events: readonly LabEvent[], allow: readonly {
   // rxe failing to send on the GSI QP: the VM lab's stand-in wedged (see probeNode's gsi-qp-error).
   for (const e of kmsg) {
     if (/rdma_rxe: qp#1 Failed allocating skb/.test(e.text)) {
-      out.push({ node: e.node, kind: 'gsi-qp-error', detail: 'rdma_rxe could not send on the GSI QP (qp#1) during the failover: it goes to ERR and CM traffic stops', evidence: [`[${e.kernelTs.toFixed(6)}] ${e.text}`], labInfrastructure: true });
+      out.push({ node: e.node, kind: 'gsi-qp-error', detail: 'rdma_rxe could not send on the GSI QP (qp#1) during the failover: its receive side goes to ERROR for good and CM traffic stops (see probeNode)', evidence: [`[${e.kernelTs.toFixed(6)}] ${e.text}`], labInfrastructure: true });
     }
   }
   // An emulated NIC that stops taking packets (QEMU virtio-net: the device never consumes the
