@@ -5,7 +5,7 @@
 // they held (a tracefs instance cannot be removed while a reader holds it).
 import { randomUUID } from 'node:crypto';
 import { clearJournal, readJournal, writeJournal } from '../journal.ts';
-import type { NodeProcess, ProcessHooks } from '../node/node.ts';
+import { NodeUnreachableError, type NodeProcess, type ProcessHooks } from '../node/node.ts';
 import type { Lab } from './lab.ts';
 
 export interface JournaledProcess extends NodeProcess {
@@ -72,7 +72,7 @@ export async function stopLeftoverProcesses(lab: Lab): Promise<string[]> {
         kept.push(...mine); // not a node of this lab object: keep the entries for one that has it
         return;
       }
-      for (const e of mine) {
+      for (const [i, e] of mine.entries()) {
         try {
           const r = await lab.node(node).exec(['sh', '-c', STOP_IF_SAME, 'stop-left', String(e.pid), String(e.pgid), e.startTime], { timeoutMs: 20_000 });
           if (r.exitCode !== 0) throw new Error(r.stderr.trim() || `exit ${r.exitCode}`);
@@ -80,6 +80,13 @@ export async function stopLeftoverProcesses(lab: Lab): Promise<string[]> {
         } catch (err) {
           kept.push(e);
           done.push(`FAILED ${node}: ${e.what} (pid ${e.pid}): ${(err as Error).message}`);
+          // A node that does not answer will not for the next entry either: keep the rest for later
+          // (a rebooted VM has none of them; a real lab's operator gets the journal).
+          if (err instanceof NodeUnreachableError) {
+            kept.push(...mine.slice(i + 1));
+            if (i + 1 < mine.length) done.push(`FAILED ${node}: ${mine.length - i - 1} more process(es) not tried: the node does not answer`);
+            return;
+          }
         }
       }
     }),

@@ -96,6 +96,7 @@ export type KmsgClass =
   | 'kasan'
   | 'gpf'
   | 'unhandled-cm'
+  | 'panic'
   | 'marker'
   | 'other';
 

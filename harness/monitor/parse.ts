@@ -125,6 +125,8 @@ const KMSG_RE = /^<(\d+)>\[\s*(\d+\.\d+)\] (.*)$/;
 
 const CLASSES: [KmsgClass, RegExp][] = [
   ['marker', MARKER_RE],
+  // a panic (sysrq "c" included): only the serial console keeps it, the node is gone
+  ['panic', /Kernel panic - not syncing|sysrq: Trigger a crash/],
   ['oops', /\bOops\b|BUG: kernel NULL pointer dereference|BUG: unable to handle/],
   ['kasan', /KASAN/],
   ['refcount', /refcount_t: /],
@@ -157,4 +159,4 @@ export function parseKmsg(line: string): ParsedKmsg {
 }
 
 /** Kernel log classes that make a test fail unless the topology allows them. */
-export const UNHEALTHY: readonly KmsgClass[] = ['oops', 'kasan', 'refcount', 'gpf', 'hung', 'bug', 'warning', 'unhandled-cm'];
+export const UNHEALTHY: readonly KmsgClass[] = ['panic', 'oops', 'kasan', 'refcount', 'gpf', 'hung', 'bug', 'warning', 'unhandled-cm'];

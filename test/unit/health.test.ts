@@ -1,7 +1,8 @@
 // Node health from the kernel log recorded during a test: what is the kernel's fault (a verdict)
 // and what is the VM lab's own wiring (retried on a fresh node, never a PASS by itself).
 import { expect } from 'chai';
-import { kernelLogFindings } from '../../harness/health/health.ts';
+import { readFileSync } from 'node:fs';
+import { consoleFindings, kernelLogFindings } from '../../harness/health/health.ts';
 import type { KmsgEvent } from '../../harness/monitor/events.ts';
 import { classifyKmsg } from '../../harness/monitor/parse.ts';
 
@@ -22,5 +23,15 @@ describe('kernel log findings', () => {
     const f = kernelLogFindings([k('node-a', 38.26, 'refcount_t: underflow; use-after-free.'), k('node-a', 38.27, 'WARNING: CPU: 0 PID: 47 at lib/refcount.c:28 refcount_warn_saturate+0xba/0x110')]);
     expect(f.map((x) => x.kind)).to.deep.equal(['kernel-log']);
     expect(f[0]!.labInfrastructure).to.not.equal(true);
+  });
+
+  it('a guest panic (recorded serial console, sysrq "c") is a kernel-log finding with the panic in its evidence', async () => {
+    const text = readFileSync('test/fixtures/console/sysrq-panic.log', 'utf8');
+    const f = await consoleFindings('node-a', text);
+    expect(f.map((x) => x.kind)).to.deep.equal(['kernel-log']);
+    expect(f[0]!.detail).to.match(/serial console: (sysrq: Trigger a crash|Kernel panic)/);
+    expect(f[0]!.evidence.join('\n')).to.match(/Kernel panic - not syncing: sysrq triggered crash/);
+    // the boot of the rebooted guest that follows is not a finding
+    expect(await consoleFindings('node-a', text.split('\n').filter((l) => !/sysrq|panic/i.test(l)).join('\n'))).to.deep.equal([]);
   });
 });

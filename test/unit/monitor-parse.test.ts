@@ -69,6 +69,8 @@ describe('monitor parsers (recorded in the VM lab)', () => {
     expect(classifyKmsg('INFO: task kworker/u2:1:24 blocked for more than 20 seconds.')).to.equal('hung');
     expect(classifyKmsg('general protection fault, probably for non-canonical address')).to.equal('gpf');
     expect(classifyKmsg('ib_srp: Unhandled CM event 14')).to.equal('unhandled-cm');
+    expect(classifyKmsg('Kernel panic - not syncing: sysrq triggered crash')).to.equal('panic');
+    expect(classifyKmsg('sysrq: Trigger a crash')).to.equal('panic');
     expect(classifyKmsg('RDS/IB: connection <192.168.50.1,192.168.50.2,0> dropped due to \'WR flushed\'')).to.equal('rds');
     expect(classifyKmsg('connection1:0: detected conn error (1011)')).to.equal('iser');
   });
