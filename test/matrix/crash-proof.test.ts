@@ -70,15 +70,17 @@ describe('crash-proof runs: child runs of the certification suites', function ()
 
   it('the matrix runs the same test on Debian stable and backports kernels and reports them side by side', async () => {
     const reports = join(dir, 'matrix');
-    const r = await cli(['matrix', '--kernels', 'debian-stable,debian-backports', 'rds.failover', '--grep', "client's active slave", '--reports', reports], { timeoutMs: 1_500_000, env: childEnv(join(reports, 'unused')) });
+    const r = await cli(['matrix', '--kernels', 'debian-stable,debian-backports', 'rds.failover', '--grep', "UL-RDS-01 carrier loss on the client's active slave", '--reports', reports], { timeoutMs: 1_500_000, env: childEnv(join(reports, 'unused')) });
     const mdir = readdirSync(reports).find((d) => d.startsWith('matrix-'))!;
     const m = JSON.parse(readFileSync(join(reports, mdir, 'matrix.json'), 'utf8')) as Matrix;
     // The kernels the lab resolves for those names (cached by the run above), not literals.
     const want = await Promise.all((['debian-stable', 'debian-backports'] as const).map(async (k) => `${k}:${(await prepareKernel(k)).version}`));
     expect(m.kernels.map((k) => k.kernel), r.stderr.slice(-2000)).to.deep.equal(want);
     const row = m.rows.find((x) => x.planId === 'UL-RDS-01')!;
-    // RDS recovers from a client-side failover on both kernels (measured): anything else is news.
-    expect(row.cells.map((c) => c.status), row.cells.map((c) => c.reason ?? '').join(' | ')).to.deep.equal(['passed', 'passed']);
+    // RDS recovers from a client-side failover on 6.1 (measured); on rxe with 6.12 its connection
+    // shutdown never completes (known-issues.yaml rxe-6.12-rds-shutdown-never-flushed): anything else is news.
+    expect(row.cells[0]!.status, row.cells[0]!.reason).to.equal('passed');
+    expect(row.cells[1]!.status, row.cells[1]!.reason).to.be.oneOf(['passed', 'known-failure']);
     expect(readFileSync(join(reports, mdir, 'matrix.html'), 'utf8')).to.include(want[1]!);
     for (const k of m.kernels) expect(existsSync(join(k.dir, 'junit.xml')), `JUnit for ${k.kernel}`).to.equal(true);
     process.stdout.write(`      measured: ${row.cells.map((c, i) => `${m.kernels[i]!.kernel} ${c.status}${c.reason && c.status !== 'passed' ? ` (${c.reason.slice(0, 120)})` : ''}`).join('; ')}\n`);
