@@ -124,4 +124,22 @@ describe('failover assertions on recorded evidence', () => {
     const leak = { before: recorded.resources!.before, after: recorded.resources!.after.map((r) => ({ ...r, qps: r.qps + 1 })) };
     fails(() => expect(rebuild(recorded.events, { resources: leak })).to.have.noResourceLeak(), /qp \d+ → \d+/);
   });
+
+  it('noFailoverStorm (RF-06): more bond switches than carrier drops, or ending on a slave without carrier', () => {
+    const ev = rebuild(recorded.events);
+    expect(ev).to.have.noFailoverStorm(fault.node, { drops: 1 });
+    fails(() => expect(ev).to.have.noFailoverStorm(fault.node, { drops: 0 }), /at most 0 bond switch\(es\) .* saw 1/);
+    // the last bond sample says the active slave has no carrier
+    const samples = recorded.events.filter((e) => e.source === 'bond' && e.node === fault.node);
+    const last = samples[samples.length - 1] as Extract<LabEvent, { source: 'bond' }>;
+    const dead = { ...last, t: last.t + 1, changed: [], carriers: { ...last.carriers, [last.activeSlave]: '0' } } as LabEvent;
+    fails(() => expect(rebuild([...recorded.events, dead])).to.have.noFailoverStorm(fault.node, { drops: 1 }), /to end on a slave with carrier/);
+  });
+
+  it('noSpuriousAddrChange (RF-06): a second ADDR_CHANGE for one id when the bond address changed once', () => {
+    expect(rebuild(recorded.events)).to.have.noSpuriousAddrChange(fault.node);
+    const ac = recorded.events.find((e) => e.source === 'cma' && e.node === fault.node && e.point === 'cm_event_handler' && e.event === 'ADDR_CHANGE')!;
+    const again = { ...ac, t: ac.t + 500 } as LabEvent;
+    fails(() => expect(rebuild([...recorded.events, again].sort((a, b) => a.t - b.t))).to.have.noSpuriousAddrChange(fault.node), /beyond the bond's 1 address change\(s\)/);
+  });
 });
