@@ -139,7 +139,7 @@ describe('failover assertions on recorded evidence', () => {
   it('noSpuriousAddrChange (RF-06): a second ADDR_CHANGE for one id when the bond address changed once', () => {
     expect(rebuild(recorded.events)).to.have.noSpuriousAddrChange(fault.node);
     const ac = recorded.events.find((e) => e.source === 'cma' && e.node === fault.node && e.point === 'cm_event_handler' && e.event === 'ADDR_CHANGE')!;
-    const again = { ...ac, t: ac.t + 500 } as LabEvent;
+    const again: LabEvent = { ...ac, t: ac.t + 500 };
     fails(() => expect(rebuild([...recorded.events, again].sort((a, b) => a.t - b.t))).to.have.noSpuriousAddrChange(fault.node), /beyond the bond's 1 address change\(s\)/);
   });
 });

@@ -26,7 +26,7 @@ describe('kernel log findings', () => {
   });
 
   it('a guest panic (recorded serial console, sysrq "c") is a kernel-log finding with the panic in its evidence', async () => {
-    const text = readFileSync('test/fixtures/console/sysrq-panic.log', 'utf8');
+    const text = readFileSync('test/fixtures/console/sysrq-panic.txt', 'utf8');
     const f = await consoleFindings('node-a', text);
     expect(f.map((x) => x.kind)).to.deep.equal(['kernel-log']);
     expect(f[0]!.detail).to.match(/serial console: (sysrq: Trigger a crash|Kernel panic)/);
