@@ -3,7 +3,7 @@
 // Faults act through the Node interface and the lab's capabilities (carrier control, switch ports);
 // they never know which kind of lab they run on.
 import { randomUUID } from 'node:crypto';
-import { now, sleep } from '../clock.ts';
+import { now, sleep, waitFor } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
 import type { FaultEvent } from '../monitor/events.ts';
 import { clearJournal, readJournal, writeJournal } from '../journal.ts';
@@ -147,11 +147,35 @@ abstract class LinkFault implements Fault {
     return t;
   }
   async heal(ctx: FaultContext): Promise<void> {
+    await this.restore(ctx);
+    await this.linkUp(ctx.lab);
+  }
+  /** Undoes the cut (the heal event marks this moment) without waiting for the link. */
+  async restore(ctx: FaultContext): Promise<void> {
     const t = now();
     await this.j.healAll(ctx.lab);
     ctx.record(event('heal', this, t));
   }
+  /**
+   * A heal is done when the node sees its link again, not when the command returned: a NIC (or a
+   * real HCA port, which trains for seconds) reports carrier some time after the switch side is up,
+   * and a flap's "up" half or the next test must not start before it. Bounded.
+   */
+  async linkUp(lab: Lab): Promise<void> {
+    if (!this.carrierFollows) return;
+    const { node, ifname } = this.target;
+    await waitFor(
+      `${node}/${ifname}: carrier back after the heal`,
+      async () => ((await lab.node(node).exec(['cat', `/sys/class/net/${ifname}/carrier`], { timeoutMs: 10_000 })).stdout.trim() === '1' ? true : undefined),
+      { timeoutMs: LINK_UP_TIMEOUT_MS, intervalMs: 100 },
+    );
+  }
+  /** does the node's carrier follow this fault (not so for a switch port behind a live link) */
+  protected readonly carrierFollows: boolean = true;
 }
+
+/** How long a healed link may take to show carrier on the node (IB ports train for seconds). */
+const LINK_UP_TIMEOUT_MS = 60_000;
 
 /** `ip link set SLAVE down`: the node's own admin action (not a cable pull). */
 export class AdminDown extends LinkFault {
@@ -182,6 +206,7 @@ export class CarrierLoss extends LinkFault {
 /** The switch port goes down; the node's carrier stays up: a silent path loss. */
 export class SwitchPortDown extends LinkFault {
   readonly kind = 'switch-port-down';
+  protected override readonly carrierFollows = false;
   describe(): string {
     return `switch port of ${this.target.node}/${this.target.ifname} down (carrier stays up)`;
   }
@@ -252,8 +277,10 @@ export class BothDown implements Fault {
     if (injectedAt !== undefined) await sleep(Math.max(0, injectedAt + this.downMs - now()));
     const t = now();
     const quiet: FaultContext = { ...ctx, record: () => undefined };
-    for (const s of this.slaves) await s.heal(quiet);
+    // in order (the first slave back is the one the bond takes), then both links seen up
+    for (const s of this.slaves) await s.restore(quiet);
     ctx.record(event('heal', this, t));
+    await Promise.all(this.slaves.map((s) => s.linkUp(ctx.lab)));
   }
 }
 
@@ -283,8 +310,9 @@ export class Flap implements Fault {
       const t = await (ctx.part ?? ((_f: Fault, run: () => Promise<number>) => run()))(this.link, () => this.link.inject(ctx));
       this.downs.push(t);
       await sleep(Math.max(0, t + this.periodMs / 2 - now()));
+      // up for half the period from when the node sees the link again (heal waits for it)
       await this.link.heal(ctx);
-      await sleep(Math.max(0, t + this.periodMs - now()));
+      await sleep(this.periodMs / 2);
     }
     return start;
   }

@@ -204,9 +204,10 @@ export function buildTimeline(input: TimelineInput): Timeline {
   const bondEvents = input.events.filter(is('bond')).filter((e) => e.node === fault.node && (!bond || e.bond === bond.bond)).sort((a, b) => a.t - b.t);
   const before = [...bondEvents].reverse().find((e) => e.t < fault.t);
 
-  // carrier lost
-  const carrierLink = ev.filter(is('link')).find((e: LinkEvent) => e.node === fault.node && e.ifname === fault.ifname && (!e.carrier || !e.adminUp));
-  const carrierBond = bondEvents.find((e) => e.t >= from && fault.ifname !== undefined && e.changed.includes(`carrier:${fault.ifname}`) && e.carriers[fault.ifname] === '0');
+  // carrier lost (for a failback: the primary's carrier back, the change the bond reacts to)
+  const back = fault.kind === 'failback';
+  const carrierLink = ev.filter(is('link')).find((e: LinkEvent) => e.node === fault.node && e.ifname === fault.ifname && (back ? e.carrier && e.adminUp : !e.carrier || !e.adminUp));
+  const carrierBond = bondEvents.find((e) => e.t >= from && fault.ifname !== undefined && e.changed.includes(`carrier:${fault.ifname}`) && e.carriers[fault.ifname] === (back ? '1' : '0'));
   const carrier = [carrierLink, carrierBond].filter(Boolean).sort((a, b) => a!.t - b!.t)[0];
   put('carrier_lost', carrier, fault.ifname ? `${fault.node}/${fault.ifname}` : undefined, fault.ifname ? `no carrier change of ${fault.node}/${fault.ifname} (ip monitor link, bond sysfs)` : 'the fault does not target a link');
 
@@ -362,7 +363,7 @@ export function buildTimeline(input: TimelineInput): Timeline {
     .sort((a, b) => a.f.t - b.f.t || a.i - b.i);
   let prevT = fault.t;
   for (const { id, f } of seen) {
-    phases.push({ id, label: PHASE_LABELS[id], atMs: round(f.t - fault.t), sincePrevMs: round(f.t - prevT), node: f.node, ...(f.detail ? { detail: f.detail } : {}), evidence: f.evidence });
+    phases.push({ id, label: id === 'carrier_lost' && fault.kind === 'failback' ? 'carrier back (the primary returns)' : PHASE_LABELS[id], atMs: round(f.t - fault.t), sincePrevMs: round(f.t - prevT), node: f.node, ...(f.detail ? { detail: f.detail } : {}), evidence: f.evidence });
     prevT = f.t;
   }
   for (const id of PHASE_ORDER.slice(1)) {
@@ -397,8 +398,8 @@ export function buildTimeline(input: TimelineInput): Timeline {
   };
 }
 
-/** Faults whose effect on the node is a carrier loss it sees (carrier_lost marks when they took effect). */
-const EFFECT_SEEN = ['carrier-loss', 'admin-down'];
+/** Faults whose effect on the node is a carrier change it sees (carrier_lost marks when they took effect: a failback's is the carrier coming back). */
+const EFFECT_SEEN = ['carrier-loss', 'admin-down', 'failback'];
 
 function median(xs: number[]): number {
   if (!xs.length) return 0;

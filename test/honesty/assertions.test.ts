@@ -93,8 +93,9 @@ suite('honesty: each assertion fails on broken behaviour (VM lab, for real)', { 
   test('a monitor that dies mid-test (its bond poller killed): no verdict — evidence() fails and names it', async (t) => {
     const [a] = t.pair();
     await t.monitor();
-    // The poller is the harness's own process on the guest: found by its argv, killed by PID.
-    const pids = (await t.node(a).run(['pgrep', '-f', '^bash -c .* bondpoll '])).stdout.trim().split(/\s+/).filter(Boolean);
+    // The poller is the harness's own process on the guest: found by its argv, killed by PID — the
+    // oldest match (its sleep coprocess carries the same argv and exits with it).
+    const pids = (await t.node(a).run(['pgrep', '-o', '-f', '^bash -c .* bondpoll '])).stdout.trim().split(/\s+/).filter(Boolean);
     expect(pids, 'the bond poller runs').to.not.be.empty;
     await t.node(a).run(['kill', ...pids]);
     await sleep(1000);

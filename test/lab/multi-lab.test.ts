@@ -14,6 +14,16 @@ import type { RunReport } from '../../harness/report/schema.ts';
 
 const carrier = async (topology: string, node: string, nic: string) => (await cli(['lab', 'ssh', '-t', topology, node, '--', 'cat', `/sys/class/net/${nic}/carrier`])).stdout.trim();
 
+/** The carrier once it reads `want`, or what it reads after 10 s. */
+async function waitCarrier(topology: string, node: string, nic: string, want: string): Promise<string> {
+  let got = '';
+  for (let i = 0; i < 20 && got !== want; i++) {
+    if (i) await new Promise((r) => setTimeout(r, 500));
+    got = await carrier(topology, node, nic);
+  }
+  return got;
+}
+
 describe('several VM labs on one controller', function () {
   this.timeout(1_800_000);
 
@@ -38,9 +48,14 @@ describe('several VM labs on one controller', function () {
       const s2 = (await cli(['lab', 'status', '--json', second])).stdout;
       const ports = (s: string) => (JSON.parse(s) as { guests: { sshPort: number }[] }).guests.map((g) => g.sshPort);
       expect(ports(s1)).to.not.have.members(ports(s2));
+      // carrier is readable on an interface that is up (a NIC reports link a moment after that)
+      for (const topo of [second, 'topologies/vm-rxe.yaml']) {
+        await cli(['lab', 'ssh', '-t', topo, 'node-a', '--', 'ip', 'link', 'set', 'dev', 'eth0', 'up']);
+        expect(await waitCarrier(topo, 'node-a', 'eth0', '1'), `${topo}: eth0 up`).to.equal('1');
+      }
       const cut = await cli(['lab', 'link', '-t', second, 'node-a', 'eth0', 'down']);
       expect(cut.code, cut.stderr).to.equal(0);
-      expect(await carrier(second, 'node-a', 'eth0'), 'the cut lab').to.equal('0');
+      expect(await waitCarrier(second, 'node-a', 'eth0', '0'), 'the cut lab').to.equal('0');
       expect(await carrier('topologies/vm-rxe.yaml', 'node-a', 'eth0'), 'the other lab').to.equal('1');
       expect((await cli(['lab', 'link', '-t', second, 'node-a', 'eth0', 'up'])).code).to.equal(0);
     } finally {

@@ -84,6 +84,21 @@ describe('timeline rules (synthetic events)', () => {
     expect(tl.summary.outageMs).to.equal(3000);
   });
 
+  // A failback's effect is the primary's carrier coming back, which a NIC (e1000: its watchdog) or
+  // an IB port (link training) reports seconds after the switch side is up: the budget counts from it.
+  it('a failback counts from the primary\'s carrier back, labelled so, not from the command', () => {
+    const link = (t: number, carrier: boolean): LabEvent => ({ source: 'link', t, node: 'a', ifname: 'eth0', carrier, adminUp: true, operstate: carrier ? 'UP' : 'DOWN' });
+    const bond = (t: number, active: string): LabEvent => ({ source: 'bond', t, node: 'a', bond: 'bond0', activeSlave: active, address: active === 'eth0' ? 'aa' : 'bb', miiStatus: 'up', carriers: { eth0: '1', eth1: '1' }, changed: ['active_slave', 'address'] });
+    const back: FaultRef = { ...fault, kind: 'failback', description: 'failback: a/eth0 (primary) returns', before: { activeSlave: 'eth1', address: 'bb' } };
+    const tl = buildTimeline({ events: [link(1300, false), link(3000, true), bond(3100, 'eth0')], fault: back, connection: conn, bonds: b });
+    const c = tl.phases.find((p) => p.id === 'carrier_lost')!;
+    expect(c).to.include({ atMs: 2000, label: 'carrier back (the primary returns)' });
+    expect(tl.summary.failoverMs).to.equal(100);
+    // a carrier loss still anchors on the carrier going down
+    const lost = buildTimeline({ events: [link(1300, false), bond(1400, 'eth1')], fault, connection: conn, bonds: b });
+    expect(lost.phases.find((p) => p.id === 'carrier_lost')).to.include({ atMs: 300, label: 'carrier lost' });
+  });
+
   it('reports I/O that never resumed', () => {
     const tl = buildTimeline({ events: [prog(900, 1), prog(1050, 2), { ...prog(9000, 2) }], fault, connection: conn, bonds: b, until: 9000 });
     const r = tl.phases.find((p) => p.id === 'io_resumed')!;
