@@ -98,7 +98,9 @@ export function boundIdsAt(ev: Evidence, node: string, ip: string, t: number): B
     if (e.point === 'cm_id_destroy') state.delete(e.cmId);
     // A listener bound to the bond's address is bound to the bond too (cma_netdev_change checks
     // bound_dev_if): it gets ADDR_CHANGE. (A passive side's attach shows the listener's id: skip it.)
-    else if (e.point === 'cm_id_attach' && e.src?.startsWith(`${ip}:`) && !e.dst) state.set(e.cmId, { cmId: e.cmId });
+    // (cm.id=0 there is no id: the cm_id_attach tracepoint fires before restrack numbers a new id —
+    // measured on 6.1: every RDS reconnect shows "cm_id_attach cm.id=0", then ADDR_RESOLVED cm.id=12.)
+    else if (e.point === 'cm_id_attach' && e.cmId !== 0 && e.src?.startsWith(`${ip}:`) && !e.dst) state.set(e.cmId, { cmId: e.cmId });
     else if (e.point === 'cm_event_handler' && (e.event === 'ESTABLISHED' || e.event === 'CONNECT_RESPONSE') && e.src?.startsWith(`${ip}:`)) state.set(e.cmId, { cmId: e.cmId });
     else if (e.point === 'cm_event_handler' && ENDS.has(e.event ?? '')) state.delete(e.cmId);
   }

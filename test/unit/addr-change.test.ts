@@ -63,6 +63,15 @@ describe('ADDR_CHANGE is owed to the ids whose recorded address differs from the
     expect(() => expect(ev).to.have.addrChangeDeliveredTo()).to.throw(/expected exactly one ADDR_CHANGE for a cm\.id=50 .*bound at -3000 ms with the bond at 52:54:00:00:00:02; the new address is 52:54:00:00:00:01\), saw 0/s);
   });
 
+  // 6.1's cm_id_attach tracepoint fires before the new id is numbered: "cm.id=0" there is no id (a
+  // recorded RF-02 run failed "expected exactly one ADDR_CHANGE for node-a cm.id=0 … saw 0").
+  it('a cm_id_attach with cm.id=0 (an id not yet numbered) is no bound id; a numbered one is', () => {
+    const attach = (t: number, cmId: number): LabEvent => ({ source: 'cma', t, node: 'a', point: 'cm_id_attach', cmId, src: '10.0.0.1:0', fields: {} });
+    const listener = cma(4600, 0, 'CONNECT_REQUEST', '0.0.0.0:18634', '');
+    expect(evidence([cma(1050, 10, 'ADDR_CHANGE'), cma(5060, 50, 'ADDR_CHANGE'), attach(4590, 0), listener])).to.have.addrChangeDeliveredTo();
+    expect(() => expect(evidence([cma(1050, 10, 'ADDR_CHANGE'), cma(5060, 50, 'ADDR_CHANGE'), attach(2200, 61)])).to.have.addrChangeDeliveredTo()).to.throw(/exactly one ADDR_CHANGE for a cm\.id=61/);
+  });
+
   it('an id bound while the address was changing is judged neither way', () => {
     const ev = evidence([cma(1034, 77, 'ADDR_RESOLVED'), cma(1300, 77, 'ESTABLISHED'), cma(1050, 10, 'ADDR_CHANGE'), cma(5060, 50, 'ADDR_CHANGE')]);
     expect(ev).to.have.addrChangeDeliveredTo();
