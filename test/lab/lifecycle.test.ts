@@ -71,8 +71,13 @@ describe('VM lab lifecycle (real QEMU guests, rdma_rxe over an active-backup bon
       const second = await rpingOnce(a, b, '192.168.50.2', 3, 7190);
       expect(second.ok, second.output).to.equal(true);
       await lab.carrier.restore('node-a', before.activeSlave);
-      const carrier = await a.readFile(`/sys/class/net/${before.activeSlave}/carrier`);
-      expect(carrier.trim()).to.equal('1');
+      // the NIC reports link a moment after QEMU's set_link (e1000: its watchdog, up to 2 s)
+      let carrier = '';
+      for (let i = 0; i < 50 && carrier !== '1'; i++) {
+        if (i) await sleep(200);
+        carrier = (await a.readFile(`/sys/class/net/${before.activeSlave}/carrier`)).trim();
+      }
+      expect(carrier).to.equal('1');
     } finally {
       await lab.close();
     }
