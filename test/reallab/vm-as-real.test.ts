@@ -80,9 +80,11 @@ describe('a real lab: the VM guests driven through plain SSH and carrier command
 
   it('the quick certification passes through it, with carrier loss by command, and leaves the lab as found', async () => {
     const reports = join(dir, 'quick');
-    const r = await cli(['run', '--quick', '-t', topo], { timeoutMs: 1_500_000, env: childEnv(reports) });
+    // one failover per ULP: the quick tests whose own title is a UL-* ID (after the suite's title)
+    const r = await cli(['run', '--quick', '--grep', ' UL-[A-Z]+-01 ', '-t', topo], { timeoutMs: 1_500_000, env: childEnv(reports) });
     const rep = latestReport(reports);
-    const verdicts = Object.fromEntries(rep.tests.map((t) => [t.planId ?? t.title, t.status]));
+    // (a ULP this lab has no modules for, LNet, is skipped with its reason)
+    const verdicts = Object.fromEntries(rep.tests.filter((t) => t.status !== 'skipped').map((t) => [t.planId ?? t.title, t.status]));
     expect(verdicts, `${r.stdout.slice(-3000)}\n${rep.tests.filter((t) => t.status === 'failed').map((t) => t.error?.message).join('\n')}`).to.deep.equal({
       'UL-ISER-01': 'passed',
       'UL-NFS-01': 'passed',
@@ -91,7 +93,7 @@ describe('a real lab: the VM guests driven through plain SSH and carrier command
       'UL-RPING-01': 'known-failure',
       'UL-SRP-01': 'known-failure',
     });
-    expect(r.code, 'no new failures').to.equal(0);
+    expect(r.code, 'known failures only (rping, SRP): exit 3').to.equal(3);
     expect(rep.run.topology?.kind).to.equal('real');
     // Faults went through the topology's commands: they took time, and budgets counted from the carrier loss.
     const tl = rep.tests.find((t) => t.planId === 'UL-RDS-01')!.timelines[0]!;
