@@ -171,13 +171,16 @@ export function kernelLogFindings(events: readonly LabEvent[], allow: readonly {
   // transmit ring; cf. qemu issue 1365): the VM lab's wiring, not the path under test.
   const stalls = new Set<string>();
   for (const e of kmsg) {
-    if (!stalls.has(e.node) && /virtio_net \S+ \S+: (NETDEV WATCHDOG: .*transmit queue \d+ timed out|TX timeout on queue)/.test(e.text)) {
+    if (!stalls.has(e.node) && NIC_STALL.test(e.text)) {
       stalls.add(e.node);
       out.push({ node: e.node, kind: 'nic-stall', detail: 'an emulated virtio-net NIC stopped transmitting (its transmit ring was not consumed): the VM lab\'s wiring, not the path under test', evidence: [`[${e.kernelTs.toFixed(6)}] ${e.text}`], labInfrastructure: true });
     }
   }
   return out;
 }
+
+/** The guest kernel's words for a virtio-net transmit ring QEMU stopped consuming. */
+export const NIC_STALL = /virtio_net \S+ \S+: (NETDEV WATCHDOG: .*transmit queue \d+ timed out|TX timeout on queue)/;
 
 /** Marks the kernel log of a node; kernelLogSince returns what came after the mark. */
 export async function markKernelLog(node: Node, tag: string): Promise<void> {

@@ -98,7 +98,7 @@ export class IserWorkload extends BlockStorageWorkload {
       await this.undo.change({ node: i.name, what: 'remove /run/lock/iscsi', kind: 'argv', argv: ['rm', '-rf', '/run/lock/iscsi'] }, () => i.run(['mkdir', '-p', '/run/lock/iscsi']));
     }
     await this.daemon(i, 'iscsid', ['iscsid', '-f']);
-    await this.undo.change({ node: i.name, what: `delete the iscsiadm iface ${IFACE}`, kind: 'argv', argv: ['sh', '-c', 'iscsiadm -m iface -I "$1" -o delete >/dev/null 2>&1; true', 'rm-iface', IFACE] }, async () => {
+    await this.undo.change({ node: i.name, what: `delete the iscsiadm iface ${IFACE}`, kind: 'argv', argv: ['sh', '-c', 'iscsiadm -m iface -I "$1" -o delete >/dev/null 2>&1; true', 'rm-iface', IFACE], persists: true }, async () => {
       await i.run(['iscsiadm', '-m', 'iface', '-I', IFACE, '-o', 'new']);
       await i.run(['iscsiadm', '-m', 'iface', '-I', IFACE, '-o', 'update', '-n', 'iface.transport_name', '-v', 'iser']);
     });
@@ -112,7 +112,7 @@ export class IserWorkload extends BlockStorageWorkload {
       { timeoutMs: 60_000, intervalMs: 1000 },
     );
     const node = this.iscsiadmNode();
-    await this.undo.change({ node: i.name, what: `log out of ${this.o.iqn} and delete its node record`, kind: 'argv', argv: ['sh', '-c', '"$@" --logout >/dev/null 2>&1; "$@" -o delete >/dev/null 2>&1; true', 'logout', ...node] }, async () => {
+    await this.undo.change({ node: i.name, what: `log out of ${this.o.iqn} and delete its node record`, kind: 'argv', argv: ['sh', '-c', '"$@" --logout >/dev/null 2>&1; "$@" -o delete >/dev/null 2>&1; true', 'logout', ...node], persists: true }, async () => {
       await i.run([...node, '-o', 'new']);
       await i.run([...node, '-o', 'update', '-n', 'node.session.timeo.replacement_timeout', '-v', String(this.o.replacementTimeoutS)]);
       await i.run([...node, '--login'], { timeoutMs: 60_000 });

@@ -93,7 +93,7 @@ export class NfsWorkload extends BlockStorageWorkload {
     if (roots.length) throw new LabPreconditionError(`the NFS server already exports an NFSv4 root (fsid=0) at ${roots.join(', ')}: the harness's export ${EXPORT} would not be reachable under it, and changing the user's exports is not the harness's to do`);
     const ownRoot = (st.get('exports')?.[0] ?? '0') === '0';
 
-    await this.undo.change({ node: s.name, what: `unmount and remove ${EXPORT}`, kind: 'argv', argv: ['sh', '-c', 'umount "$1" 2>/dev/null; rmdir "$1"', 'rm-export', EXPORT] }, () =>
+    await this.undo.change({ node: s.name, what: `unmount and remove ${EXPORT}`, kind: 'argv', argv: ['sh', '-c', 'umount "$1" 2>/dev/null; [ ! -e "$1" ] || rmdir "$1"', 'rm-export', EXPORT], persists: true }, () =>
       s.run(['sh', '-c', 'mkdir -p "$1" && mount -t tmpfs -o "size=$2" rf-nfs "$1"', 'mk-export', EXPORT, `${this.o.exportSizeMiB}m`]),
     );
     if (st.get('nfsdfs')?.[0] !== '1') await this.undo.change({ node: s.name, what: `unmount ${NFSD}`, kind: 'argv', argv: ['umount', NFSD] }, () => s.run(['mount', '-t', 'nfsd', 'nfsd', NFSD]));
@@ -120,7 +120,7 @@ export class NfsWorkload extends BlockStorageWorkload {
     }
 
     await this.modules(c, ['rpcrdma', 'nfsv4']);
-    await this.undo.change({ node: c.name, what: `unmount and remove ${MOUNT}`, kind: 'argv', argv: ['sh', '-c', 'umount -f "$1" 2>/dev/null; umount -l "$1" 2>/dev/null; rmdir "$1"', 'rm-mount', MOUNT] }, async () => {
+    await this.undo.change({ node: c.name, what: `unmount and remove ${MOUNT}`, kind: 'argv', argv: ['sh', '-c', 'umount -f "$1" 2>/dev/null; umount -l "$1" 2>/dev/null; [ ! -e "$1" ] || rmdir "$1"', 'rm-mount', MOUNT], persists: true }, async () => {
       await c.run(['mkdir', '-p', MOUNT]);
       const mounted = await waitFor(
         'the NFS/RDMA mount',

@@ -7,13 +7,25 @@ import { clearJournal, readJournal, writeJournal } from '../journal.ts';
 import type { Lab } from '../lab/lab.ts';
 import { unloadModules } from './modules.ts';
 
+interface UndoCommon {
+  id: string;
+  owner: string;
+  node: string;
+  what: string;
+  /** the node's boot id when the change was made: kernel state (mounts, configfs, exports,
+   *  daemons, modules) does not outlive a reboot, so its undo is moot in a later boot */
+  boot?: string;
+  /** the change is on disk and outlives a reboot: undone whatever the boot (its undo is idempotent) */
+  persists?: boolean;
+}
+
 export type UndoAction =
   /** a command on the node (a small script with its arguments: data, never built from values) */
-  | { id: string; owner: string; node: string; what: string; kind: 'argv'; argv: string[] }
+  | (UndoCommon & { kind: 'argv'; argv: string[] })
   /** modules the workload loaded (unloaded with the safety checks of unloadModules) */
-  | { id: string; owner: string; node: string; what: string; kind: 'modules'; modules: string[] };
+  | (UndoCommon & { kind: 'modules'; modules: string[] });
 
-type UndoSpec = UndoAction extends infer A ? (A extends UndoAction ? Omit<A, 'id' | 'owner'> : never) : never;
+type UndoSpec = UndoAction extends infer A ? (A extends UndoAction ? Omit<A, 'id' | 'owner' | 'boot'> : never) : never;
 
 const KIND = 'undo';
 
@@ -26,17 +38,37 @@ function save(lab: string, list: UndoAction[]): void {
   else clearJournal(KIND, lab);
 }
 
-async function runAction(lab: Lab, a: UndoAction): Promise<void> {
+const BOOT_ID = ['cat', '/proc/sys/kernel/random/boot_id'];
+
+async function bootId(lab: Lab, node: string): Promise<string | undefined> {
+  const r = await lab.node(node).exec(BOOT_ID, { timeoutMs: 20_000 }).catch(() => undefined);
+  return r?.exitCode === 0 && r.stdout.trim() ? r.stdout.trim() : undefined;
+}
+
+/** Undoes one change; returns false when there was nothing to undo (the node rebooted since). */
+async function runAction(lab: Lab, a: UndoAction, boots: Map<string, Promise<string | undefined>>): Promise<boolean> {
   const node = lab.node(a.node);
-  if (a.kind === 'modules') return unloadModules(node, a.modules);
+  if (a.boot && !a.persists) {
+    if (!boots.has(a.node)) boots.set(a.node, bootId(lab, a.node));
+    const now = await boots.get(a.node);
+    if (now && now !== a.boot) return false;
+  }
+  if (a.kind === 'modules') {
+    await unloadModules(node, a.modules);
+    return true;
+  }
   const r = await node.exec(a.argv, { timeoutMs: 60_000 });
   if (r.exitCode !== 0) throw new Error(`${a.what}: exit ${r.exitCode}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').slice(-2).join(' ')}` : ''}`);
+  return true;
 }
+
+const GONE = ' (nothing to undo: the node rebooted since, and this did not outlive the boot)';
 
 export class UndoStack {
   private readonly lab: Lab;
   private readonly owner: string;
   private readonly stack: UndoAction[] = [];
+  private readonly boots = new Map<string, Promise<string | undefined>>();
 
   constructor(lab: Lab, owner: string) {
     this.lab = lab;
@@ -45,7 +77,9 @@ export class UndoStack {
 
   /** Journals the undo of a change, then makes the change: a crash in between leaves its undo. */
   async change<T>(undo: UndoSpec, act: () => Promise<T>): Promise<T> {
-    const a = { ...undo, id: randomUUID(), owner: this.owner } as UndoAction;
+    if (!this.boots.has(undo.node)) this.boots.set(undo.node, bootId(this.lab, undo.node));
+    const boot = await this.boots.get(undo.node);
+    const a = { ...undo, id: randomUUID(), owner: this.owner, ...(boot ? { boot } : {}) } as UndoAction;
     save(this.lab.loaded.topology.name, [...entries(this.lab.loaded.topology.name), a]);
     this.stack.push(a);
     return act();
@@ -55,10 +89,11 @@ export class UndoStack {
   async run(): Promise<string[]> {
     const name = this.lab.loaded.topology.name;
     const failed: string[] = [];
+    const boots = new Map<string, Promise<string | undefined>>();
     while (this.stack.length) {
       const a = this.stack.pop()!;
       try {
-        await runAction(this.lab, a);
+        await runAction(this.lab, a, boots);
         save(name, entries(name).filter((e) => e.id !== a.id));
       } catch (e) {
         failed.push(`${a.node}: ${a.what}: ${(e as Error).message}`);
@@ -72,12 +107,13 @@ export class UndoStack {
 export async function replayUndoJournal(lab: Lab): Promise<string[]> {
   const name = lab.loaded.topology.name;
   const done: string[] = [];
+  const boots = new Map<string, Promise<string | undefined>>();
   for (const a of [...entries(name)].reverse()) {
     if (!lab.nodes.has(a.node)) continue;
     try {
-      await runAction(lab, a);
+      const ran = await runAction(lab, a, boots);
       save(name, entries(name).filter((e) => e.id !== a.id));
-      done.push(`${a.node}: ${a.what}`);
+      done.push(`${a.node}: ${a.what}${ran ? '' : GONE}`);
     } catch (e) {
       done.push(`FAILED ${a.node}: ${a.what}: ${(e as Error).message}`);
     }

@@ -4,7 +4,7 @@
 // target (on an RDMA device of the user's), an iSCSI iface, node record and running iscsid — then
 // the storage certification runs, and every byte of them must be as it was.
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { releaseSharedLab } from '../../harness/fixture/lab-session.ts';
@@ -88,6 +88,21 @@ const OURS = `find ${T} ${N} -maxdepth 4 \\( -name 'rf_*' -o -name 'fileio_424*'
 [ -d ${N}/ports/4420 ] && echo "${N}/ports/4420"
 ls /etc/iscsi/ifaces/rf_iser 2>/dev/null; grep rf-nfs /var/lib/nfs/etab 2>/dev/null; ls -d /srv/rf-nfs /mnt/rf-nfs /run/rf-iser /run/rf-nvme /run/rf-srp 2>/dev/null; true`;
 
+/** The nodes the runs under `dir` rebooted (a retry on a fresh lab, or a repair before a test). */
+function rebootsIn(dir: string): string[] {
+  const out = new Set<string>();
+  for (const run of readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory())) {
+    const f = join(dir, run.name, 'report.json');
+    if (!existsSync(f)) continue;
+    const rep = JSON.parse(readFileSync(f, 'utf8')) as { tests: { repairs: { node: string; action: string }[]; attempts: unknown[] }[] };
+    for (const t of rep.tests) {
+      for (const p of t.repairs) if (/reboot/i.test(p.action)) out.add(p.node);
+      if (t.attempts.length) out.add('a node (a test was retried on a fresh lab)');
+    }
+  }
+  return [...out];
+}
+
 describe('the harness touches only what it created: the user\'s own storage objects survive the storage certification', function () {
   this.timeout(1_800_000);
   let vm: VmLab;
@@ -111,14 +126,30 @@ describe('the harness touches only what it created: the user\'s own storage obje
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('LIO target + LUN, export line, nvmet port and subsystem, SRP target, iSCSI records and iscsid: byte for byte as before', async () => {
-    const before = { server: await snap(server()), client: await snap(client()) };
-    expect(before.server).to.include('user_disk').and.to.include('user_tpg').and.to.include(`${N}/ports/1`);
-    expect(before.client).to.match(/iscsid \d+/).and.to.include('user_iface');
-    const r = await cli(['run', '--quick', 'iser.failover', 'nfs.failover', 'nvme.failover', 'srp.failover'], {
-      timeoutMs: 1_500_000,
-      env: { RDMA_FAILOVER_TAGS: '', RDMA_FAILOVER_EXCLUDE_TAGS: 'full,long', RDMA_FAILOVER_REPORTS: join(dir, 'reports'), RDMA_FAILOVER_PDF: '0' },
-    });
+  it('LIO target + LUN, export line, nvmet port and subsystem, SRP target, iSCSI records and iscsid: byte for byte as before', async function () {
+    this.timeout(3_000_000);
+    let r: Awaited<ReturnType<typeof cli>>;
+    let before: { server: string; client: string };
+    for (let round = 1; ; round++) {
+      before = { server: await snap(server()), client: await snap(client()) };
+      expect(before.server).to.include('user_disk').and.to.include('user_tpg').and.to.include(`${N}/ports/1`);
+      expect(before.client).to.match(/iscsid \d+/).and.to.include('user_iface');
+      const reports = join(dir, `reports-${round}`);
+      r = await cli(['run', '--quick', 'iser.failover', 'nfs.failover', 'nvme.failover', 'srp.failover'], {
+        timeoutMs: 1_500_000,
+        env: { RDMA_FAILOVER_TAGS: '', RDMA_FAILOVER_EXCLUDE_TAGS: 'full,long', RDMA_FAILOVER_REPORTS: reports, RDMA_FAILOVER_PDF: '0' },
+      });
+      // The VM lab reboots a node whose emulated NIC stalled (lab infrastructure): the user's
+      // objects on it went with the boot, so this round proves nothing either way. Plant again, once.
+      const rebooted = rebootsIn(reports);
+      if (!rebooted.length) break;
+      if (round === 2) this.skip();
+      console.log(`      (the VM lab rebooted ${rebooted.join(', ')} for lab infrastructure: the user's objects are planted again and the run repeated)`);
+      await server().exec(['sh', '-c', UNPLANT_SERVER], { timeoutMs: 120_000 });
+      await client().exec(['sh', '-c', UNPLANT_CLIENT], { timeoutMs: 60_000 });
+      await server().run(['sh', '-c', PLANT_SERVER], { timeoutMs: 120_000 });
+      await client().run(['sh', '-c', PLANT_CLIENT], { timeoutMs: 60_000 });
+    }
     // iSER, NFS, NVMe pass; SRP fails the known way (it ignores ADDR_CHANGE): exit 3, known only
     expect(r.stdout, r.stdout.slice(-4000)).to.match(/\n3 passed, 0 failed, 0 skipped\n/).and.to.match(/1 known failure: UL-SRP-01/);
     expect(r.code).to.equal(3);
