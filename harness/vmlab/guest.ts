@@ -17,6 +17,20 @@ const BUSYBOX = '/bin/busybox';
 /** Modules the initramfs needs to reach the 9p root and bring up NICs. */
 const INITRAMFS_MODULES = ['virtio_pci', 'virtio_net', 'e1000', '9pnet_virtio', '9p', 'overlay'];
 
+/**
+ * Module parameters for the initramfs (busybox insmod does not read the kernel command line).
+ * virtio_net napi_tx=0: with TX NAPI (the default) virtio-net frees a sent skb only when it next
+ * cleans its ring — on a later send, a TX interrupt (delayed to 3/4 of the ring), or RX NAPI — and
+ * until then the skb's destructor has not run. rxe holds a reference on its QP for every skb it
+ * sent until that destructor (rxe_net.c rxe_send/rxe_skb_tx_dtor), throttles a QP at 64 unfreed skbs
+ * (rxe_req.c), and rxe_destroy_qp waits up to 50 s for the last one (rxe_pool.c __rxe_cleanup).
+ * Packets left in the ring of a slave that just lost its carrier are never cleaned, so RDS's
+ * shutdown hung in rxe_destroy_qp ("blocked for more than 20 seconds", then the WARN at
+ * rxe_pool.c:255). napi_tx=0 orphans the skb at send (start_xmit: skb_orphan), as a NIC completing
+ * its sends promptly would: the reference is dropped at once.
+ */
+const INITRAMFS_MODULE_PARAMS: Record<string, string> = { virtio_net: 'napi_tx=0' };
+
 const INIT = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -28,8 +42,8 @@ fail() {
   sleep 1
   poweroff -f
 }
-while read -r m; do
-  insmod "/modules/$m.ko" || echo "rf-init: insmod $m failed" > /dev/console
+while read -r m params; do
+  insmod "/modules/$m.ko" $params || echo "rf-init: insmod $m failed" > /dev/console
 done < /etc/rf-modules
 o=trans=virtio,version=9p2000.L,msize=512000
 mkdir -p /lower /rw /newroot
@@ -138,7 +152,7 @@ export function buildInitramfs(kernel: GuestKernel): string {
   const order = loadOrder(deps, INITRAMFS_MODULES, builtin);
   const busybox = readFileSync(BUSYBOX);
   const mods = order.map((m) => ({ name: m.name, data: moduleBytes(join(modDir, m.path)) }));
-  const hash = createHash('sha256').update(INIT).update(busybox);
+  const hash = createHash('sha256').update(INIT).update(JSON.stringify(INITRAMFS_MODULE_PARAMS)).update(busybox);
   for (const m of mods) hash.update(m.name).update(m.data);
   const digest = hash.digest('hex').slice(0, 16);
   const out = join(kernelsDir(), 'initramfs', `${kernel.version}-${digest}.cpio.gz`);
@@ -147,7 +161,7 @@ export function buildInitramfs(kernel: GuestKernel): string {
     ...['bin', 'dev', 'etc', 'proc', 'sys', 'modules', 'lower', 'rw', 'newroot'].map((d) => ({ path: d, type: 'dir' as const })),
     { path: 'bin/busybox', type: 'file', mode: 0o755, data: busybox },
     { path: 'init', type: 'file', mode: 0o755, data: Buffer.from(INIT) },
-    { path: 'etc/rf-modules', type: 'file', data: Buffer.from(mods.map((m) => m.name).join('\n') + '\n') },
+    { path: 'etc/rf-modules', type: 'file', data: Buffer.from(mods.map((m) => `${m.name} ${INITRAMFS_MODULE_PARAMS[m.name] ?? ''}`.trim()).join('\n') + '\n') },
     ...mods.map((m) => ({ path: `modules/${m.name}.ko`, type: 'file' as const, data: m.data })),
   ];
   mkdirSync(join(kernelsDir(), 'initramfs'), { recursive: true });
