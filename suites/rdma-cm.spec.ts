@@ -162,19 +162,26 @@ suite('RDMA CM events on a bond failover', { requires: { nodes: 2, tools: ['rpin
     };
   }
 
+  /** An rping listener on the server's bond, the monitors, and a client connecting to it over and
+   *  over (CM-03, CM-04): returns once the first attempt has started. */
+  async function connecting(t: TestContext, port: number) {
+    const [client, server] = t.pair();
+    const sip = t.bondOf(server).ip;
+    await rpingListener(t, server, sip, port);
+    await t.monitor();
+    const from = now();
+    const loop = connectLoop(t, client, sip, port);
+    await t.waitForEvent('the client connects', () => attempts(t, client, sip, from)[0], 30_000);
+    return { client, server, sip, from, loop };
+  }
+
   const show = (a: { cmId: number; start: number; end?: CmaEvent }[], from: number) =>
     a.map((x) => `cm.id=${x.cmId} started ${(x.start - from).toFixed(0)} ms in: ${x.end ? `${x.end.event ?? x.end.point} after ${(x.end.t - x.start).toFixed(0)} ms` : 'never ended'}`);
 
   test('CM-03 the peer fails over while the client connects: every attempt ends fast (connected, or an error event such as UNREACHABLE — not a CM timeout), and a retry connects', async (t) => {
-    const [client, server] = t.pair();
-    const sip = t.bondOf(server).ip;
-    await rpingListener(t, server, sip, 7340);
-    await t.monitor();
+    const { client, server, sip, from, loop } = await connecting(t, 7340);
     const sb = await t.bond(server);
-    const from = now();
-    const loop = connectLoop(t, client, sip, 7340);
     // The peer fails over once the client is busy connecting: attempts straddle the change.
-    await t.waitForEvent('the client connects', () => attempts(t, client, sip, from)[0], 30_000);
     await t.inject(new CarrierLoss(server, sb.activeSlave));
     await t.step('attempts go on across the peer\'s failover', () => sleep(4000));
     await t.step('the last attempt ends', () => loop.stop());
@@ -192,14 +199,8 @@ suite('RDMA CM events on a bond failover', { requires: { nodes: 2, tools: ['rpin
   });
 
   test('CM-04 the client\'s active slave flaps while it resolves and connects: every attempt ends (connected or an error event), no cm_id is left behind, no hung task', { timeoutMs: 120_000 }, async (t) => {
-    const [client, server] = t.pair();
-    const sip = t.bondOf(server).ip;
-    await rpingListener(t, server, sip, 7350);
-    await t.monitor();
+    const { client, sip, from, loop } = await connecting(t, 7350);
     const cb = await t.bond(client);
-    const from = now();
-    const loop = connectLoop(t, client, sip, 7350);
-    await t.waitForEvent('the client connects', () => attempts(t, client, sip, from)[0], 30_000);
     const flap = new Flap(new CarrierLoss(client, cb.activeSlave), 4, 1000);
     await t.step(flap.describe(), () => t.inject(flap));
     await t.step('the last attempt ends', () => loop.stop());

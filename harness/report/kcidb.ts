@@ -10,19 +10,22 @@ import type { RunReport } from './schema.ts';
 export const kcidbSchema = {
   $defs: {
     status: { type: 'string', enum: ['FAIL', 'ERROR', 'MISS', 'PASS', 'DONE', 'SKIP'] },
+    /** an object's id: "<origin>:<anything>" */
+    id: { type: 'string', pattern: '^[a-z0-9_]+:.*$' },
+    origin: { type: 'string', pattern: '^[a-z0-9_]+$' },
     checkout: {
       type: 'object',
       required: ['id', 'origin'],
-      properties: { id: { type: 'string', pattern: '^[a-z0-9_]+:.*$' }, origin: { type: 'string', pattern: '^[a-z0-9_]+$' }, comment: { type: 'string' }, start_time: { type: 'string', format: 'date-time' }, valid: { type: 'boolean' }, misc: { type: 'object' } },
+      properties: { id: { $ref: '#/$defs/id' }, origin: { $ref: '#/$defs/origin' }, comment: { type: 'string' }, start_time: { type: 'string', format: 'date-time' }, valid: { type: 'boolean' }, misc: { type: 'object' } },
       additionalProperties: false,
     },
     build: {
       type: 'object',
       required: ['checkout_id', 'id', 'origin'],
       properties: {
-        checkout_id: { type: 'string', pattern: '^[a-z0-9_]+:.*$' },
-        id: { type: 'string', pattern: '^[a-z0-9_]+:.*$' },
-        origin: { type: 'string', pattern: '^[a-z0-9_]+$' },
+        checkout_id: { $ref: '#/$defs/id' },
+        id: { $ref: '#/$defs/id' },
+        origin: { $ref: '#/$defs/origin' },
         comment: { type: 'string' },
         start_time: { type: 'string', format: 'date-time' },
         architecture: { type: 'string', pattern: '^[a-z0-9_]*$' },
@@ -36,9 +39,9 @@ export const kcidbSchema = {
       type: 'object',
       required: ['build_id', 'id', 'origin'],
       properties: {
-        build_id: { type: 'string', pattern: '^[a-z0-9_]+:.*$' },
-        id: { type: 'string', pattern: '^[a-z0-9_]+:.*$' },
-        origin: { type: 'string', pattern: '^[a-z0-9_]+$' },
+        build_id: { $ref: '#/$defs/id' },
+        id: { $ref: '#/$defs/id' },
+        origin: { $ref: '#/$defs/origin' },
         environment: { type: 'object', properties: { comment: { type: 'string' }, misc: { type: 'object' } }, additionalProperties: false },
         path: { type: 'string', pattern: '^([a-zA-Z0-9_-]+(\\.[a-zA-Z0-9_-]+)*)?$' },
         comment: { type: 'string' },
