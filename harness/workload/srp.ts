@@ -10,7 +10,7 @@ import { waitFor } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
 import { rdmaLinks } from '../fabric/fabric.ts';
 import type { ConnectionRef } from '../timeline/timeline.ts';
-import { markKernelLog, scsiErrorsSince } from '../health/health.ts';
+import { kernelLogSince, markKernelLog, scsiErrorsSince } from '../health/health.ts';
 import { BlockStorageWorkload, LabPreconditionError, type BlockStorageOptions } from './block-storage.ts';
 
 export interface SrpOptions extends BlockStorageOptions {
@@ -148,7 +148,7 @@ export class SrpWorkload extends BlockStorageWorkload {
   protected async bringUp(): Promise<string> {
     const t = this.lab.node(this.o.target);
     const i = this.lab.node(this.o.initiator);
-    await markKernelLog(i, this.mark);
+    await Promise.all([markKernelLog(i, this.mark), markKernelLog(t, this.mark)]);
     await this.modules(t, ['target_core_mod', 'target_core_file']);
     // ib_srpt takes the RDMA CM port as a module parameter on older kernels, via configfs on newer.
     const params = (await t.exec(['modinfo', '-p', 'ib_srpt'])).stdout;
@@ -192,8 +192,10 @@ export class SrpWorkload extends BlockStorageWorkload {
           return r.exitCode === 0 ? true : undefined;
         },
         { timeoutMs: 60_000, intervalMs: 1000 },
-      ).catch((e: Error) => {
-        throw new Error(`${e.message} (last attempt: ${last || 'no error text'}; see the kernel logs for the SRP_LOGIN_REQ verdict)`);
+      ).catch(async (e: Error) => {
+        // The write's errno says little (EIO, ECONNRESET); the kernel logs say why: both sides' SRP lines.
+        const said = (await Promise.all([i, t].map(async (n) => (await kernelLogSince(n, this.mark)).filter((k) => /srp|rdma_cm|RDMA CM|infiniband/i.test(k.text)).slice(-8).map((k) => `${n.name}: ${k.text}`)))).flat();
+        throw new Error(`${e.message} (last attempt: ${last || 'no error text'}; kernel log since the set-up: ${said.length ? `\n  ${said.join('\n  ')}` : 'no SRP lines'})`);
       }),
     );
     this.rports = (await i.run(['sh', '-c', RPORTS])).stdout.split('\n').filter((p) => p && !before.includes(p));
