@@ -4,6 +4,7 @@
 import { suite, test } from '../harness/fixture/test.ts';
 import { IserWorkload } from '../harness/workload/iser.ts';
 import * as storage from './lib/storage.ts';
+import { iser as iserUlp } from '../harness/ulp/iser.ts';
 
 const iser = storage.storageUlp({
   ulp: 'iser',
@@ -20,12 +21,7 @@ const iser = storage.storageUlp({
   mustActOnUnreachable:
     'iSER marks the connection TERMINATING without telling libiscsi (iser_verbs.c iser_cma_handler → iser_connect_error), then refuses every task with -ENODEV, the NOP-Out included ("Could not send nopout"): only a NOP-Out already in flight can still time out and start recovery.',
   // open-iscsi's defaults: a NOP-Out after 5 s without traffic, a connection failure 5 s later.
-  liveness: {
-    timer: 'NOP-Out (noop_out_interval 5 s + noop_out_timeout 5 s)',
-    boundMs: () => 12_000,
-    fired: (e) => e.source === 'kmsg' && /connection\d+:\d+: ping timeout of \d+ secs expired|detected conn error \(1022\)/.test(e.text),
-    shows: '"ping timeout … expired" in the kernel log',
-  },
+  liveness: iserUlp.liveness,
 });
 
 suite('UL-ISER-01 iSER survives the loss of the active link', { requires: { nodes: 2, modules: ['ib_iser', 'ib_isert'], tools: ['iscsiadm', 'fio'], capabilities: ['carrier'] } }, () => {

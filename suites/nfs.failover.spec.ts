@@ -3,6 +3,7 @@
 import { suite, test } from '../harness/fixture/test.ts';
 import { NfsWorkload } from '../harness/workload/nfs.ts';
 import * as storage from './lib/storage.ts';
+import { nfs as nfsUlp } from '../harness/ulp/nfs.ts';
 
 const nfs = storage.storageUlp({
   ulp: 'nfs',
@@ -20,12 +21,7 @@ const nfs = storage.storageUlp({
   },
   // An RPC that times out (timeo, 60 s by default) makes xprtrdma drop the connection
   // (transport.c xprt_rdma_timer → xprt_force_disconnect): rdma_disconnect on the client's id.
-  liveness: {
-    timer: 'the RPC timeout (timeo=600: 60 s)',
-    boundMs: () => 70_000,
-    fired: (e, serverIp) => e.source === 'cma' && e.point === 'cm_disconnect' && (e.dst ?? '').startsWith(`${serverIp}:20049`),
-    shows: 'rdma_disconnect of the client’s connection (rdma_cma trace)',
-  },
+  liveness: nfsUlp.liveness,
 });
 
 suite('UL-NFS-01 NFS over RDMA survives the loss of the active link', { requires: { nodes: 2, modules: ['rpcrdma', 'nfsd'], tools: ['rpc.nfsd', 'mount.nfs', 'fio'], capabilities: ['carrier'] } }, () => {

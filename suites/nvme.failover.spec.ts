@@ -4,6 +4,7 @@
 import { suite, test } from '../harness/fixture/test.ts';
 import { NvmeWorkload } from '../harness/workload/nvme.ts';
 import * as storage from './lib/storage.ts';
+import { nvme as nvmeUlp } from '../harness/ulp/nvme.ts';
 
 const nvme = storage.storageUlp({
   ulp: 'nvme',
@@ -17,12 +18,7 @@ const nvme = storage.storageUlp({
   makeGivingUp: (t, host, target, giveUpS) => new NvmeWorkload(t.lab, { host, target, ...(t.topology.workloads?.nvme?.size_mib ? { sizeMiB: t.topology.workloads.nvme.size_mib } : {}), reconnectDelayS: 1, ctrlLossTmoS: giveUpS }).setup(),
   // The keep-alive (kato 5 s by default) times out on a dead path: the admin command's timeout
   // starts error recovery (host/rdma.c nvme_rdma_timeout).
-  liveness: {
-    timer: 'the keep-alive (kato 5 s)',
-    boundMs: () => 15_000,
-    fired: (e) => e.source === 'kmsg' && /nvme nvme\d+: (I\/O \d+ QID \d+ timeout|starting error recovery|failed nvme_keep_alive_end_io)/.test(e.text),
-    shows: 'a keep-alive/command timeout in the kernel log',
-  },
+  liveness: nvmeUlp.liveness,
 });
 
 suite('UL-NVME-01 NVMe over RDMA survives the loss of the active link', { requires: { nodes: 2, modules: ['nvme_rdma', 'nvmet_rdma'], tools: ['nvme', 'fio'], capabilities: ['carrier'] } }, () => {

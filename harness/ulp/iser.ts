@@ -32,4 +32,10 @@ export const iser = defineUlp({
     { name: 'fio', pkg: 'fio', neededBy: 'initiator (verified I/O)' },
   ],
   stackPattern: /iser|isert|iscsi|scsi/,
+  liveness: {
+    timer: 'NOP-Out (noop_out_interval 5 s + noop_out_timeout 5 s)',
+    boundMs: 12_000,
+    fired: (e) => e.source === 'kmsg' && /connection\d+:\d+: ping timeout of \d+ secs expired|detected conn error \(1022\)/.test(e.text),
+    shows: '"ping timeout … expired" in the kernel log',
+  },
 } as const);

@@ -28,4 +28,10 @@ export const nfs = defineUlp({
     { name: 'fio', pkg: 'fio', neededBy: 'client (verified I/O)' },
   ],
   stackPattern: /rpcrdma|xprt|svc_rdma|nfs|sunrpc|rpc_/,
+  liveness: {
+    timer: 'the RPC timeout (timeo=600: 60 s)',
+    boundMs: 70_000,
+    fired: (e, serverIp) => e.source === 'cma' && e.point === 'cm_disconnect' && (e.dst ?? '').startsWith(`${serverIp}:20049`),
+    shows: 'rdma_disconnect of the client’s connection (rdma_cma trace)',
+  },
 } as const);

@@ -29,4 +29,10 @@ export const nvme = defineUlp({
     { name: 'fio', pkg: 'fio', neededBy: 'host (verified I/O)' },
   ],
   stackPattern: /nvme/,
+  liveness: {
+    timer: 'the keep-alive (kato 5 s)',
+    boundMs: 15_000,
+    fired: (e) => e.source === 'kmsg' && /nvme nvme\d+: (I\/O \d+ QID \d+ timeout|starting error recovery|failed nvme_keep_alive_end_io)/.test(e.text),
+    shows: 'a keep-alive/command timeout in the kernel log',
+  },
 } as const);

@@ -2,6 +2,19 @@
 // topology options (a JSON schema fragment), reconnect budget, kernel log classes, kernel modules,
 // tools, and the code its stuck tasks sit in. The rest of the harness reads the registry
 // (registry.ts); the workload itself lives in harness/workload/, its tests in suites/<ulp>.*.spec.ts.
+import type { LabEvent } from '../monitor/events.ts';
+
+/** How the ULP notices a path that died silently (RF-09: no carrier change, no CM event). */
+export interface UlpLiveness {
+  /** its own timer, in words (with the setting that bounds it) */
+  readonly timer: string;
+  /** the documented bound: the timer fires within this many ms of the path's death */
+  readonly boundMs: number;
+  /** is this event the timer firing (on the client, towards the server at serverIp)? */
+  readonly fired: (e: LabEvent, serverIp: string) => boolean;
+  /** what shows it fired, for the failure message */
+  readonly shows: string;
+}
 
 export interface UlpModule {
   /** key in the topology (workloads.<name>, budgets.reconnect_ms.<name>) and in reports */
@@ -26,6 +39,8 @@ export interface UlpModule {
   readonly tools: readonly { readonly name: string; readonly pkg: string; readonly neededBy: string }[];
   /** a stuck task whose stack matches this sits in this ULP's code (node health) */
   readonly stackPattern: RegExp;
+  /** its liveness timer (storage ULPs' RF-09) */
+  readonly liveness?: UlpLiveness;
 }
 
 /** Declares a ULP module; `as const` on the argument keeps its schema's literal types. */

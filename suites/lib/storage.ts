@@ -6,8 +6,9 @@ import { expect, type TestContext } from '../../harness/fixture/test.ts';
 import { BothDown, CarrierLoss, Failback, Flap, SwitchPortDown } from '../../harness/fault/fault.ts';
 import { failoverBudget, reconnectBudget, type Ulp } from '../../harness/topology/defaults.ts';
 import { progressPast, type Workload } from '../../harness/workload/workload.ts';
-import type { CmaEvent, LabEvent } from '../../harness/monitor/events.ts';
+import type { CmaEvent } from '../../harness/monitor/events.ts';
 import { now, sleep } from '../../harness/clock.ts';
+import type { UlpLiveness } from '../../harness/ulp/ulp.ts';
 
 /** What the storage tests need to know about a ULP. */
 export interface StorageUlp<W extends Workload> {
@@ -28,7 +29,7 @@ export interface StorageUlp<W extends Workload> {
   /** RF-09: the ULP's own timer that must notice a dead path (no carrier change, no CM event): its
    *  name, the bound it documents (ms) and the event (kernel log line, trace point) that shows it
    *  fired on the client */
-  liveness: { timer: string; boundMs: (t: TestContext) => number; fired: (e: LabEvent, serverIp: string) => boolean; shows: string };
+  liveness: UlpLiveness;
 }
 
 export function storageUlp<W extends Workload>(u: StorageUlp<W>): StorageUlp<W> {
@@ -369,7 +370,7 @@ export function silentPathDeath<W extends Workload>(u: StorageUlp<W>): Body {
     const bond = await t.bond(client);
     const fault = new SwitchPortDown(client, bond.activeSlave);
     const ref = await t.inject(fault);
-    const bound = u.liveness.boundMs(t);
+    const bound = u.liveness.boundMs;
     const fired = await t
       .waitForEvent(`${u.ulp}: ${u.liveness.timer} fires`, () => t.events().find((e) => e.node === client && e.t >= ref.t && u.liveness.fired(e, serverIp)), bound + 5000)
       .then(
