@@ -80,7 +80,9 @@ async function runHeal(lab: Lab, a: HealAction): Promise<void> {
       await lab.switchPorts.up(a.node, a.ifname);
       return;
     case 'primary-restore':
-      await lab.node(a.node).writeFile(sysfsBond(a.bond, 'primary'), a.primary);
+      // "no primary" is restored by writing a newline: an empty write never reaches bonding's store
+      // (the primary stayed set and every later carrier drop failed back to it).
+      await lab.node(a.node).writeFile(sysfsBond(a.bond, 'primary'), a.primary || '\n');
       return;
   }
 }
