@@ -71,8 +71,8 @@ describe('lab up failure paths', function () {
     const env = { RDMA_FAILOVER_GUEST_APPEND: 'rdinit=/bin/false' };
     const t0 = Date.now();
     const r = await cli(['lab', 'up', f], { timeoutMs: 120_000, env });
-    expect(r.code).to.equal(2);
-    expect(r.stderr).to.match(/guest node-a (did not answer SSH within 15 s|stopped while booting)/);
+    expect(r.code, r.stderr).to.equal(2);
+    expect(r.stderr, r.stderr).to.match(/guest node-a (did not answer SSH within 15 s|stopped while booting)/);
     expect(r.stderr).to.include('Console tail:');
     expect(r.stderr).to.match(/Kernel panic|No working init|rdinit/);
     expect(Date.now() - t0).to.be.lessThan(90_000);
