@@ -194,7 +194,7 @@ export class SrpWorkload extends BlockStorageWorkload {
         { timeoutMs: 60_000, intervalMs: 1000 },
       ).catch(async (e: Error) => {
         // The write's errno says little (EIO, ECONNRESET); the kernel logs say why: both sides' SRP lines.
-        const said = (await Promise.all([i, t].map(async (n) => (await kernelLogSince(n, this.mark)).filter((k) => /srp|rdma_cm|RDMA CM|infiniband/i.test(k.text)).slice(-8).map((k) => `${n.name}: ${k.text}`)))).flat();
+        const said = (await Promise.all([i, t].map(async (n) => (await kernelLogSince(n, this.mark)).filter((k) => /srp|rdma_cm|RDMA CM|infiniband|scsi host\d+:|REJ/i.test(k.text)).slice(-8).map((k) => `${n.name}: ${k.text}`)))).flat();
         throw new Error(`${e.message} (last attempt: ${last || 'no error text'}; kernel log since the set-up: ${said.length ? `\n  ${said.join('\n  ')}` : 'no SRP lines'})`);
       }),
     );
