@@ -23,7 +23,7 @@ function kmsg(text: string): LabEvent {
 function trace(line: string): LabEvent {
   const p = parseTrace(line);
   if (!p || !('event' in p)) throw new Error(`not a trace line: ${line}`);
-  return { ...p.event, t: 0, node: 'node-a' } as LabEvent;
+  return { ...p.event, t: 0, node: 'node-a' };
 }
 
 const CM_DISCONNECT = (dst: string) => `          iscsid-20515   [000] .....  2006.216530: cm_disconnect: cm.id=2 src=192.168.50.1:34018 dst=${dst} tos=0`;
