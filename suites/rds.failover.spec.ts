@@ -80,7 +80,7 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
     const period = t.topology.faults?.flap?.period_ms ?? 3000;
     const rds = await rdsTraffic(t, 4 + (flaps * period) / 1000 + 4);
     const bond = await t.bond(client);
-    const flap = new Flap(new CarrierLoss(client, bond.activeSlave), flaps, period);
+    const flap = new Flap(new CarrierLoss(client, bond.activeSlave), flaps, period, { followActive: (s) => new CarrierLoss(client, s) });
     await t.step(flap.describe(), () => t.inject(flap));
     const result = await t.step('traffic finishes and is verified', () => rds.finish());
     const ev = await t.evidence({ results: [result] });

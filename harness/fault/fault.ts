@@ -293,27 +293,41 @@ export class Flap implements Fault {
   readonly target: FaultTarget;
   readonly count: number;
   readonly periodMs: number;
-  private readonly link: LinkFault;
+  private link: LinkFault;
+  private readonly follow: ((slave: string) => LinkFault) | undefined;
   /** when each down phase started (controller ms) */
   readonly downs: number[] = [];
-  constructor(link: LinkFault, count: number, periodMs: number) {
+  /**
+   * `followActive`: each flap takes down the slave that is active when it starts (the test plan's
+   * RF-01, "active slave alternated"), not the first one again — once the bond has moved, flapping
+   * the backup exercises nothing (unless a primary pulls the bond back, which is RF-02's business).
+   */
+  constructor(link: LinkFault, count: number, periodMs: number, opts: { followActive?: (slave: string) => LinkFault } = {}) {
     this.link = link;
+    this.follow = opts.followActive;
     this.target = link.target;
     this.count = count;
     this.periodMs = periodMs;
   }
   describe(): string {
-    return `${this.count} flaps (${this.periodMs / 2} ms down / ${this.periodMs / 2} ms up) of ${this.link.describe()}`;
+    const what = this.follow ? `the active slave of ${this.target.node} (${this.link.describe()} first)` : this.link.describe();
+    return `${this.count} flaps (${this.periodMs / 2} ms down / ${this.periodMs / 2} ms up) of ${what}`;
   }
   /** Runs every flap to completion; the link is up when it returns. */
   async inject(ctx: FaultContext): Promise<number> {
     const start = now();
     for (let i = 0; i < this.count; i++) {
-      const t = await (ctx.part ?? ((_f: Fault, run: () => Promise<number>) => run()))(this.link, () => this.link.inject(ctx));
+      if (i > 0 && this.follow && this.link.target.ifname) {
+        const r = await ctx.lab.node(this.target.node).run(['cat', `/sys/class/net/${this.link.target.ifname}/master/bonding/active_slave`], { timeoutMs: 15_000 });
+        const active = r.stdout.trim();
+        if (active && active !== this.link.target.ifname) this.link = this.follow(active);
+      }
+      const link = this.link;
+      const t = await (ctx.part ?? ((_f: Fault, run: () => Promise<number>) => run()))(link, () => link.inject(ctx));
       this.downs.push(t);
       await sleep(Math.max(0, t + this.periodMs / 2 - now()));
       // up for half the period from when the node sees the link again (heal waits for it)
-      await this.link.heal(ctx);
+      await link.heal(ctx);
       await sleep(this.periodMs / 2);
     }
     return start;

@@ -128,7 +128,7 @@ export function flapping<W extends Workload>(u: StorageUlp<W>): Body {
   return async (t) => {
     const { w, client } = await running(t, u);
     const bond = await t.bond(client);
-    const flap = new Flap(new CarrierLoss(client, bond.activeSlave), t.topology.faults?.flap?.count ?? 5, t.topology.faults?.flap?.period_ms ?? 3000);
+    const flap = new Flap(new CarrierLoss(client, bond.activeSlave), t.topology.faults?.flap?.count ?? 5, t.topology.faults?.flap?.period_ms ?? 3000, { followActive: (s) => new CarrierLoss(client, s) });
     await t.step(flap.describe(), () => t.inject(flap));
     await t.step('I/O resumes after the last flap', () => progressPast(w, w.done + u.step, budget(t, u.ulp) + 10_000));
     const ev = await finishVerified(t, w);
