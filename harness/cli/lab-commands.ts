@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { now } from '../clock.ts';
 import { labDown, labStatus, labUp, kernelChoiceOf } from '../vmlab/vm-lab.ts';
 import { prepareKernel, type KernelChoice } from '../vmlab/kernel.ts';
+import { ensureSiw, needsSiw } from '../vmlab/siw.ts';
 import { buildInitramfs } from '../vmlab/guest.ts';
 import { readState } from '../vmlab/state.ts';
 import { DEFAULT_TOPOLOGY, loadOrExit } from './open-lab.ts';
@@ -42,6 +43,7 @@ export function registerLabCommands(program: Command): void {
       const loaded = loadOrExit(file);
       const say = opts.quiet ? () => undefined : progressPrinter();
       const k = await prepareKernel(kernelChoiceOf(loaded, parseKernelOption(opts.kernel)), (m) => say('kernel', m));
+      if (needsSiw(loaded.topology)) say('kernel', await ensureSiw(k, (m) => say('kernel', m)));
       const initrd = buildInitramfs(k);
       if (!opts.quiet) process.stdout.write(`kernel ${k.id}\n  image ${k.image}\n  modules ${k.modulesRoot}\n  initramfs ${initrd}\n`);
     });

@@ -70,6 +70,7 @@ function moduleNeeds(spec: TopologyNode | undefined): ModuleNeed[] {
     { name: 'rdma_ucm', required: true, neededBy: 'rping, RDS tool (user-space RDMA CM)' },
   ];
   if (links.has('rxe')) needs.push({ name: 'rdma_rxe', required: true, neededBy: 'soft RoCE over the bond' });
+  if (links.has('siw')) needs.push({ name: 'siw', required: true, neededBy: 'soft iWARP over the bond' });
   if (links.has('ipoib')) needs.push({ name: 'ib_ipoib', required: true, neededBy: 'IPoIB slaves' });
   for (const u of allUlps()) for (const m of u.modules) if (!needs.some((n) => n.name === m.name)) needs.push({ name: m.name, required: false, neededBy: `${u.planId} ${m.neededBy}` });
   return needs;
@@ -147,7 +148,7 @@ async function examine(node: Node, spec: TopologyNode | undefined): Promise<Node
     status: out.rdmaDevices.length ? 'ok' : 'info',
     detail: out.rdmaDevices.length
       ? out.rdmaLinks.map((l) => `${l.ifname}/${l.port} ${l.state}${l.netdev ? ` on ${l.netdev}` : ''}`).join(', ') || out.rdmaDevices.map((d) => d.ifname).join(', ')
-      : 'none yet (rxe labs get one from `fabric up`)',
+      : 'none yet (rxe and siw labs get one from `fabric up`)',
   });
   if (bonds.status === 'fulfilled' && bonds.value.exitCode === 0) out.bonds = parseBondLinks(bonds.value.stdout);
   for (const want of spec?.bonds ?? []) {

@@ -49,6 +49,7 @@ function linkModules(spec: TopologyNode): string[] {
   const links = new Set((spec.bonds ?? []).flatMap((b) => b.slaves.map((s) => s.link)));
   const m: string[] = [];
   if (links.has('rxe')) m.push('rdma_rxe');
+  if (links.has('siw')) m.push('siw');
   if (links.has('ipoib')) m.push('ib_ipoib');
   return m;
 }
@@ -128,13 +129,22 @@ async function buildBond(node: Node, b: BondSpec, rec: NodeFabricRecord, journal
   await ipBatch(node, [...(b.mtu ? [['link', 'set', 'dev', b.name, 'mtu', String(b.mtu)]] : []), ...b.slaves.map((s) => ['link', 'set', 'dev', s.name, 'down'])]);
   await writeSysfs(node, [...b.slaves.map((s) => [sysfsBond(b.name, 'slaves'), `+${s.name}`] as [string, string]), ...(b.primary ? [[sysfsBond(b.name, 'primary'), b.primary] as [string, string]] : [])]);
   await ipBatch(node, [['link', 'set', 'dev', b.name, 'up'], ['addr', 'add', b.address, 'dev', b.name]]);
-  if (b.rdma?.type === 'rxe' || (!b.rdma && b.slaves.every((s) => s.link === 'rxe'))) {
-    const name = b.rdma?.name ?? `rxe_${b.name}`;
+  const soft = softRdma(b);
+  if (soft) {
+    const name = b.rdma?.name ?? `${soft}_${b.name}`;
     br.rdmaLink = name;
     journal();
-    await node.run(['rdma', 'link', 'add', name, 'type', 'rxe', 'netdev', b.name], { timeoutMs: 30_000 });
+    await node.run(['rdma', 'link', 'add', name, 'type', soft, 'netdev', b.name], { timeoutMs: 30_000 });
   }
   journal();
+}
+
+/** The soft RDMA device the harness adds over the bond itself (rxe: RoCE, siw: iWARP), if any. */
+export function softRdma(b: BondSpec): 'rxe' | 'siw' | undefined {
+  if (b.rdma?.type === 'rxe' || b.rdma?.type === 'siw') return b.rdma.type;
+  if (b.rdma) return undefined;
+  const first = b.slaves[0]?.link;
+  return (first === 'rxe' || first === 'siw') && b.slaves.every((s) => s.link === first) ? first : undefined;
 }
 
 export async function rdmaLinks(node: Node): Promise<RdmaLink[]> {

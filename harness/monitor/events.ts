@@ -81,6 +81,7 @@ export interface RpcrdmaEvent extends Base {
 export type KmsgClass =
   | 'bonding'
   | 'rxe'
+  | 'siw'
   | 'cma-addr-change'
   | 'rds'
   | 'iser'

@@ -140,6 +140,7 @@ const CLASSES: [KmsgClass, RegExp][] = [
   // each ULP's own classes (harness/ulp/)
   ...allUlps().flatMap((u) => u.kmsgClasses.map(([c, re]) => [c as KmsgClass, re] as [KmsgClass, RegExp])),
   ['rxe', /rdma_rxe|infiniband rxe|\brxe\d/],
+  ['siw', /\bsiw[:_\d]|infiniband siw/],
 ];
 
 export function classifyKmsg(text: string): KmsgClass {

@@ -6,7 +6,7 @@ import { measureClockOffset } from '../node/clock-offset.ts';
 import type { NodeEnvironment } from './schema.ts';
 
 // The fabric's modules, then every ULP's (harness/ulp/).
-const MODULES = [...new Set(['bonding', 'ib_core', 'rdma_cm', 'rdma_rxe', 'ib_ipoib', 'mlx5_core', 'mlx5_ib', ...allUlps().flatMap((u) => u.modules.map((m) => m.name))])];
+const MODULES = [...new Set(['bonding', 'ib_core', 'rdma_cm', 'rdma_rxe', 'siw', 'ib_ipoib', 'mlx5_core', 'mlx5_ib', ...allUlps().flatMap((u) => u.modules.map((m) => m.name))])];
 const PARAM_MODULES = [...new Set(['bonding', 'ib_ipoib', 'rdma_rxe', ...allUlps().flatMap((u) => u.paramModules ?? [])])];
 
 // Static script; module names are arguments. Sections separated by "@@ name".

@@ -89,6 +89,12 @@ export function timelineSvg(tl: ReportTimeline): string {
   return parts.join('');
 }
 
+/** What the VM lab's bond carried: soft RoCE, soft iWARP, or both across bonds. */
+function vmTransport(topo: NonNullable<RunReport['run']['topology']>): string {
+  const t = topo.transports ?? ['rxe'];
+  return t.map((x) => (x === 'siw' ? 'siw (soft iWARP)' : x === 'rxe' ? 'rdma_rxe (soft RoCE)' : x)).join(' and ');
+}
+
 function timelineBlock(tl: ReportTimeline): string {
   const missing = tl.phases.filter((p) => p.missing);
   const rows = tl.phases
@@ -171,7 +177,7 @@ table.phases td,table.phases th{font-size:11px;padding:1px 5px}
 ${r.run.interrupted ? `<p class="banner fail">RUN INTERRUPTED (${esc(r.run.interrupted.why)}) at ${esc(r.run.interrupted.at)}: the tests after it did not run; the lab was restored.</p>` : ''}
 ${r.run.notRestored ? `<p class="banner fail">LAB NOT FULLY RESTORED: ${r.run.notRestored.problems.map(esc).join('<br>')}<br>restore journals: ${r.run.notRestored.journals.map(esc).join('<br>')}</p>` : ''}
 ${r.run.stopped ? `<p class="banner fail">RUN STOPPED: ${esc(r.run.stopped.reason.split('\n')[0] ?? '')}<br>restore journals: ${r.run.stopped.journals.map(esc).join('<br>')}</p>` : ''}
-${topo?.kind === 'vm' ? '<p class="meta">Virtual lab: rdma_rxe (soft RoCE) over an active-backup bond with fail_over_mac=active reproduces the IPoIB failover path; IPoIB-only checks are reported SKIPPED.</p>' : ''}
+${topo?.kind === 'vm' ? `<p class="meta">Virtual lab: ${vmTransport(topo)} over an active-backup bond with fail_over_mac=active reproduces the IPoIB failover path; IPoIB-only checks are reported SKIPPED.</p>` : ''}
 </header>
 <section id="summary"><h2>Summary</h2><p>${verdict} ${s.passed} passed · ${s.failed} failed · ${s.skipped} skipped · ${s.knownFailures} known failures${s.interrupted ? ` · ${s.interrupted} interrupted` : ''} · ${s.total} tests</p></section>
 ${outage ? `<section id="outage"><h2>Outage per ULP (fault → I/O resumed, passing tests)</h2><table><tr><th>ULP</th><th>failovers</th><th>median ms</th><th>worst ms</th><th>worst in</th></tr>${outage}</table></section>` : ''}

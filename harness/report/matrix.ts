@@ -1,5 +1,6 @@
-// A kernel matrix: the same certification set run on several kernels, side by side — verdict,
-// outage per phase, and the crash evidence where a kernel died.
+// A matrix: the same certification set run on several kernels and soft transports, side by side —
+// verdict, outage per phase, the crash evidence where a kernel died, and per row whose failure it
+// is when one kernel ran more than one transport (fails on one: the transport's; on all: the ULP's).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ReportTest, RunReport } from './schema.ts';
@@ -20,8 +21,26 @@ export interface MatrixCell {
 export interface Matrix {
   id: string;
   createdAt: string;
-  kernels: { label: string; kernel: string; runId: string; dir: string; summary: RunReport['summary'] }[];
-  rows: { key: string; planId?: string; title: string; cells: MatrixCell[] }[];
+  kernels: { label: string; kernel: string; transport?: string; runId: string; dir: string; summary: RunReport['summary'] }[];
+  rows: { key: string; planId?: string; title: string; cells: MatrixCell[]; diagnosis?: string }[];
+}
+
+const failedStatus = (c: MatrixCell) => c.status === 'failed' || c.status === 'known-failure';
+const ranStatus = (c: MatrixCell) => failedStatus(c) || c.status === 'passed';
+
+/** Whose failure a row shows, from the columns of one kernel that ran different transports. */
+export function diagnose(columns: Matrix['kernels'], cells: MatrixCell[]): string | undefined {
+  const out: string[] = [];
+  for (const kernel of [...new Set(columns.map((c) => c.kernel))]) {
+    const idx = columns.map((c, i) => (c.kernel === kernel && c.transport ? i : -1)).filter((i) => i >= 0 && ranStatus(cells[i]!));
+    if (new Set(idx.map((i) => columns[i]!.transport)).size < 2) continue;
+    const failed = idx.filter((i) => failedStatus(cells[i]!)).map((i) => columns[i]!.transport!);
+    if (!failed.length) continue;
+    out.push(failed.length === idx.length
+      ? `${kernel}: fails on every transport (${failed.join(', ')}): the ULP's or the kernel's, not the transport's`
+      : `${kernel}: fails on ${failed.join(', ')} only: the transport's, not the ULP's`);
+  }
+  return out.length ? out.join('; ') : undefined;
 }
 
 const keyOf = (t: ReportTest) => `${t.planId ?? '-'} ${t.title}`;
@@ -54,11 +73,19 @@ export function buildMatrix(id: string, runs: { label: string; dir: string; repo
       if (!keys.some((k) => k.key === keyOf(t))) keys.push({ key: keyOf(t), ...(t.planId ? { planId: t.planId } : {}), title: t.title });
     }
   }
+  const kernels = runs.map((r) => {
+    const transport = r.report.run.topology?.transports?.join('+');
+    return { label: r.label, kernel: r.report.run.kernel ?? r.report.environment[0]?.kernel ?? r.label, ...(transport ? { transport } : {}), runId: r.report.run.id, dir: r.dir, summary: r.report.summary };
+  });
   return {
     id,
     createdAt: new Date().toISOString(),
-    kernels: runs.map((r) => ({ label: r.label, kernel: r.report.run.kernel ?? r.report.environment[0]?.kernel ?? r.label, runId: r.report.run.id, dir: r.dir, summary: r.report.summary })),
-    rows: keys.map((k) => ({ ...k, cells: runs.map((r) => cell(r.report.tests.find((t) => keyOf(t) === k.key))) })),
+    kernels,
+    rows: keys.map((k) => {
+      const cells = runs.map((r) => cell(r.report.tests.find((t) => keyOf(t) === k.key)));
+      const diagnosis = diagnose(kernels, cells);
+      return { ...k, cells, ...(diagnosis ? { diagnosis } : {}) };
+    }),
   };
 }
 
@@ -66,7 +93,7 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 const BADGE: Record<MatrixCell['status'], string> = { passed: 'PASS', failed: 'FAIL', skipped: 'SKIP', 'known-failure': 'FAIL (known)', interrupted: 'INTERRUPTED', absent: '—' };
 
 export function matrixHtml(m: Matrix): string {
-  const head = m.kernels.map((k) => `<th>${esc(k.kernel)}<br><small>${k.summary.passed} pass · ${k.summary.failed} fail · ${k.summary.skipped} skip</small></th>`).join('');
+  const head = m.kernels.map((k) => `<th>${esc(k.kernel)}${k.transport ? `<br>${esc(k.transport)}` : ''}<br><small>${k.summary.passed} pass · ${k.summary.failed} fail · ${k.summary.skipped} skip</small></th>`).join('');
   const rows = m.rows
     .map((r) => {
       const cells = r.cells
@@ -76,26 +103,28 @@ export function matrixHtml(m: Matrix): string {
           return `<td class="${c.status}"><b>${BADGE[c.status]}</b>${times ? `<br><small>${times}</small>` : ''}${c.reason ? `<br><small>${esc(c.reason.slice(0, 200))}</small>` : ''}${c.retried ? `<br><small>retried after: ${esc(c.retried)}</small>` : ''}${ev}</td>`;
         })
         .join('');
-      return `<tr><td>${esc(r.planId ?? '')}</td><td>${esc(r.title)}</td>${cells}</tr>`;
+      return `<tr><td>${esc(r.planId ?? '')}</td><td>${esc(r.title)}${r.diagnosis ? `<br><small><b>${esc(r.diagnosis)}</b></small>` : ''}</td>${cells}</tr>`;
     })
     .join('\n');
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>rdma-failover kernel matrix ${esc(m.id)}</title><style>
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>rdma-failover matrix ${esc(m.id)}</title><style>
 body{font:13px/1.4 system-ui,sans-serif;margin:24px;max-width:1300px}table{border-collapse:collapse;width:100%}th,td{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}
 th{background:#f2f2f2}td.passed{background:#e8f5e9}td.failed{background:#ffebee}td.skipped{background:#f5f5f5}td.known-failure{background:#fff3e0}
 pre{white-space:pre-wrap;font-size:10px;max-height:300px;overflow:auto;background:#fafafa}small{color:#444}
-</style></head><body><h1>Kernel matrix</h1><p>matrix ${esc(m.id)} · ${esc(m.createdAt)} · runs: ${m.kernels.map((k) => `${esc(k.label)} → ${esc(k.runId)}`).join(', ')}</p>
+</style></head><body><h1>Matrix: kernels × transports</h1><p>matrix ${esc(m.id)} · ${esc(m.createdAt)} · runs: ${m.kernels.map((k) => `${esc(k.label)} → ${esc(k.runId)}`).join(', ')}</p>
 <table><tr><th>ID</th><th>test</th>${head}</tr>
 ${rows}</table></body></html>
 `;
 }
 
 export function renderMatrixText(m: Matrix): string {
-  const out = [`kernel matrix ${m.id}`, ''];
+  const out = [`matrix ${m.id}`, ''];
   for (const r of m.rows) {
     out.push(`${r.planId ?? '-'} ${r.title}`);
+    if (r.diagnosis) out.push(`    → ${r.diagnosis}`);
     r.cells.forEach((c, i) => {
       const t = [c.failoverMs !== undefined ? `failover ${c.failoverMs} ms` : '', c.ioResumedMs !== undefined ? `I/O resumed ${c.ioResumedMs} ms` : ''].filter(Boolean).join(', ');
-      out.push(`    ${m.kernels[i]!.kernel.padEnd(40)} ${BADGE[c.status].padEnd(16)} ${t}${c.reason && c.status !== 'passed' ? `  — ${c.reason.slice(0, 140)}` : ''}`);
+      const col = m.kernels[i]!;
+      out.push(`    ${`${col.kernel}${col.transport ? ` ${col.transport}` : ''}`.padEnd(44)} ${BADGE[c.status].padEnd(16)} ${t}${c.reason && c.status !== 'passed' ? `  — ${c.reason.slice(0, 140)}` : ''}`);
     });
   }
   return out.join('\n');

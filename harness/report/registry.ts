@@ -1,8 +1,9 @@
 // What the run knows about itself, for the reporter (filled by the lab session when it opens).
+import type { LinkType } from '../topology/schema.ts';
 import type { NodeEnvironment } from './schema.ts';
 
 export interface RunContext {
-  topology?: { file: string; name: string; kind: 'real' | 'vm'; sha256: string };
+  topology?: { file: string; name: string; kind: 'real' | 'vm'; sha256: string; transports?: LinkType[] };
   kernel?: string;
   environment: NodeEnvironment[];
   /** strings that must never appear in a report (key paths from the topology) */

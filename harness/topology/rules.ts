@@ -56,8 +56,8 @@ export function checkRules(t: Topology, src: SourceMap): TopologyIssue[] {
         const sp: Path = [...bp, 'slaves', si];
         if (ifnames.has(s.name)) err([...sp, 'name'], `interface "${s.name}" is used twice on node "${node.name}"`);
         ifnames.set(s.name, [...sp, 'name']);
-        if (t.kind === 'vm' && s.link !== 'rxe') {
-          err([...sp, 'link'], `the vm lab's NICs are Ethernet with soft RoCE: link must be "rxe" (got "${s.link}"); IPoIB needs real HCAs`);
+        if (t.kind === 'vm' && s.link !== 'rxe' && s.link !== 'siw') {
+          err([...sp, 'link'], `the vm lab's NICs are Ethernet with a soft RDMA transport: link must be "rxe" (soft RoCE) or "siw" (soft iWARP) (got "${s.link}"); IPoIB needs real HCAs`);
         }
         if (t.kind === 'real' && !s.carrier) {
           warn(sp, 'no carrier commands: carrier-loss faults on this slave fall back to "ip link set down" (admin down, not a real carrier loss)');
@@ -68,6 +68,11 @@ export function checkRules(t: Topology, src: SourceMap): TopologyIssue[] {
         const bad = bond.slaves.findIndex((s) => s.link !== first);
         err([...bp, 'slaves', bad, 'link'],
           `slaves of mixed link types (${[...links].join(', ')}): the bond's type follows its first slave and the kernel refuses a slave of another type (EINVAL)`);
+      }
+      const soft = bond.rdma?.type;
+      if ((soft === 'rxe' || soft === 'siw') && bond.slaves.some((s) => s.link !== soft)) {
+        const bad = bond.slaves.findIndex((s) => s.link !== soft);
+        err([...bp, 'slaves', bad, 'link'], `rdma.type ${soft} runs over this bond's Ethernet slaves, so their link must be "${soft}" too (got "${bond.slaves[bad]!.link}")`);
       }
       const isIpoib = links.has('ipoib');
       if (isIpoib && opts.mode !== 'active-backup') {

@@ -99,8 +99,8 @@ const slave = {
   properties: {
     name: ifname,
     link: {
-      enum: ['ipoib', 'roce', 'rxe'],
-      description: 'ipoib: IPoIB child of an HCA port; roce: RoCE NIC; rxe: Ethernet NIC carrying soft RoCE',
+      enum: ['ipoib', 'roce', 'rxe', 'siw'],
+      description: 'ipoib: IPoIB child of an HCA port; roce: RoCE NIC; rxe: Ethernet NIC carrying soft RoCE; siw: Ethernet NIC carrying soft iWARP',
     },
     rdma_device: { type: 'string', pattern: '^[A-Za-z0-9_]{1,31}$', description: 'e.g. mlx5_0' },
     rdma_port: { type: 'integer', minimum: 1 },
@@ -139,7 +139,7 @@ const bond = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        type: { enum: ['rxe', 'hca'], description: 'rxe: rdma link add over the bond; hca: the HCA devices of the slaves' },
+        type: { enum: ['rxe', 'siw', 'hca'], description: 'rxe / siw: rdma link add (soft RoCE / soft iWARP) over the bond; hca: the HCA devices of the slaves' },
         name: { type: 'string', pattern: '^[A-Za-z0-9_]{1,31}$' },
       },
     },

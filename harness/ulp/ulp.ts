@@ -16,6 +16,9 @@ export interface UlpLiveness {
   readonly shows: string;
 }
 
+/** RDMA transports: InfiniBand, RoCE (HCAs or rxe), iWARP (NICs or siw). */
+export type RdmaTransport = 'ib' | 'roce' | 'iwarp';
+
 export interface UlpModule {
   /** key in the topology (workloads.<name>, budgets.reconnect_ms.<name>) and in reports */
   readonly name: string;
@@ -39,6 +42,8 @@ export interface UlpModule {
   readonly tools: readonly { readonly name: string; readonly pkg: string; readonly neededBy: string }[];
   /** a stuck task whose stack matches this sits in this ULP's code (node health) */
   readonly stackPattern: RegExp;
+  /** the transports it runs on, when not all (its suites are SKIPPED elsewhere, with `why`) */
+  readonly transports?: { readonly only: readonly RdmaTransport[]; readonly why: string };
   /** its liveness timer (storage ULPs' RF-09) */
   readonly liveness?: UlpLiveness;
 }

@@ -47,6 +47,20 @@ function privateApt(dir: string): string[] {
   ];
 }
 
+/** The apt-get/apt-cache options that see the packages of a Debian kernel choice (none for stable;
+ *  private, freshly updated lists for backports). */
+export async function aptFor(choice: 'debian-stable' | 'debian-backports'): Promise<string[]> {
+  if (choice === 'debian-stable') return [];
+  const src = SOURCES[choice];
+  const dir = join(kernelsDir(), '.apt-' + choice);
+  mkdirSync(join(dir, 'lists', 'partial'), { recursive: true });
+  mkdirSync(join(dir, 'cache', 'archives', 'partial'), { recursive: true });
+  writeFileSync(join(dir, 'sources.list'), `deb http://deb.debian.org/debian ${src.suites} ${src.component}\n`);
+  const apt = privateApt(dir);
+  await run(['apt-get', ...apt, 'update', '-qq'], `apt-get update (${src.suites}, private lists)`);
+  return apt;
+}
+
 async function resolvePackage(choice: 'debian-stable' | 'debian-backports'): Promise<{ pkg: string; apt: string[] }> {
   if (choice === 'debian-stable') {
     const out = await run(['apt-cache', 'depends', 'linux-image-amd64'], 'looking up Debian stable kernel');
@@ -55,12 +69,7 @@ async function resolvePackage(choice: 'debian-stable' | 'debian-backports'): Pro
     return { pkg, apt: [] };
   }
   const src = SOURCES[choice];
-  const dir = join(kernelsDir(), '.apt-' + choice);
-  mkdirSync(join(dir, 'lists', 'partial'), { recursive: true });
-  mkdirSync(join(dir, 'cache', 'archives', 'partial'), { recursive: true });
-  writeFileSync(join(dir, 'sources.list'), `deb http://deb.debian.org/debian ${src.suites} ${src.component}\n`);
-  const apt = privateApt(dir);
-  await run(['apt-get', ...apt, 'update', '-qq'], `apt-get update (${src.suites}, private lists)`);
+  const apt = await aptFor(choice);
   const out = await run(['apt-cache', ...apt, 'depends', `linux-image-amd64/${src.suites}`], 'looking up backports kernel');
   const pkg = /Depends: (linux-image-[0-9][^\s]*-amd64)\b/.exec(out)?.[1];
   if (!pkg) throw new KernelFetchError(`cannot find the kernel package in ${src.suites}:\n${out}`);
@@ -119,3 +128,6 @@ function userKernel(c: { image: string; modules: string; name?: string }): Guest
   if (!version) throw new KernelFetchError(`${modules} holds no VERSION/modules.dep: run depmod -b for your modules tree`);
   return { id: `${c.name ?? 'custom'}:${version}`, version, image, modulesRoot: root };
 }
+
+/** Runs a command on the controller; a non-zero exit is a KernelFetchError naming `what`. */
+export const runOnHost = run;

@@ -14,6 +14,7 @@ import { SshNode } from '../node/ssh.ts';
 import type { LoadedTopology } from '../topology/load.ts';
 import { buildInitramfs, generateKeyPair, writeGuestConfig } from './guest.ts';
 import { prepareKernel, type GuestKernel, type KernelChoice } from './kernel.ts';
+import { ensureSiw, needsSiw } from './siw.ts';
 import { createFabric, createTap, destroyFabric, plugTap, setSwitchPort, netnsExists } from './network.ts';
 import { labsDir } from './paths.ts';
 import { qmp } from './qmp.ts';
@@ -214,6 +215,7 @@ export async function labUp(loaded: LoadedTopology, opts: LabUpOptions = {}): Pr
   try {
     progress('kernel', 'preparing the guest kernel');
     const kernel: GuestKernel = await prepareKernel(choice, (m) => progress('kernel', m));
+    if (needsSiw(t)) progress('kernel', await ensureSiw(kernel, (m) => progress('kernel', m)));
     state.kernel = kernel;
     progress('initramfs', `building the initramfs for ${kernel.version}`);
     state.initramfs = buildInitramfs(kernel);

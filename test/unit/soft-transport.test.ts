@@ -1,0 +1,108 @@
+// The second soft transport (siw): the topology derivation of the matrix's transport axis, the
+// transport requirement that skips RDS on iWARP, the matrix's ULP-vs-transport diagnosis, and the
+// parsing that picks the packages siw.ko is built from. The build itself runs in the siw lab test.
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { checkTopologyText, loadTopology } from '../../harness/topology/load.ts';
+import { parseTransports, topologyYaml, transportsOf, withTransport } from '../../harness/topology/transport.ts';
+import { transportMismatch } from '../../harness/fixture/requirements.ts';
+import { rds } from '../../harness/ulp/rds.ts';
+import { allUlps } from '../../harness/ulp/registry.ts';
+import { diagnose, type Matrix, type MatrixCell } from '../../harness/report/matrix.ts';
+import { headersPackages, sourceSeries } from '../../harness/vmlab/siw.ts';
+import { softRdma } from '../../harness/fabric/fabric.ts';
+
+const rxe = loadTopology('topologies/vm-rxe.yaml');
+const siw = loadTopology('topologies/vm-siw.yaml');
+
+describe('soft transport: the matrix axis rxe ↔ siw', () => {
+  it('switches every bond, its RDMA device and the lab name, and the result validates clean', () => {
+    const t = withTransport(rxe.topology, 'siw', rxe.file);
+    expect(t.name).to.equal('vm-siw');
+    for (const n of t.nodes) for (const b of n.bonds ?? []) {
+      expect(b.slaves.map((s) => s.link)).to.deep.equal(['siw', 'siw']);
+      expect(b.rdma).to.deep.equal({ type: 'siw', name: 'siw0' });
+      expect(softRdma(b)).to.equal('siw');
+    }
+    const { issues } = checkTopologyText(topologyYaml(t, 'derived'), 'derived.yaml');
+    expect(issues).to.deep.equal([]);
+    // the original is untouched
+    expect(transportsOf(rxe.topology)).to.deep.equal(['rxe']);
+  });
+
+  it('the derived siw topology is the shipped vm-siw.yaml (same bonds, workloads and faults)', () => {
+    const t = withTransport(rxe.topology, 'siw', rxe.file);
+    const strip = (x: typeof t) => ({ ...x, description: undefined });
+    expect(strip(t)).to.deep.equal(strip(siw.topology));
+  });
+
+  it('switching to the transport a lab already has changes nothing', () => {
+    expect(withTransport(siw.topology, 'siw', siw.file)).to.deep.equal(siw.topology);
+    expect(withTransport(siw.topology, 'rxe', siw.file).name).to.equal('vm-rxe');
+  });
+
+  it('refuses what it cannot do: unknown transports, real labs', () => {
+    expect(() => parseTransports('rxe,iwarp')).to.throw(/--transports takes rxe, siw/);
+    expect(parseTransports('siw, rxe,siw')).to.deep.equal(['siw', 'rxe']);
+    const real = loadTopology('topologies/roce-2node.yaml');
+    expect(() => withTransport(real.topology, 'siw', real.file)).to.throw(/kind: vm/);
+  });
+});
+
+describe('soft transport: a ULP that cannot run over iWARP is SKIPPED with the reason', () => {
+  it('RDS declares IB/RoCE only, from the source (rds_ib_add_one)', () => {
+    expect(rds.transports?.only).to.deep.equal(['ib', 'roce']);
+  });
+  it('on the siw lab: the reason names iWARP, siw and why', () => {
+    expect(transportMismatch(siw.topology, rds.transports)).to.equal(`runs only over ib or roce; this lab's bonds carry iwarp (siw): ${rds.transports.why}`);
+  });
+  it('on the rxe lab: no reason (it runs)', () => {
+    expect(transportMismatch(rxe.topology, rds.transports)).to.equal(undefined);
+  });
+  it('every other ULP runs on every transport unless it says otherwise', () => {
+    expect(allUlps().filter((u) => u.transports).map((u) => u.name)).to.deep.equal(['rds']);
+  });
+});
+
+describe('soft transport: the matrix tells a transport bug from a ULP bug', () => {
+  const cols: Matrix['kernels'] = [
+    { label: 'a', kernel: 'k1', transport: 'rxe', runId: '1', dir: '', summary: {} as Matrix['kernels'][number]['summary'] },
+    { label: 'b', kernel: 'k1', transport: 'siw', runId: '2', dir: '', summary: {} as Matrix['kernels'][number]['summary'] },
+  ];
+  const c = (status: MatrixCell['status']): MatrixCell => ({ status });
+  it('fails on one transport only: the transport\'s', () => {
+    expect(diagnose(cols, [c('passed'), c('failed')])).to.equal("k1: fails on siw only: the transport's, not the ULP's");
+  });
+  it('fails on both: the ULP\'s (or the kernel\'s)', () => {
+    expect(diagnose(cols, [c('known-failure'), c('failed')])).to.equal("k1: fails on every transport (rxe, siw): the ULP's or the kernel's, not the transport's");
+  });
+  it('passes on both, or ran on one only (skipped elsewhere): no diagnosis', () => {
+    expect(diagnose(cols, [c('passed'), c('passed')])).to.equal(undefined);
+    expect(diagnose(cols, [c('failed'), c('skipped')])).to.equal(undefined);
+  });
+});
+
+describe('siw.ko: which packages it is built from', () => {
+  it('stable: the headers pinned to their version, -common pinned (=), kbuild by candidate (>=)', () => {
+    const show = readFileSync('test/fixtures/recorded/apt-show-linux-headers-6.1.0-57-amd64.txt', 'utf8');
+    expect(headersPackages(show, 'linux-headers-6.1.0-57-amd64')).to.deep.equal({
+      version: '6.1.192-3',
+      pkgs: ['linux-headers-6.1.0-57-amd64=6.1.192-3', 'linux-headers-6.1.0-57-common=6.1.192-3', 'linux-kbuild-6.1'],
+    });
+  });
+  it('backports: kbuild named without a version', () => {
+    const show = readFileSync('test/fixtures/recorded/apt-show-linux-headers-6.12.95+deb12-amd64.txt', 'utf8');
+    expect(headersPackages(show, 'linux-headers-6.12.95+deb12-amd64')).to.deep.equal({
+      version: '6.12.95-1~bpo12+1',
+      pkgs: ['linux-headers-6.12.95+deb12-amd64=6.12.95-1~bpo12+1', 'linux-headers-6.12.95+deb12-common=6.12.95-1~bpo12+1', 'linux-kbuild-6.12.95+deb12'],
+    });
+  });
+  it('a headers package without kbuild is refused, not half-built', () => {
+    expect(() => headersPackages('Package: x\nVersion: 1\nDepends: gcc-12\n', 'x')).to.throw(/does not depend on a linux-kbuild/);
+  });
+  it('the source series from the release', () => {
+    expect(sourceSeries('6.1.0-57-amd64')).to.equal('6.1');
+    expect(sourceSeries('6.12.95+deb12-amd64')).to.equal('6.12');
+    expect(() => sourceSeries('vmlinuz')).to.throw();
+  });
+});
