@@ -287,7 +287,9 @@ export function buildTimeline(input: TimelineInput): Timeline {
   // Kernel ULPs get ESTABLISHED; a user-space active side (librdmacm) shows CONNECT_RESPONSE in the kernel.
   const estCma = cma.find((e) => (e.event === 'ESTABLISHED' || e.event === 'CONNECT_RESPONSE') && e.t >= resolveFrom);
   const estLog = ev.filter(is('kmsg')).find((e) => e.t >= fault.t && c.nodes.includes(e.node) && (c.kmsgEstablished ?? []).some((p) => new RegExp(p).test(e.text)));
-  const estRpc = rpc.find((e) => e.t >= resolveFrom && /(^|_)connect$/.test(e.point) && !/rc=-|status=-/.test(e.text));
+  // xprtrdma_connect fires when a connect attempt completed (with its rc); xprtrdma_op_connect
+  // when the RPC layer merely schedules one — it is not an established connection.
+  const estRpc = rpc.find((e) => e.t >= resolveFrom && /(^|_)connect$/.test(e.point) && !/_op_connect$/.test(e.point) && !/rc=-|status=-/.test(e.text));
   const est = [estCma, estLog, estRpc].filter(Boolean).sort((a, b) => a!.t - b!.t)[0];
   put('established', est, est === estCma && estCma ? `cm.id=${estCma.cmId} ${estCma.event}` : est === estRpc && estRpc ? `${estRpc.point} ${estRpc.text.slice(0, 80)}` : estLog?.text, 'no connection re-established after the fault (rdma_cma ESTABLISHED, rpcrdma, ULP log)');
   const rejects = cma.filter((e) => e.event === 'REJECTED' && e.t >= fault.t && (!est || e.t <= est.t)).length;

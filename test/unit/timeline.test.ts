@@ -117,6 +117,18 @@ describe('timeline rules (synthetic events)', () => {
     expect(tl.phases.find((p) => p.id === 'established')!.atMs).to.equal(600);
   });
 
+  // Measured over siw: xprtrdma_op_connect (a connect scheduled) 19 ms after the disconnect was
+  // shown as "connection re-established" although the connect failed (-19) and I/O never resumed.
+  it('NFS: a connect scheduled (xprtrdma_op_connect) or failed is not a connection re-established', () => {
+    const nfs = { ...conn, ulp: 'nfs', workload: 'nfs' };
+    const rpc = (t: number, point: string, text: string): LabEvent => ({ source: 'rpcrdma', t, node: 'a', point, fields: {}, text });
+    const scheduled = [rpc(1093, 'xprtrdma_disconnect', 'peer=[10.0.0.2]:20049 rc=0 connection status=-19'), rpc(1112, 'xprtrdma_op_connect', 'peer=[10.0.0.2]:20049 delay=0'), rpc(1200, 'xprtrdma_connect', 'peer=[10.0.0.2]:20049 rc=-19 connection status=-19')];
+    const none = buildTimeline({ events: scheduled, fault, connection: nfs, bonds: b });
+    expect(none.phases.find((p) => p.id === 'established')!.missing).to.equal(true);
+    const ok = buildTimeline({ events: [...scheduled, rpc(2500, 'xprtrdma_connect', 'peer=[10.0.0.2]:20049 rc=0 connection status=1')], fault, connection: nfs, bonds: b });
+    expect(ok.phases.find((p) => p.id === 'established')).to.include({ atMs: 1500 });
+  });
+
   // RF-03: both links down, then the same slave back. The bonding driver logs "making interface eth0
   // the new active one" and raises BONDING_FAILOVER, but it is not a failover (it was shown as eth0 → eth0).
   it('every slave down, then the same one back, is "bond active again", not a failover', () => {
