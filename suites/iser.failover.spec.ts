@@ -24,7 +24,7 @@ const iser = storage.storageUlp({
   liveness: iserUlp.liveness,
 });
 
-suite('UL-ISER-01 iSER survives the loss of the active link', { requires: { nodes: 2, modules: ['ib_iser', 'ib_isert'], tools: ['iscsiadm', 'fio'], capabilities: ['carrier'] } }, () => {
+suite('UL-ISER-01 iSER survives the loss of the active link', { requires: { nodes: 2, modules: ['ib_iser', 'ib_isert'], tools: ['iscsiadm', 'fio'], capabilities: ['carrier'], unsupported: iserUlp.unsupported } }, () => {
   test('UL-ISER-01 baseline: verified I/O with no fault', { tags: ['full'] }, storage.baseline(iser));
   test("UL-ISER-01 carrier loss on the initiator's active slave during I/O: back through the new slave within budget, data verified", { tags: ['quick'] }, storage.failover(iser, 'client'));
   test("RF-07 carrier loss on the target's active slave during I/O: the initiator reconnects within budget, data verified", { tags: ['full'] }, storage.failover(iser, 'server'));

@@ -26,6 +26,8 @@ export const iser = defineUlp({
     { name: 'ib_isert', neededBy: 'target' },
   ],
   paramModules: ['ib_iser'],
+  // Measured on the VM lab (siw, 6.1): "isert: isert_setup_id: rdma_listen() failed: -98".
+  unsupported: [{ on: ['siw'], why: 'LIO opens the portal\'s TCP listener first and enables iSER on the same address and port; siw uses the host\'s TCP stack without port mapping (IW_F_NO_PORT_MAP, siw_main.c), so isert\'s rdma_listen() fails with EADDRINUSE (-98) and no iSER portal can exist (hardware iWARP maps the port through iwpmd)' }],
   tools: [
     { name: 'iscsiadm', pkg: 'open-iscsi', neededBy: 'initiator' },
     { name: 'targetcli', pkg: 'targetcli-fb', neededBy: 'target (configfs is used when it cannot run)' },

@@ -19,7 +19,7 @@ export const rds = defineUlp({
   nodeFields: ['nodes'],
   kmsgClasses: [['rds', /\bRDS\/|\brds_ib|\brds:/]],
   modules: [{ name: 'rds_rdma', neededBy: 'both ends' }],
-  transports: { only: ['ib', 'roce'], why: 'rds_rdma takes only InfiniBand-type devices (net/rds/ib.c rds_ib_add_one: "Only handle IB (no iWARP) devices")' },
+  unsupported: [{ on: ['iwarp'], why: 'rds_rdma takes only InfiniBand-type devices (net/rds/ib.c rds_ib_add_one: "Only handle IB (no iWARP) devices")' }],
   tools: [{ name: 'python3', pkg: 'python3', neededBy: 'the traffic tool (AF_RDS)' }],
   stackPattern: /\brds/,
 } as const);

@@ -19,6 +19,14 @@ export interface UlpLiveness {
 /** RDMA transports: InfiniBand, RoCE (HCAs or rxe), iWARP (NICs or siw). */
 export type RdmaTransport = 'ib' | 'roce' | 'iwarp';
 
+/** Where a ULP cannot run, and why (a source line, an exact error). */
+export interface UlpRestriction {
+  /** transports, or bond slave link types (the topology schema's slave `link`; spelled out here:
+   *  the schema is built from the ULP modules) */
+  readonly on: readonly (RdmaTransport | 'ipoib' | 'roce' | 'rxe' | 'siw')[];
+  readonly why: string;
+}
+
 export interface UlpModule {
   /** key in the topology (workloads.<name>, budgets.reconnect_ms.<name>) and in reports */
   readonly name: string;
@@ -42,8 +50,9 @@ export interface UlpModule {
   readonly tools: readonly { readonly name: string; readonly pkg: string; readonly neededBy: string }[];
   /** a stuck task whose stack matches this sits in this ULP's code (node health) */
   readonly stackPattern: RegExp;
-  /** the transports it runs on, when not all (its suites are SKIPPED elsewhere, with `why`) */
-  readonly transports?: { readonly only: readonly RdmaTransport[]; readonly why: string };
+  /** where it cannot run: an RDMA transport (iwarp) or a bond slave link type (siw), with why —
+   *  its suites are SKIPPED there with that reason */
+  readonly unsupported?: readonly UlpRestriction[];
   /** its liveness timer (storage ULPs' RF-09) */
   readonly liveness?: UlpLiveness;
 }

@@ -5,7 +5,8 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { checkTopologyText, loadTopology } from '../../harness/topology/load.ts';
 import { parseTransports, topologyYaml, transportsOf, withTransport } from '../../harness/topology/transport.ts';
-import { transportMismatch } from '../../harness/fixture/requirements.ts';
+import { unsupportedHere } from '../../harness/fixture/requirements.ts';
+import { iser } from '../../harness/ulp/iser.ts';
 import { rds } from '../../harness/ulp/rds.ts';
 import { allUlps } from '../../harness/ulp/registry.ts';
 import { diagnose, type Matrix, type MatrixCell } from '../../harness/report/matrix.ts';
@@ -49,18 +50,22 @@ describe('soft transport: the matrix axis rxe ↔ siw', () => {
   });
 });
 
-describe('soft transport: a ULP that cannot run over iWARP is SKIPPED with the reason', () => {
-  it('RDS declares IB/RoCE only, from the source (rds_ib_add_one)', () => {
-    expect(rds.transports?.only).to.deep.equal(['ib', 'roce']);
+describe('soft transport: a ULP that cannot run on a transport is SKIPPED with the reason', () => {
+  it('RDS: not over iWARP, from the source (rds_ib_add_one)', () => {
+    expect(rds.unsupported?.map((r) => r.on)).to.deep.equal([['iwarp']]);
+    expect(unsupportedHere(siw.topology, rds.unsupported ?? [])).to.equal(`cannot run over iwarp (siw): ${rds.unsupported?.[0]?.why ?? ""}`);
   });
-  it('on the siw lab: the reason names iWARP, siw and why', () => {
-    expect(transportMismatch(siw.topology, rds.transports)).to.equal(`runs only over ib or roce; this lab's bonds carry iwarp (siw): ${rds.transports.why}`);
+  it('iSER: not over siw (the portal\'s TCP listener holds the port: rdma_listen -98), but over other iWARP', () => {
+    expect(unsupportedHere(siw.topology, iser.unsupported ?? [])).to.match(/^cannot run over iwarp \(siw\): LIO opens the portal's TCP listener first .* EADDRINUSE \(-98\)/);
+    // hardware iWARP maps the port through iwpmd: only siw is excluded
+    expect(iser.unsupported?.flatMap((r) => r.on)).to.deep.equal(['siw']);
   });
-  it('on the rxe lab: no reason (it runs)', () => {
-    expect(transportMismatch(rxe.topology, rds.transports)).to.equal(undefined);
+  it('on the rxe lab: no reason (they run)', () => {
+    expect(unsupportedHere(rxe.topology, rds.unsupported ?? [])).to.equal(undefined);
+    expect(unsupportedHere(rxe.topology, iser.unsupported ?? [])).to.equal(undefined);
   });
   it('every other ULP runs on every transport unless it says otherwise', () => {
-    expect(allUlps().filter((u) => u.transports).map((u) => u.name)).to.deep.equal(['rds']);
+    expect(allUlps().filter((u) => u.unsupported).map((u) => u.name).sort()).to.deep.equal(['iser', 'rds']);
   });
 });
 
