@@ -121,6 +121,18 @@ export function startQemu(lab: LabState, g: GuestState, logFile: string): number
   }
 }
 
+/**
+ * Has the guest's process gone? One reading is not enough while it starts: the process execs
+ * twice (unshare → sh → QEMU), and while execve swaps its memory /proc/PID/cmdline reads empty —
+ * a `lab up` once failed in 4 s "exited at start" with no console log because it read that moment.
+ * So "gone" takes two readings 250 ms apart (never used to decide whom to kill).
+ */
+export async function guestGone(pid: number | undefined, labId: string, guest: string): Promise<boolean> {
+  if (isOurGuest(pid, labId, guest)) return false;
+  await new Promise((r) => setTimeout(r, 250));
+  return !isOurGuest(pid, labId, guest);
+}
+
 /** Is pid one of this lab's guests (and not some other process that reused the PID)? */
 export function isOurGuest(pid: number | undefined, labId: string, guest: string): boolean {
   if (!pid) return false;

@@ -18,7 +18,7 @@ import { ensureSiw, needsSiw } from './siw.ts';
 import { createFabric, createTap, destroyFabric, plugTap, setSwitchPort, netnsExists } from './network.ts';
 import { labsDir } from './paths.ts';
 import { qmp } from './qmp.ts';
-import { isOurGuest, macFor, startQemu } from './qemu.ts';
+import { guestGone, isOurGuest, macFor, startQemu } from './qemu.ts';
 import { labDir, readState, writeState, type GuestState, type LabState } from './state.ts';
 
 const host = new LocalNode('controller');
@@ -105,7 +105,7 @@ function guestNode(lab: LabState, g: GuestState, over: { connectTimeoutMs?: numb
 }
 
 async function stopGuest(lab: LabState, g: GuestState): Promise<void> {
-  if (!isOurGuest(g.pid, lab.labId, g.name)) return;
+  if (await guestGone(g.pid, lab.labId, g.name)) return;
   try {
     await qmp(g.qmpSocket, 'quit', undefined, 3000);
   } catch {
@@ -114,7 +114,9 @@ async function stopGuest(lab: LabState, g: GuestState): Promise<void> {
   for (const [sig, waitMs] of [['SIGTERM', 3000], ['SIGKILL', 3000]] as const) {
     const deadline = now() + waitMs;
     while (isOurGuest(g.pid, lab.labId, g.name) && now() < deadline) await sleep(50);
-    if (!isOurGuest(g.pid, lab.labId, g.name)) return;
+    if (await guestGone(g.pid, lab.labId, g.name)) return;
+    // only a process that carries this guest's marker right now is signalled
+    if (!isOurGuest(g.pid, lab.labId, g.name)) continue;
     try {
       process.kill(g.pid!, sig);
     } catch {
@@ -327,7 +329,7 @@ function keepConsoles(state: LabState): void {
 async function waitQmp(state: LabState, g: GuestState): Promise<void> {
   const deadline = now() + 30_000;
   for (;;) {
-    if (!isOurGuest(g.pid, state.labId, g.name)) {
+    if (await guestGone(g.pid, state.labId, g.name)) {
       const log = join(state.dir, g.name, 'qemu.log');
       throw new LabError(`QEMU for ${g.name} exited at start:\n${existsSync(log) ? readFileSync(log, 'utf8').trim() : '(no log)'}`);
     }
@@ -348,7 +350,7 @@ async function waitSsh(state: LabState, g: GuestState, timeoutMs: number): Promi
   const deadline = now() + timeoutMs;
   let last: string;
   for (;;) {
-    if (!isOurGuest(g.pid, state.labId, g.name)) {
+    if (await guestGone(g.pid, state.labId, g.name)) {
       throw new LabError(`guest ${g.name} stopped while booting. Console tail:\n${consoleTail(g.consoleLog)}`);
     }
     const probe = guestNode(state, g, { connectTimeoutMs: 4000 });
