@@ -12,13 +12,22 @@ import type { Subscription } from 'rxjs';
 /** A long-lived rping listener on `node` (persistent server), stopped at teardown. */
 async function rpingListener(t: TestContext, node: string, ip: string, port: number): Promise<void> {
   let sub: Subscription | undefined;
+  // What the listener said, and whether it ended before the teardown: a connect REJECTED with
+  // reason 8 (invalid service ID) means nothing listened any more — this says why.
+  const said: string[] = [];
+  let ended: string | undefined;
   await t.scope.use(
     `rping listener ${node} ${ip}:${port}`,
     async () => {
-      sub = t.node(node).stream(['rping', '-s', '-P', '-a', ip, '-p', String(port)], { timeoutMs: 30 * 60_000 }).subscribe({ error: () => undefined });
+      sub = t.node(node).stream(['rping', '-s', '-P', '-a', ip, '-p', String(port)], { timeoutMs: 30 * 60_000 }).subscribe({
+        next: (l) => void (said.length < 200 && said.push(`${l.stream}: ${l.text}`)),
+        error: (e: Error) => void (ended = `ended with an error: ${e.message}`),
+        complete: () => void (ended = 'exited'),
+      });
       await sleep(1500);
     },
     async () => {
+      if (ended) t.attach(`rping listener on ${node} ${ip}:${port} ${ended} before the teardown`, said.filter((l) => !/ping data:/.test(l)).slice(-40).join('\n') || '(no output)', 'text/plain');
       sub?.unsubscribe();
       await t.node(node).settle();
     },

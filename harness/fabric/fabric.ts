@@ -139,6 +139,28 @@ async function buildBond(node: Node, b: BondSpec, rec: NodeFabricRecord, journal
   journal();
 }
 
+/** The MAC in an iWARP GID as sysfs prints it ("5254:42ad:0101:0000:…" → "52:54:42:ad:01:01"). */
+export function macOfIwarpGid(gid: string): string {
+  const hex = gid.trim().replace(/:/g, '').slice(0, 12).toLowerCase();
+  return hex.match(/../g)?.join(':') ?? '';
+}
+
+/**
+ * siw copies its netdev's MAC into its GID when it is created and never again (6.1 siw_main.c:318),
+ * and the RDMA CM finds an iWARP device by the netdev's current MAC (cma.c:752): once a failover
+ * has moved the bond to another MAC, no new connection can be made over it (known issue
+ * siw-gid-stale-after-bond-mac-change). Before a test that is a lab precondition, like rxe's lost
+ * default GID: undefined when siw0's GID is the bond's MAC, else why not.
+ */
+export async function siwGidStale(node: Node, bond: string, links?: RdmaLink[]): Promise<string | undefined> {
+  const mine = (links ?? (await rdmaLinks(node))).filter((l) => l.netdev === bond && /^siw/.test(l.ifname));
+  if (!mine.length) return undefined;
+  const r = await node.run(['sh', '-c', 'cat "/sys/class/net/$1/address"; shift; for p; do cat "/sys/class/infiniband/$p/gids/0" 2>/dev/null || echo missing; done', 'siwgid', bond, ...mine.map((l) => `${l.ifname}/ports/${l.port}`)], { timeoutMs: 15_000 });
+  const [mac = '', ...gids] = r.stdout.trim().split('\n');
+  const stale = mine.filter((_, i) => macOfIwarpGid(gids[i] ?? '') !== mac.trim().toLowerCase());
+  return stale.length ? `${stale.map((l) => l.ifname).join(', ')} still has the GID of ${macOfIwarpGid(gids[mine.indexOf(stale[0]!)] ?? '')} while ${bond} is ${mac.trim()} (siw takes its GID once, at creation): no new connection could be made over it` : undefined;
+}
+
 /** The soft RDMA device the harness adds over the bond itself (rxe: RoCE, siw: iWARP), if any. */
 export function softRdma(b: BondSpec): 'rxe' | 'siw' | undefined {
   if (b.rdma?.type === 'rxe' || b.rdma?.type === 'siw') return b.rdma.type;

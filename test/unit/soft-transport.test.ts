@@ -11,7 +11,7 @@ import { rds } from '../../harness/ulp/rds.ts';
 import { allUlps } from '../../harness/ulp/registry.ts';
 import { diagnose, type Matrix, type MatrixCell } from '../../harness/report/matrix.ts';
 import { headersPackages, sourceSeries } from '../../harness/vmlab/siw.ts';
-import { softRdma } from '../../harness/fabric/fabric.ts';
+import { macOfIwarpGid, softRdma } from '../../harness/fabric/fabric.ts';
 
 const rxe = loadTopology('topologies/vm-rxe.yaml');
 const siw = loadTopology('topologies/vm-siw.yaml');
@@ -109,5 +109,12 @@ describe('siw.ko: which packages it is built from', () => {
     expect(sourceSeries('6.1.0-57-amd64')).to.equal('6.1');
     expect(sourceSeries('6.12.95+deb12-amd64')).to.equal('6.12');
     expect(() => sourceSeries('vmlinuz')).to.throw();
+  });
+});
+
+describe('siw: the GID it took at creation against the bond\'s MAC now', () => {
+  it('reads the MAC out of an iWARP GID as sysfs prints it', () => {
+    expect(macOfIwarpGid('5254:42ad:0101:0000:0000:0000:0000:0000\n')).to.equal('52:54:42:ad:01:01');
+    expect(macOfIwarpGid('missing')).to.not.match(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
   });
 });
