@@ -156,9 +156,10 @@ export async function siwGidStale(node: Node, bond: string, links?: RdmaLink[]):
   const mine = (links ?? (await rdmaLinks(node))).filter((l) => l.netdev === bond && /^siw/.test(l.ifname));
   if (!mine.length) return undefined;
   const r = await node.run(['sh', '-c', 'cat "/sys/class/net/$1/address"; shift; for p; do cat "/sys/class/infiniband/$p/gids/0" 2>/dev/null || echo missing; done', 'siwgid', bond, ...mine.map((l) => `${l.ifname}/ports/${l.port}`)], { timeoutMs: 15_000 });
-  const [mac = '', ...gids] = r.stdout.trim().split('\n');
-  const stale = mine.filter((_, i) => macOfIwarpGid(gids[i] ?? '') !== mac.trim().toLowerCase());
-  return stale.length ? `${stale.map((l) => l.ifname).join(', ')} still has the GID of ${macOfIwarpGid(gids[mine.indexOf(stale[0]!)] ?? '')} while ${bond} is ${mac.trim()} (siw takes its GID once, at creation): no new connection could be made over it` : undefined;
+  const [line = '', ...gids] = r.stdout.trim().split('\n');
+  const mac = line.trim().toLowerCase();
+  const stale = mine.map((l, i) => ({ l, gidMac: macOfIwarpGid(gids[i] ?? '') })).filter((x) => x.gidMac !== mac);
+  return stale.length ? `${stale.map((x) => x.l.ifname).join(', ')} still has the GID of ${stale[0]!.gidMac} while ${bond} is ${mac} (siw takes its GID once, at creation): no new connection could be made over it` : undefined;
 }
 
 /** The soft RDMA device the harness adds over the bond itself (rxe: RoCE, siw: iWARP), if any. */

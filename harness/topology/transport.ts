@@ -4,7 +4,7 @@
 import { isAbsolute, resolve, dirname } from 'node:path';
 import { stringify } from 'yaml';
 import { softRdma } from '../fabric/fabric.ts';
-import type { Topology } from './schema.ts';
+import type { LinkType, Topology } from './schema.ts';
 
 export type SoftTransport = 'rxe' | 'siw';
 export const SOFT_TRANSPORTS: readonly SoftTransport[] = ['rxe', 'siw'];
@@ -14,6 +14,11 @@ export function parseTransports(list: string): SoftTransport[] {
   const bad = out.filter((t) => !SOFT_TRANSPORTS.includes(t as SoftTransport));
   if (bad.length || !out.length) throw new Error(`--transports takes ${SOFT_TRANSPORTS.join(', ')} (got "${list}")`);
   return [...new Set(out)] as SoftTransport[];
+}
+
+/** Every bond slave link type of a topology (rxe, siw, roce, ipoib), each once. */
+export function linkTypesOf(t: Topology): LinkType[] {
+  return [...new Set(t.nodes.flatMap((n) => (n.bonds ?? []).flatMap((b) => b.slaves.map((s) => s.link))))];
 }
 
 /** The soft transports a topology's bonds carry now. */

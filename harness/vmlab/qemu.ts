@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { openSync, closeSync, mkdirSync, readFileSync } from 'node:fs';
 import type { GuestState, LabState } from './state.ts';
+import { sleep } from '../clock.ts';
 
 export function processMarker(labId: string, guest: string): string {
   return `rf-${labId}-${guest}`;
@@ -129,7 +130,7 @@ export function startQemu(lab: LabState, g: GuestState, logFile: string): number
  */
 export async function guestGone(pid: number | undefined, labId: string, guest: string): Promise<boolean> {
   if (isOurGuest(pid, labId, guest)) return false;
-  await new Promise((r) => setTimeout(r, 250));
+  await sleep(250);
   return !isOurGuest(pid, labId, guest);
 }
 
