@@ -17,8 +17,17 @@ export const knownIssueSchema = {
     additionalProperties: false,
     properties: {
       id: { type: 'string', pattern: '^[A-Za-z0-9._-]+$', description: 'a stable name for the issue' },
-      test: { type: 'string', pattern: '^(BC|CM|UL|RF)-([A-Z]+-)?\\d{2}$', description: 'the test plan ID' },
-      ulp: { type: 'string', description: 'the ULP of the suite (iser, nfs, nvme, rds, srp, rping): RF-* tests exist per ULP' },
+      test: {
+        description: 'the test plan ID, or several: one mechanism (a transport bug) can fail several tests',
+        oneOf: [
+          { type: 'string', pattern: '^(BC|CM|UL|RF)-([A-Z]+-)?\\d{2}$' },
+          { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', pattern: '^(BC|CM|UL|RF)-([A-Z]+-)?\\d{2}$' } },
+        ],
+      },
+      ulp: {
+        description: 'the ULP of the suite (iser, nfs, nvme, rds, srp, rping), or several: RF-* tests exist per ULP',
+        oneOf: [{ type: 'string' }, { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string' } }],
+      },
       title: { type: 'string', minLength: 1, description: 'a regular expression on the test title, where a test plan ID has several tests (RF-03 short and long)' },
       kernel: {
         type: 'object',
@@ -130,5 +139,6 @@ export function failureMatches(k: KnownIssue, message: string, kernelText: strin
 
 /** The issues known for this test on this kernel and transport (whatever its outcome). */
 export function issuesFor(all: readonly KnownIssue[], t: TestIdentity): KnownIssue[] {
-  return all.filter((k) => k.test === t.planId && (!k.ulp || k.ulp === t.ulp) && (!k.title || new RegExp(k.title).test(t.title ?? '')) && kernelInRange(t.kernel, k.kernel) && (!k.transport || t.transports.includes(k.transport)));
+  const has = (v: string | readonly string[] | undefined, x: string | undefined) => v === undefined || (typeof v === 'string' ? v === x : x !== undefined && v.includes(x));
+  return all.filter((k) => t.planId !== undefined && has(k.test, t.planId) && has(k.ulp, t.ulp) && (!k.title || new RegExp(k.title).test(t.title ?? '')) && kernelInRange(t.kernel, k.kernel) && (!k.transport || t.transports.includes(k.transport)));
 }

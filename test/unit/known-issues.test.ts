@@ -1,0 +1,49 @@
+// One mechanism can fail several tests (a transport bug under several ULPs): a known issue may name
+// several test IDs and ULPs, and must still match nothing else.
+import { expect } from 'chai';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { failureMatches, issuesFor, KnownIssuesError, knownIssues, loadKnownIssues } from '../../harness/known/known-issues.ts';
+
+describe('known issues: several tests and ULPs per issue', () => {
+  let dir: string;
+  before(() => (dir = mkdtempSync(join(tmpdir(), 'rf-known-unit-'))));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const file = (text: string) => {
+    const f = join(dir, `k${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(f, text);
+    return f;
+  };
+  const id = (planId: string, ulp: string, transports = ['rxe'], kernel = '6.1.0-57-amd64') => ({ planId, ulp, title: `${planId} x`, kernel, transports });
+
+  it('a list of tests and ULPs matches each pair named, and no other test, ULP, transport or kernel', () => {
+    const k = loadKnownIssues(file('- id: multi\n  test: [RF-03, RF-06]\n  ulp: [iser, nfs]\n  transport: rxe\n  kernel: { from: "6.1", before: "6.2" }\n  failure: "progress did not pass"\n  reference: r\n  summary: s\n'));
+    for (const [t, u] of [['RF-03', 'iser'], ['RF-03', 'nfs'], ['RF-06', 'iser'], ['RF-06', 'nfs']] as const) expect(issuesFor(k, id(t, u)).map((x) => x.id), `${t} ${u}`).to.deep.equal(['multi']);
+    expect(issuesFor(k, id('RF-02', 'nfs'))).to.be.empty;
+    expect(issuesFor(k, id('RF-03', 'nvme'))).to.be.empty;
+    expect(issuesFor(k, id('RF-03', 'nfs', ['siw']))).to.be.empty;
+    expect(issuesFor(k, id('RF-03', 'nfs', ['rxe'], '6.12.95+deb12-amd64'))).to.be.empty;
+    expect(issuesFor(k, { kernel: '6.1.0-57-amd64', transports: ['rxe'] }), 'a test without a plan ID').to.be.empty;
+  });
+
+  it('a single test ID still matches only itself, and a bad ID inside a list is refused with file:line:col', () => {
+    const k = loadKnownIssues(file('- id: one\n  test: RF-04\n  ulp: nfs\n  failure: f\n  reference: r\n  summary: s\n'));
+    expect(issuesFor(k, id('RF-04', 'nfs')).map((x) => x.id)).to.deep.equal(['one']);
+    expect(issuesFor(k, id('RF-04', 'iser'))).to.be.empty;
+    expect(issuesFor(k, id('RF-05', 'nfs'))).to.be.empty;
+    const bad = file('- id: x\n  test: [RF-03, NOPE]\n  failure: f\n  reference: r\n  summary: s\n');
+    expect(() => loadKnownIssues(bad)).to.throw(KnownIssuesError, /k\w+\.yaml:\d+:\d+: \/0\/test\/1 must match pattern/);
+    expect(() => loadKnownIssues(file('- id: x\n  test: []\n  failure: f\n  reference: r\n  summary: s\n'))).to.throw(KnownIssuesError, /\/0\/test must NOT have fewer than 1 items/);
+  });
+
+  it("the shipped rxe retry issue needs its mechanism in the kernel log, not only the symptom", () => {
+    const k = knownIssues([]).find((x) => x.id === 'rxe-retry-reexecutes-local-ops')!;
+    expect(k, 'shipped in known-issues.yaml').to.not.equal(undefined);
+    const stall = 'nfs: progress did not pass 19660800 within 40000 ms (at 11272192)';
+    expect(failureMatches(k, stall, 'node-a [26.476757] rdma_rxe: rxe_reg_fast_mr: mr->lkey = 0xb3d not free')).to.equal(true);
+    expect(failureMatches(k, stall, 'node-a [24.1] bond0: now running without any active interface!'), 'a stall without the rxe message is news').to.equal(false);
+    expect(failureMatches(k, 'expected nfs to deliver every byte intact', 'rdma_rxe: rxe_reg_fast_mr: mr->lkey = 0xb3d not free'), 'another failure with the message is news').to.equal(false);
+  });
+});
