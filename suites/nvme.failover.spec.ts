@@ -15,7 +15,12 @@ const nvme = storage.storageUlp({
     const w = t.topology.workloads?.nvme;
     return new NvmeWorkload(t.lab, { host, target, ...(w?.size_mib ? { sizeMiB: w.size_mib } : {}), reconnectDelayS: w?.reconnect_delay_s ?? 1, ...(w?.ctrl_loss_tmo_s !== undefined ? { ctrlLossTmoS: w.ctrl_loss_tmo_s } : {}) }).setup();
   },
-  makeGivingUp: (t, host, target, giveUpS) => new NvmeWorkload(t.lab, { host, target, ...(t.topology.workloads?.nvme?.size_mib ? { sizeMiB: t.topology.workloads.nvme.size_mib } : {}), reconnectDelayS: 1, ctrlLossTmoS: giveUpS }).setup(),
+  // The host gives up after a number of attempts, not a time: max_reconnects =
+  // DIV_ROUND_UP(ctrl_loss_tmo, reconnect_delay) (fabrics.c:943, nvmf_should_reconnect line 525),
+  // and each attempt during the outage also waits out the address resolution (3 s,
+  // NVME_RDMA_CM_TIMEOUT_MS): with reconnect_delay 1 s, ten attempts took 4.1 s each and outlasted
+  // a 45 s outage. reconnect_delay = ctrl_loss_tmo makes it one attempt, so the give-up is bounded.
+  makeGivingUp: (t, host, target, giveUpS) => new NvmeWorkload(t.lab, { host, target, ...(t.topology.workloads?.nvme?.size_mib ? { sizeMiB: t.topology.workloads.nvme.size_mib } : {}), reconnectDelayS: giveUpS, ctrlLossTmoS: giveUpS }).setup(),
   // The keep-alive (kato 5 s by default) times out on a dead path: the admin command's timeout
   // starts error recovery (host/rdma.c nvme_rdma_timeout).
   liveness: nvmeUlp.liveness,
