@@ -9,6 +9,8 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { FromSchema } from 'json-schema-to-ts';
 import { PROJECT_ROOT } from '../vmlab/paths.ts';
 
+const TEST_ID = { type: 'string', pattern: '^(BC|CM|UL|RF)-([A-Z]+-)?\\d{2}$' } as const;
+
 export const knownIssueSchema = {
   type: 'array',
   items: {
@@ -19,10 +21,7 @@ export const knownIssueSchema = {
       id: { type: 'string', pattern: '^[A-Za-z0-9._-]+$', description: 'a stable name for the issue' },
       test: {
         description: 'the test plan ID, or several: one mechanism (a transport bug) can fail several tests',
-        oneOf: [
-          { type: 'string', pattern: '^(BC|CM|UL|RF)-([A-Z]+-)?\\d{2}$' },
-          { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', pattern: '^(BC|CM|UL|RF)-([A-Z]+-)?\\d{2}$' } },
-        ],
+        oneOf: [TEST_ID, { type: 'array', minItems: 1, uniqueItems: true, items: TEST_ID }],
       },
       ulp: {
         description: 'the ULP of the suite (iser, nfs, nvme, rds, srp, rping), or several: RF-* tests exist per ULP',
