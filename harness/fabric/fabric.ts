@@ -12,6 +12,7 @@ import type { BondSpec, Topology, TopologyNode } from '../topology/schema.ts';
 import { parseCidr } from '../net/ip.ts';
 import { ipBatch, writeSysfs } from './sysfs.ts';
 import { parseRdmaLinks, type RdmaLink } from './rdma.ts';
+import { modulesToLoad, unloadModules } from '../workload/modules.ts';
 
 export interface SlaveRecord {
   name: string;
@@ -63,8 +64,9 @@ async function ensureModules(node: Node, wanted: string[], rec: NodeFabricRecord
   const before = await loadedModules(node);
   const missing = wanted.filter((m) => !before.has(m));
   if (!missing.length) return;
-  // Record first: if modprobe half-succeeds, fabric down still tries to remove them.
-  rec.modulesLoaded.push(...missing);
+  // Record first (with the dependencies modprobe will pull in): if modprobe half-succeeds, fabric
+  // down still removes them — by name, never a module that was there before.
+  rec.modulesLoaded.push(...(await modulesToLoad(node, missing)));
   journal();
   // max_bonds=0: no automatic bond0 — bonds are created explicitly through sysfs.
   if (missing.includes('bonding')) await node.run(['modprobe', 'bonding', 'max_bonds=0'], { timeoutMs: 60_000 });
@@ -306,10 +308,8 @@ export async function fabricDown(lab: Lab, record: FabricRecord): Promise<{ node
           });
         }
       }
-      for (const m of [...rec.modulesLoaded].reverse()) {
-        // Only what we loaded, and only if nothing else uses it now.
-        await node.exec(['modprobe', '-r', m], { timeoutMs: 60_000 }).catch(() => undefined);
-      }
+      // Only what we loaded, and only if nothing else uses it now.
+      await unloadModules(node, rec.modulesLoaded);
     }),
   );
   await sleep(0);

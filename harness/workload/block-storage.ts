@@ -12,6 +12,7 @@ import type { ConnectionRef } from '../timeline/timeline.ts';
 import type { Ulp } from '../topology/defaults.ts';
 import { runFio, type FioOptions, type FioResult } from './fio.ts';
 import { UndoStack } from './undo.ts';
+import { modulesToLoad } from './modules.ts';
 import type { Workload, WorkloadResult } from './workload.ts';
 
 export interface BlockStorageOptions {
@@ -192,10 +193,9 @@ export abstract class BlockStorageWorkload implements Workload {
 
   /** Loads the modules that are missing, and only those are unloaded at teardown. */
   protected async modules(node: Node, wanted: readonly string[]): Promise<void> {
-    const have = new Set((await node.run(['cat', '/proc/modules'], { timeoutMs: 15_000 })).stdout.split('\n').map((l) => l.split(' ')[0]));
-    const missing = wanted.filter((m) => !have.has(m));
-    if (!missing.length) return;
-    await this.undo.change({ node: node.name, what: `unload ${missing.join(', ')}`, kind: 'modules', modules: missing }, () => node.run(['modprobe', '-a', ...missing], { timeoutMs: 120_000 }));
+    const load = await modulesToLoad(node, wanted);
+    if (!load.length) return;
+    await this.undo.change({ node: node.name, what: `unload ${load.join(', ')}`, kind: 'modules', modules: load }, () => node.run(['modprobe', '-a', ...wanted], { timeoutMs: 120_000 }));
   }
 
   /** Starts a daemon (in the foreground, tagged) unless one already runs: then it is left alone. */

@@ -1,14 +1,48 @@
-// Unloading the ULP modules a workload loaded (see undo.ts), without hanging on stuck work or
-// pulling a module from under a leaked cm_id.
+// The modules a workload loads (and only those: see undo.ts), and unloading them without hanging on
+// stuck work or pulling a module from under a leaked cm_id.
 import type { Node } from '../node/node.ts';
 import { stuckInRdma } from '../health/health.ts';
 import { parseCmIds } from '../fabric/rdma.ts';
 import { log } from '../log.ts';
 
-/** Best effort: a module still in use stays. */
+/**
+ * Module names from `modprobe --show-depends` ("insmod PATH/name.ko[.xz] [params]", "builtin name"),
+ * in load order (dependencies first), each once; builtins are left out (they never unload).
+ */
+export function parseShowDepends(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^insmod\s+(\S+)/.exec(line.trim());
+    if (!m) continue;
+    const name = m[1]!.split('/').pop()!.replace(/\.ko(\.\w+)?$/, '').replaceAll('-', '_');
+    if (!out.includes(name)) out.push(name);
+  }
+  return out;
+}
+
+/**
+ * What `modprobe -a WANTED` would insert that is not loaded yet — dependencies and soft
+ * dependencies included, dependencies first. Journal this list before loading: `modprobe -r`
+ * would also remove any unused dependency, a module the lab's owner loaded among them.
+ */
+export async function modulesToLoad(node: Node, wanted: readonly string[]): Promise<string[]> {
+  if (!wanted.length) return [];
+  const [deps, loaded] = await Promise.all([
+    node.run(['modprobe', '-a', '--show-depends', ...wanted], { timeoutMs: 30_000 }),
+    node.run(['cat', '/proc/modules'], { timeoutMs: 15_000 }),
+  ]);
+  const have = new Set(loaded.stdout.split('\n').map((l) => l.split(' ')[0]));
+  return parseShowDepends(deps.stdout).filter((m) => !have.has(m));
+}
+
+/**
+ * Unloads modules the harness loaded (the list modulesToLoad gave, in load order), newest first,
+ * each by name (rmmod: never a dependency it did not load). Best effort: a module still in use
+ * stays, loudly.
+ */
 export async function unloadModules(node: Node, modules: readonly string[]): Promise<void> {
   if (!modules.length) return;
-  // A ULP's exit waits for its stuck work (e.g. iser_release_work): modprobe -r would hang in D
+  // A ULP's exit waits for its stuck work (e.g. iser_release_work): rmmod would hang in D
   // state too. Leave the modules; the health check reports the node and the VM lab reboots it.
   const stuck = await stuckInRdma(node).catch(() => []);
   if (stuck.length) {
@@ -20,11 +54,19 @@ export async function unloadModules(node: Node, modules: readonly string[]): Pro
   // oopses (seen on 6.1 after svcrdma ignored ADDR_CHANGE). Keep such modules loaded.
   const ids = await node.exec(['rdma', '-j', 'res', 'show', 'cm_id'], { timeoutMs: 15_000 }).catch(() => undefined);
   const owners = new Set(ids?.exitCode === 0 ? parseCmIds(ids.stdout).map((c) => c.comm ?? '') : []);
+  const proc = await node.exec(['cat', '/proc/modules'], { timeoutMs: 15_000 }).catch(() => undefined);
+  const loaded = new Set(proc?.exitCode === 0 ? proc.stdout.split('\n').map((l) => l.split(' ')[0]) : modules);
+  const left: string[] = [];
   for (const m of [...modules].reverse()) {
+    if (!loaded.has(m)) continue;
     if (owners.has(`[${m}]`)) {
       log.warn({ node: node.name }, `not unloading ${m}: cm_ids it created still exist (leaked)`);
+      left.push(m);
       continue;
     }
-    await node.exec(['modprobe', '-r', m], { timeoutMs: 60_000 }).catch(() => undefined);
+    const r = await node.exec(['rmmod', m], { timeoutMs: 60_000 }).catch((e: Error) => ({ exitCode: -1, stderr: e.message }));
+    if (r.exitCode !== 0) left.push(`${m} (${r.stderr.trim().split('\n').pop() ?? `exit ${r.exitCode}`})`);
   }
+  // A module the harness loaded and left is a change left on someone's lab: say so.
+  if (left.length) log.warn({ node: node.name }, `modules the harness loaded are still loaded: ${left.join(', ')}`);
 }

@@ -10,6 +10,7 @@ import type { WorkloadEvent } from '../monitor/events.ts';
 import { ipOf } from '../net/ip.ts';
 import type { ConnectionRef } from '../timeline/timeline.ts';
 import { UndoStack } from './undo.ts';
+import { modulesToLoad } from './modules.ts';
 import type { Workload, WorkloadResult } from './workload.ts';
 
 // The tool travels as an argument (python3 -c): no file on the node, so no predictable name in /tmp
@@ -95,11 +96,10 @@ export class RdsWorkload implements Workload {
     await Promise.all(
       this.opts.nodes.map(async (n) => {
         const node = this.lab.node(n);
-        const have = new Set((await node.run(['cat', '/proc/modules'], { timeoutMs: 15_000 })).stdout.split('\n').map((l) => l.split(' ')[0]));
-        const missing = ['rds', 'rds_rdma'].filter((m) => !have.has(m));
+        const missing = await modulesToLoad(node, ['rds', 'rds_rdma']);
         // Loaded here, unloaded at teardown: that also drops the connections RDS caches after the
         // sockets close, so the next test starts without one. Modules someone else loaded stay.
-        if (missing.length) await this.undo.change({ node: n, what: `unload ${missing.join(', ')}`, kind: 'modules', modules: missing }, () => node.run(['modprobe', '-a', ...missing], { timeoutMs: 120_000 }));
+        if (missing.length) await this.undo.change({ node: n, what: `unload ${missing.join(', ')}`, kind: 'modules', modules: missing }, () => node.run(['modprobe', '-a', 'rds', 'rds_rdma'], { timeoutMs: 120_000 }));
       }),
     );
     return this;

@@ -12,6 +12,7 @@ import { rdmaLinks } from '../fabric/fabric.ts';
 import type { ConnectionRef } from '../timeline/timeline.ts';
 import { kernelLogSince, markKernelLog, scsiErrorsSince } from '../health/health.ts';
 import { BlockStorageWorkload, LabPreconditionError, type BlockStorageOptions } from './block-storage.ts';
+import { modulesToLoad } from './modules.ts';
 
 export interface SrpOptions extends BlockStorageOptions {
   target: string;
@@ -152,14 +153,22 @@ export class SrpWorkload extends BlockStorageWorkload {
     await this.modules(t, ['target_core_mod', 'target_core_file']);
     // ib_srpt takes the RDMA CM port as a module parameter on older kernels, via configfs on newer.
     const params = (await t.exec(['modinfo', '-p', 'ib_srpt'])).stdout;
-    if ((await t.exec(['test', '-d', '/sys/module/ib_srpt'])).exitCode !== 0) {
-      await this.undo.change({ node: t.name, what: 'unload ib_srpt', kind: 'modules', modules: ['ib_srpt'] }, () =>
+    const srpt = await modulesToLoad(t, ['ib_srpt']);
+    if (srpt.length) {
+      await this.undo.change({ node: t.name, what: `unload ${srpt.join(', ')}`, kind: 'modules', modules: srpt }, () =>
         t.run(['modprobe', 'ib_srpt', ...(/^rdma_cm_port:/m.test(params) ? [`rdma_cm_port=${this.o.port}`] : [])], { timeoutMs: 60_000 }),
       );
     }
+    // srpt's configfs group (and its discovery_auth/rdma_cm_port) exists only once someone made the
+    // fabric directory: after a plain modprobe nothing listens, and every login is rejected with
+    // reason 0x8 (invalid service ID). Making it takes a reference on ib_srpt; removing it drops it.
+    if ((await t.exec(['test', '-d', `${CFG}/srpt`])).exitCode !== 0) {
+      await this.undo.change({ node: t.name, what: 'remove the srpt fabric directory', kind: 'argv', argv: ['rmdir', `${CFG}/srpt`] }, () => t.run(['mkdir', `${CFG}/srpt`]));
+    }
     const cmPort = `${CFG}/srpt/discovery_auth/rdma_cm_port`;
-    const listening = (await t.exec(['cat', cmPort])).stdout.trim();
-    if (listening && listening !== '0' && listening !== String(this.o.port)) this.o.port = Number(listening); // someone's ib_srpt: its port
+    const listening = (await t.run(['cat', cmPort])).stdout.trim();
+    if (!/^\d+$/.test(listening)) throw new Error(`${t.name}: ${cmPort} reads ${JSON.stringify(listening)}, not a port number`);
+    if (listening !== '0' && listening !== String(this.o.port)) this.o.port = Number(listening); // someone's ib_srpt: its port
     else if (listening === '0') await this.undo.change({ node: t.name, what: 'stop ib_srpt listening on the RDMA CM port', kind: 'argv', argv: ['sh', '-c', 'echo 0 > "$1"', 'srpt-port', cmPort] }, () => t.writeFile(cmPort, String(this.o.port)));
 
     // srpt names its ports by GID 0, which rxe fills in only after the device appears.

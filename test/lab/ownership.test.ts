@@ -1,8 +1,9 @@
 // A lab is not the harness's: it creates, changes and removes only objects it named itself. For real,
 // in the VM lab: the user's own storage objects are planted on the guests first — an LIO iSCSI target
 // and LUN, a line in /etc/exports (with the file's stock comments), an nvmet port 1 and a subsystem, an SRP
-// target (on an RDMA device of the user's), an iSCSI iface, node record and running iscsid — then
-// the storage certification runs, and every byte of them must be as it was.
+// target (on an RDMA device of the user's), an iSCSI iface, node record and running iscsid, and a module
+// loaded but unused (scsi_transport_srp: ib_srp's dependency, which `modprobe -r ib_srp` would take
+// with it) — then the storage certification runs, and every byte of them must be as it was.
 import { expect } from 'chai';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -57,13 +58,14 @@ sed -i '/user-share\\|the user.s exports/d' /etc/exports; rm -f /root/user-disk.
 
 /** The user's objects on the initiator/client node. */
 const PLANT_CLIENT = `set -e
+modprobe scsi_transport_srp
 mkdir -p /run/lock/iscsi
 iscsid
 iscsiadm -m iface -I user_iface -o new >/dev/null
 iscsiadm -m node -T iqn.2003-01.org.example:remote -p 10.9.9.9:3260 -I user_iface -o new >/dev/null`;
 
 const UNPLANT_CLIENT = `iscsiadm -m node -T iqn.2003-01.org.example:remote -p 10.9.9.9:3260 -I user_iface -o delete >/dev/null 2>&1
-iscsiadm -m iface -I user_iface -o delete >/dev/null 2>&1; pkill -x iscsid; true`;
+iscsiadm -m iface -I user_iface -o delete >/dev/null 2>&1; pkill -x iscsid; rmmod scsi_transport_srp 2>/dev/null; true`;
 
 /** Every path and every readable attribute value under the user's objects, the files they own, and
  *  the daemons and records they run: compared byte for byte before and after. */
@@ -81,7 +83,7 @@ echo "iscsid $(pgrep -x iscsid)"
 echo "ifaces $(ls /etc/iscsi/ifaces 2>/dev/null | tr '\\n' ' ')"
 echo "nodes $(ls /etc/iscsi/nodes 2>/dev/null | tr '\\n' ' ')"
 echo "rdma $(rdma link show | grep user_rxe)"
-echo "modules $(for m in ib_srpt nvmet iscsi_target_mod target_core_file; do [ -d /sys/module/$m ] && printf '%s ' $m; done)"`;
+echo "modules $(for m in ib_srpt nvmet iscsi_target_mod target_core_file scsi_transport_srp; do [ -d /sys/module/$m ] && printf '%s ' $m; done)"`;
 
 /** What the harness names its own objects: none may be left. */
 const OURS = `find ${T} ${N} -maxdepth 4 \\( -name 'rf_*' -o -name 'fileio_424*' -o -name '*rf-iser*' -o -name '*rf-nvme*' -o -name 'port_442*' \\) 2>/dev/null
