@@ -28,10 +28,14 @@ export interface SrpOptions extends BlockStorageOptions {
 const CFG = '/sys/kernel/config/target';
 const DIR = '/run/rf-srp';
 
-/** ib_srpt's two names for an RDMA port (port_guid_id, port_gid_id), from GID 0: "NAME NAME" per port. */
+/**
+ * ib_srpt's two names for an RDMA port, from GID 0 (srpt_refresh_port): the interface ID, the GID's
+ * last 64 bits ("%04x:%04x:%04x:%04x"), and the whole GID ("0x%016llx%016llx"); "GUID GID" per port.
+ * Not every GID is fe80::/64 (siw's is the MAC, then zeros: its interface ID is all zeros).
+ */
 const PORT_NAMES = `for d; do for p in /sys/class/infiniband/$d/ports/*; do
   g=$(cat "$p/gids/0")
-  echo "\${g#fe80:0000:0000:0000:} 0x$(echo "$g" | tr -d :)"
+  echo "$(echo "$g" | cut -d: -f5-8) 0x$(echo "$g" | tr -d :)"
 done; done`;
 
 /** Every RDMA port has a GID 0 (not all zeros). */
@@ -183,7 +187,8 @@ export class SrpWorkload extends BlockStorageWorkload {
       throw new LabPreconditionError(`ib_srpt on ${t.name} already has a target on the bond's RDMA port (${taken.join(', ')}): srpt's enable is per port, so the harness could not tear its own target down without disabling that one`);
     }
     const hba = await this.freeHba(t, 'fileio');
-    const ids = names.map((n) => n[0]);
+    // Ours is named by the whole GID: unique per port, where the interface ID may not be (siw's is zero).
+    const ids = names.map((n) => n[1]);
     await this.undo.change({ node: t.name, what: `remove the SRP target (${ids.join(', ')}/rf_tpg, ${hba}/rf_srp)`, kind: 'argv', argv: ['sh', '-c', TARGET_DOWN, 'srp-target-down', DIR, hba, ...ids] }, () =>
       t.run(['sh', '-c', TARGET_UP, 'srp-target-up', String((this.size.sizeMiB + 8) * 2 ** 20), DIR, hba, `${this.ip(this.o.initiator)} ${this.ip(this.o.target)}`, ...ids], { timeoutMs: 60_000 }),
     );
