@@ -187,8 +187,9 @@ export class SrpWorkload extends BlockStorageWorkload {
       throw new LabPreconditionError(`ib_srpt on ${t.name} already has a target on the bond's RDMA port (${taken.join(', ')}): srpt's enable is per port, so the harness could not tear its own target down without disabling that one`);
     }
     const hba = await this.freeHba(t, 'fileio');
-    // Ours is named by the whole GID: unique per port, where the interface ID may not be (siw's is zero).
-    const ids = names.map((n) => n[1]);
+    // Ours is named by the interface ID: srpt matches an RDMA CM login against the ACLs of a
+    // GID-named port by the initiator's port ID only (srpt_cm_req_recv), never by its address.
+    const ids = names.map((n) => n[0]);
     await this.undo.change({ node: t.name, what: `remove the SRP target (${ids.join(', ')}/rf_tpg, ${hba}/rf_srp)`, kind: 'argv', argv: ['sh', '-c', TARGET_DOWN, 'srp-target-down', DIR, hba, ...ids] }, () =>
       t.run(['sh', '-c', TARGET_UP, 'srp-target-up', String((this.size.sizeMiB + 8) * 2 ** 20), DIR, hba, `${this.ip(this.o.initiator)} ${this.ip(this.o.target)}`, ...ids], { timeoutMs: 60_000 }),
     );
