@@ -55,19 +55,14 @@ function linkModules(spec: TopologyNode): string[] {
   return m;
 }
 
-async function loadedModules(node: Node): Promise<Set<string>> {
-  const r = await node.run(['cat', '/proc/modules'], { timeoutMs: 15_000 });
-  return new Set(r.stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter(Boolean));
-}
-
 async function ensureModules(node: Node, wanted: string[], rec: NodeFabricRecord, journal: () => void): Promise<void> {
-  const before = await loadedModules(node);
-  const missing = wanted.filter((m) => !before.has(m));
-  if (!missing.length) return;
+  const load = await modulesToLoad(node, wanted);
+  if (!load.length) return;
   // Record first (with the dependencies modprobe will pull in): if modprobe half-succeeds, fabric
   // down still removes them — by name, never a module that was there before.
-  rec.modulesLoaded.push(...(await modulesToLoad(node, missing)));
+  rec.modulesLoaded.push(...load);
   journal();
+  const missing = wanted.filter((m) => load.includes(m));
   // max_bonds=0: no automatic bond0 — bonds are created explicitly through sysfs.
   if (missing.includes('bonding')) await node.run(['modprobe', 'bonding', 'max_bonds=0'], { timeoutMs: 60_000 });
   const rest = missing.filter((m) => m !== 'bonding');

@@ -27,12 +27,14 @@ export function parseShowDepends(text: string): string[] {
  */
 export async function modulesToLoad(node: Node, wanted: readonly string[]): Promise<string[]> {
   if (!wanted.length) return [];
-  const [deps, loaded] = await Promise.all([
-    node.run(['modprobe', '-a', '--show-depends', ...wanted], { timeoutMs: 30_000 }),
-    node.run(['cat', '/proc/modules'], { timeoutMs: 15_000 }),
-  ]);
-  const have = new Set(loaded.stdout.split('\n').map((l) => l.split(' ')[0]));
+  const [deps, have] = await Promise.all([node.run(['modprobe', '-a', '--show-depends', ...wanted], { timeoutMs: 30_000 }), loadedModules(node)]);
   return parseShowDepends(deps.stdout).filter((m) => !have.has(m));
+}
+
+/** The modules loaded now (/proc/modules). */
+export async function loadedModules(node: Node): Promise<Set<string>> {
+  const r = await node.run(['cat', '/proc/modules'], { timeoutMs: 15_000 });
+  return new Set(r.stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter(Boolean));
 }
 
 /**
@@ -54,8 +56,7 @@ export async function unloadModules(node: Node, modules: readonly string[]): Pro
   // oopses (seen on 6.1 after svcrdma ignored ADDR_CHANGE). Keep such modules loaded.
   const ids = await node.exec(['rdma', '-j', 'res', 'show', 'cm_id'], { timeoutMs: 15_000 }).catch(() => undefined);
   const owners = new Set(ids?.exitCode === 0 ? parseCmIds(ids.stdout).map((c) => c.comm ?? '') : []);
-  const proc = await node.exec(['cat', '/proc/modules'], { timeoutMs: 15_000 }).catch(() => undefined);
-  const loaded = new Set(proc?.exitCode === 0 ? proc.stdout.split('\n').map((l) => l.split(' ')[0]) : modules);
+  const loaded = await loadedModules(node).catch(() => new Set(modules));
   const left: string[] = [];
   for (const m of [...modules].reverse()) {
     if (!loaded.has(m)) continue;
