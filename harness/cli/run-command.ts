@@ -7,6 +7,7 @@ import { PROJECT_ROOT } from '../vmlab/paths.ts';
 import { DEFAULT_TOPOLOGY, loadOrExit } from './open-lab.ts';
 import { parseKernelOption } from './lab-commands.ts';
 import { knownIssues } from '../known/known-issues.ts';
+import { journalDir } from '../journal.ts';
 import { shardFrom, type Shard } from '../run/shard.ts';
 import { rerunSelection } from '../run/rerun.ts';
 import { readReport, writeReports } from '../report/write.ts';
@@ -69,7 +70,9 @@ export function runSuites(o: RunOptions): Promise<number> {
   };
   return new Promise((res) => {
     const child = spawn(process.execPath, args, { cwd: PROJECT_ROOT, env, stdio: 'inherit', detached: true });
+    let signalled: NodeJS.Signals | undefined;
     const forward = (sig: NodeJS.Signals) => {
+      signalled ??= sig;
       // the whole group: mocha runs the suites in a child of its own (node options)
       try {
         if (child.pid) process.kill(-child.pid, sig);
@@ -79,9 +82,17 @@ export function runSuites(o: RunOptions): Promise<number> {
     };
     process.on('SIGINT', forward);
     process.on('SIGTERM', forward);
-    child.on('exit', (code) => {
+    child.on('exit', (code, signal) => {
       process.off('SIGINT', forward);
       process.off('SIGTERM', forward);
+      // An interrupted run is never a success: a Ctrl-C that lands before the suites have their
+      // stop handler kills them outright, and mocha's wrapper then exits 0 (measured: Ctrl-C 1 s
+      // after start → exit 0, no output). The suites' orderly stop exits 130 and says so itself.
+      if (signalled && code !== 130) {
+        process.stderr.write(`\n${signalled}: the suites ended (${code === null ? `killed by ${signal}` : `exit ${code}`}) before an orderly stop; the next run replays the restore journals in ${journalDir()}\n`);
+        res(130);
+        return;
+      }
       res(code ?? 1);
     });
   });

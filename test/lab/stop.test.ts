@@ -106,14 +106,28 @@ describe('stopping a run leaves the lab as found', function () {
     const stopMs = Date.now() - t0;
     expect(code, run.output().slice(-3000)).to.equal(130);
     expect(stopMs, 'the stop is bounded').to.be.lessThan(120_000);
-    expect(run.output()).to.match(/SIGINT: stopping/).and.to.match(/stopped after [\d.]+ s: the lab is restored/);
-    expect(run.output(), 'one Ctrl-C is one stop, not a forced exit').to.not.match(/again: exiting/);
+    const out = run.output();
+    expect(out, out.slice(-3000)).to.match(/SIGINT: stopping/).and.to.match(/stopped after [\d.]+ s: the lab is restored/);
+    expect(out, 'one Ctrl-C is one stop, not a forced exit').to.not.match(/again: exiting/);
     expect(await leftovers()).to.deep.equal([]);
     expect(listJournals(LAB), 'every journal entry was undone').to.deep.equal([]);
     const rep = latestReport(reports);
     expect(rep.run.interrupted?.why).to.match(/SIGINT/);
     expect(rep.tests.map((t) => t.status)).to.deep.equal(['interrupted']);
     process.stdout.write(`      measured: SIGINT → exit 130 in ${(stopMs / 1000).toFixed(1)} s, lab restored\n`);
+  });
+
+  it('Ctrl-C while the suites are still starting: the run is interrupted (130), never a success', async () => {
+    const run = startRun(['rds.failover', '--grep', 'RF-03 both links down'], childEnv(join(dir, 'early')));
+    // the moment the runner has started the suites: neither mocha nor the suites can stop in order yet
+    const t0 = Date.now();
+    while (!childrenOf(run.child.pid!).length && Date.now() - t0 < 60_000) await sleep(20);
+    process.kill(-run.child.pid!, 'SIGINT');
+    const { code } = await run.exited;
+    expect(code, run.output().slice(-3000)).to.equal(130);
+    expect(run.output()).to.match(/SIGINT: (stopping|the suites ended)/);
+    expect(await leftovers()).to.deep.equal([]);
+    expect(listJournals(LAB)).to.deep.equal([]);
   });
 
   it('kill -9 of the runner alone: the suites notice and stop in order by themselves — lab restored, report marked interrupted', async () => {
