@@ -85,10 +85,20 @@ echo "nodes $(ls /etc/iscsi/nodes 2>/dev/null | tr '\\n' ' ')"
 echo "rdma $(rdma link show | grep user_rxe)"
 echo "modules $(for m in ib_srpt nvmet iscsi_target_mod target_core_file scsi_transport_srp; do [ -d /sys/module/$m ] && printf '%s ' $m; done)"`;
 
+/** Every loaded module (measured, not asserted: a lab that earlier runs left modules on changes it). */
+const MODULES = "cut -d' ' -f1 /proc/modules | sort";
+
 /** What the harness names its own objects: none may be left. */
 const OURS = `find ${T} ${N} -maxdepth 4 \\( -name 'rf_*' -o -name 'fileio_424*' -o -name '*rf-iser*' -o -name '*rf-nvme*' -o -name 'port_442*' \\) 2>/dev/null
 [ -d ${N}/ports/4420 ] && echo "${N}/ports/4420"
 ls /etc/iscsi/ifaces/rf_iser 2>/dev/null; grep rf-nfs /var/lib/nfs/etab 2>/dev/null; ls -d /srv/rf-nfs /mnt/rf-nfs /run/rf-iser /run/rf-nvme /run/rf-srp 2>/dev/null; true`;
+
+/** The snapshot lines that differ, as "- before" and "+ after" (readable in a failure). */
+function changed(before: string, after: string): string[] {
+  const a = before.split('\n');
+  const b = after.split('\n');
+  return [...a.filter((l) => !b.includes(l)).map((l) => `- ${l}`), ...b.filter((l) => !a.includes(l)).map((l) => `+ ${l}`)];
+}
 
 /** The nodes the runs under `dir` rebooted (a retry on a fresh lab, or a repair before a test). */
 function rebootsIn(dir: string): string[] {
@@ -132,8 +142,10 @@ describe('the harness touches only what it created: the user\'s own storage obje
     this.timeout(3_000_000);
     let r: Awaited<ReturnType<typeof cli>>;
     let before: { server: string; client: string };
+    let modsBefore: string[][] = [];
     for (let round = 1; ; round++) {
       before = { server: await snap(server()), client: await snap(client()) };
+      modsBefore = await Promise.all([server(), client()].map(async (n) => (await n.run(['sh', '-c', MODULES])).stdout.split('\n').filter(Boolean)));
       expect(before.server).to.include('user_disk').and.to.include('user_tpg').and.to.include(`${N}/ports/1`);
       expect(before.client).to.match(/iscsid \d+/).and.to.include('user_iface');
       const reports = join(dir, `reports-${round}`);
@@ -155,9 +167,15 @@ describe('the harness touches only what it created: the user\'s own storage obje
     // iSER, NFS, NVMe pass; SRP fails the known way (it ignores ADDR_CHANGE): exit 3, known only
     expect(r.stdout, r.stdout.slice(-4000)).to.match(/\n3 passed, 0 failed, 0 skipped\n/).and.to.match(/1 known failure: UL-SRP-01/);
     expect(r.code).to.equal(3);
-    expect(await snap(server())).to.equal(before.server);
-    expect(await snap(client())).to.equal(before.client);
+    for (const [n, was] of [[server(), before.server], [client(), before.client]] as const) {
+      const now = await snap(n);
+      expect(changed(was, now).join('\n'), `${n.name}: lines before → after`).to.equal('');
+      expect(now, `${n.name}: byte for byte`).to.equal(was);
+    }
     for (const n of [server(), client()]) expect((await n.run(['sh', '-c', OURS])).stdout.trim(), `${n.name}: the harness's own objects`).to.equal('');
+    const modsAfter = await Promise.all([server(), client()].map(async (n) => (await n.run(['sh', '-c', MODULES])).stdout.split('\n').filter(Boolean)));
+    const modDiff = [server(), client()].map((n, i) => `${n.name} ${changed(modsBefore[i]!.join('\n'), modsAfter[i]!.join('\n')).join(' ') || 'as before'}`);
+    console.log(`      measured: loaded modules after the run: ${modDiff.join('; ')}`);
     expect(listJournals(LAB)).to.deep.equal([]);
   });
 });

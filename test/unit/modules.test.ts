@@ -2,7 +2,7 @@
 // (dependencies and soft dependencies included, in load order), never from `modprobe -r`, which also
 // removes any unused dependency — a module the lab's owner loaded among them.
 import { expect } from 'chai';
-import { parseShowDepends } from '../../harness/workload/modules.ts';
+import { holdersToUnload, parseHolders, parseShowDepends } from '../../harness/workload/modules.ts';
 
 // Captured from a 6.1.0-57 guest: `modprobe -a --show-depends ib_srpt rds_rdma siw bonding`.
 const SHOWN = `insmod /lib/modules/6.1.0-57-amd64/kernel/crypto/crct10dif_common.ko 
@@ -27,5 +27,39 @@ describe('modules: what modprobe would load', () => {
 
   it('leaves builtins and noise out', () => {
     expect(parseShowDepends('builtin configfs\nmodprobe: FATAL: Module nope not found\n\n')).to.deep.equal([]);
+  });
+});
+
+// What the harness loaded for iSER and NVMe, and what the kernel and iscsid loaded on top of them
+// (the holders named by rmmod's "in use by" in a 6.1 guest after UL-ISER-01 and UL-NVME-01).
+const HOLDERS = `scsi_transport_iscsi:ib_iser iscsi_tcp libiscsi libiscsi_tcp 
+libiscsi:ib_iser iscsi_tcp libiscsi_tcp 
+ib_iser:
+crc64:crc64_rocksoft_generic 
+crc64_rocksoft:t10_pi 
+t10_pi:
+libiscsi_tcp:iscsi_tcp 
+iscsi_tcp:
+crc64_rocksoft_generic:
+`;
+
+describe('modules: what was loaded on top of ours', () => {
+  const holders = parseHolders(HOLDERS);
+
+  it('reads /sys/module/*/holders as printed by the one-round-trip script', () => {
+    expect(holders.get('libiscsi')).to.deep.equal(['ib_iser', 'iscsi_tcp', 'libiscsi_tcp']);
+    expect(holders.get('ib_iser')).to.deep.equal([]);
+  });
+
+  it('unloads the modules loaded on top of ours, each after every module that holds it, and nothing of ours twice', () => {
+    const ours = ['scsi_transport_iscsi', 'libiscsi', 'ib_iser', 'crc64', 'crc64_rocksoft', 't10_pi'];
+    const order = holdersToUnload(ours, holders);
+    expect(order).to.have.members(['iscsi_tcp', 'libiscsi_tcp', 'crc64_rocksoft_generic']).and.to.have.length(3);
+    expect(order.indexOf('iscsi_tcp'), 'iscsi_tcp holds libiscsi_tcp').to.be.lessThan(order.indexOf('libiscsi_tcp'));
+  });
+
+  it('nothing on top: nothing extra', () => {
+    expect(holdersToUnload(['ib_iser'], holders)).to.deep.equal([]);
+    expect(holdersToUnload([], holders)).to.deep.equal([]);
   });
 });
