@@ -89,7 +89,8 @@ export interface RepeatStat {
   unstable: boolean;
 }
 
-const REPEAT = / \[repeat (\d+)\/(\d+)\]$/;
+/** " [repeat i/N]" at the end of a repeated test's title */
+export const REPEAT = / \[repeat (\d+)\/(\d+)\]$/;
 
 /** Per test repeated with --repeat: pass rate, outage distribution, and whether its verdict changed. */
 export function repeatStats(tests: readonly CollectedTest[]): RepeatStat[] {

@@ -11,7 +11,7 @@ import { relative } from 'node:path';
 import { recordOf, type TestRecord } from '../fixture/test.ts';
 import { stopRequested } from '../fixture/stop.ts';
 import { bold, dim, green, red, yellow } from '../cli/style.ts';
-import { buildReport, newRunId, redact, repeatStats, type CollectedTest } from './build.ts';
+import { buildReport, newRunId, redact, REPEAT, repeatStats, type CollectedTest } from './build.ts';
 import { progress, type StepProgress } from './progress.ts';
 import { runContext } from './registry.ts';
 import { writeReports } from './write.ts';
@@ -26,6 +26,14 @@ function suiteTitle(t: Mocha.Runnable): string {
   const out: string[] = [];
   for (let p = t.parent; p; p = p.parent) if (p.title) out.unshift(p.title);
   return out.join(' › ') || '(root)';
+}
+
+/** A repeated test's verdicts in words: "5 passed of 5", "2 passed, 2 failed of 4", "5 known failures of 5". */
+export function repeatCounts(r: { runs: number; passed: number; known: number; failed: number; skipped: number }): string {
+  const parts = ([[r.passed, 'passed', 'passed'], [r.known, 'known failure', 'known failures'], [r.failed, 'failed', 'failed'], [r.skipped, 'skipped', 'skipped']] as const)
+    .filter(([n]) => n > 0)
+    .map(([n, one, many]) => `${n} ${n === 1 ? one : many}`);
+  return `${parts.join(', ')} of ${r.runs}`;
 }
 
 function firstLine(s: string, max = 240): string {
@@ -173,9 +181,15 @@ export default class HarnessReporter extends Base {
       const skipped = this.collected.filter((c) => c.state === 'pending').length;
       const stats = repeatStats(this.collected);
       const repeats = stats.length
-        ? `\n${bold('repeats')}:\n${stats.map((r) => `  ${r.unstable ? red('UNSTABLE') : green('stable  ')} ${r.passRate * 100 === 100 ? '100' : (r.passRate * 100).toFixed(0).padStart(3)} % of ${r.runs} — ${r.title}${r.outage ? dim(` — outage min ${r.outage.minMs} / median ${r.outage.medianMs} / p90 ${r.outage.p90Ms} / max ${r.outage.maxMs} ms`) : ''}`).join('\n')}\n`
+        ? `\n${bold('repeats')}:\n${stats.map((r) => `  ${r.unstable ? red('UNSTABLE') : green('stable  ')} ${repeatCounts(r)} — ${r.title}${r.outage ? dim(` — outage min ${r.outage.minMs} / median ${r.outage.medianMs} / p90 ${r.outage.p90Ms} / max ${r.outage.maxMs} ms`) : ''}`).join('\n')}\n`
         : '';
-      const knownLine = known.length ? `${yellow(`${known.length} known failure${known.length > 1 ? 's' : ''}`)}: ${known.map((c) => `${c.record?.planId ?? c.title}${c.record?.ulp ? ` (${c.record.ulp})` : ''} → ${c.record?.knownFailure?.id}`).join(', ')}\n` : '';
+      // one entry per test and issue (repeats of it counted, not listed again)
+      const knownNames = new Map<string, number>();
+      for (const c of known) {
+        const k = `${c.record?.planId ?? c.title.replace(REPEAT, '')}${c.record?.ulp ? ` (${c.record.ulp})` : ''} → ${c.record?.knownFailure?.id}`;
+        knownNames.set(k, (knownNames.get(k) ?? 0) + 1);
+      }
+      const knownLine = known.length ? `${yellow(`${known.length} known failure${known.length > 1 ? 's' : ''}`)}: ${[...knownNames].map(([k, n]) => (n > 1 ? `${k} ×${n}` : k)).join(', ')}\n` : '';
       process.stdout.write(`${banner ? `${banner}\n` : ''}${this.failureList()}\n${extra}${repeats}\n${knownLine}${passed} passed, ${failed} failed, ${skipped} skipped\n`);
     };
     if (process.env.RDMA_FAILOVER_REPORTS === 'off') return finish('');

@@ -258,7 +258,7 @@ export const reportSchema = {
         interrupted: { type: 'integer', minimum: 0 },
         repeats: {
           type: 'array',
-          description: 'tests run several times (--repeat): pass rate, outage distribution, unstable when the verdict changed',
+          description: 'tests run several times (--repeat): verdict counts, passRate (the share of the runs that ran whose verdict was the expected one: a pass, or the known failure — see passed and known), outage distribution, unstable when the verdict changed',
           items: {
             type: 'object',
             required: ['title', 'runs', 'passed', 'failed', 'known', 'skipped', 'passRate', 'verdicts', 'unstable'],
