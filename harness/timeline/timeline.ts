@@ -203,11 +203,14 @@ export function buildTimeline(input: TimelineInput): Timeline {
   // Bond state just before the fault, for "what changed".
   const bondEvents = input.events.filter(is('bond')).filter((e) => e.node === fault.node && (!bond || e.bond === bond.bond)).sort((a, b) => a.t - b.t);
   const before = [...bondEvents].reverse().find((e) => e.t < fault.t);
+  // Phases come only from the window: with several faults in one test (RF-06's drops) each window
+  // ends at the next fault, and a later drop's failover is not this one's.
+  const bondWindow = bondEvents.filter((e) => e.t >= from && e.t <= until);
 
   // carrier lost (for a failback: the primary's carrier back, the change the bond reacts to)
   const back = fault.kind === 'failback';
   const carrierLink = ev.filter(is('link')).find((e: LinkEvent) => e.node === fault.node && e.ifname === fault.ifname && (back ? e.carrier && e.adminUp : !e.carrier || !e.adminUp));
-  const carrierBond = bondEvents.find((e) => e.t >= from && fault.ifname !== undefined && e.changed.includes(`carrier:${fault.ifname}`) && e.carriers[fault.ifname] === (back ? '1' : '0'));
+  const carrierBond = bondWindow.find((e) => fault.ifname !== undefined && e.changed.includes(`carrier:${fault.ifname}`) && e.carriers[fault.ifname] === (back ? '1' : '0'));
   const carrier = [carrierLink, carrierBond].filter(Boolean).sort((a, b) => a!.t - b!.t)[0];
   put('carrier_lost', carrier, fault.ifname ? `${fault.node}/${fault.ifname}` : undefined, fault.ifname ? `no carrier change of ${fault.node}/${fault.ifname} (ip monitor link, bond sysfs)` : 'the fault does not target a link');
 
@@ -215,7 +218,7 @@ export function buildTimeline(input: TimelineInput): Timeline {
   const bondName = bond?.bond ?? fault.bond;
   const oldActive = fault.before?.activeSlave ?? before?.activeSlave;
   const oldAddress = fault.before?.address ?? before?.address;
-  const failBond = bondEvents.find((e: BondEvent) => e.t >= from && e.changed.includes('active_slave') && e.activeSlave && e.activeSlave !== oldActive);
+  const failBond = bondWindow.find((e: BondEvent) => e.changed.includes('active_slave') && e.activeSlave && e.activeSlave !== oldActive);
   const failLog = ev.filter(is('kmsg')).find((e: KmsgEvent) => e.node === fault.node && e.cls === 'bonding' && /making interface (\S+ )?the new active one|now the active interface/.test(e.text));
   // NETDEV_BONDING_FAILOVER itself, as rtnetlink reports it: the event the RDMA CM reacts to.
   const failEvent = ev.filter(is('link')).find((e: LinkEvent) => e.node === fault.node && e.ifname === bondName && e.event === 'BONDING FAILOVER');
@@ -233,7 +236,7 @@ export function buildTimeline(input: TimelineInput): Timeline {
   }
 
   // bond hardware address (sysfs poller, or rtnetlink's view of the bond)
-  const addrPoll = bondEvents.find((e) => e.t >= from && e.changed.includes('address'));
+  const addrPoll = bondWindow.find((e) => e.changed.includes('address'));
   const addrLink = ev.filter(is('link')).find((e: LinkEvent) => e.node === fault.node && e.ifname === bondName && !!e.address && !!oldAddress && e.address !== oldAddress);
   const addr = [addrPoll, addrLink].filter(Boolean).sort((a, b) => a!.t - b!.t)[0];
   const newMac = addr?.address;
@@ -331,7 +334,9 @@ export function buildTimeline(input: TimelineInput): Timeline {
   }
   const lastInc = seq[seq.length - 1];
   const trailing = lastInc && !final ? ioUntil - lastInc.t : 0;
-  const resumeFrom = est?.t ?? fault.t;
+  // I/O resumes after the fault took effect (a carrier drop seen a few ms after the command): a
+  // progress report between the command and the drop is I/O from before the outage.
+  const resumeFrom = est?.t ?? (EFFECT_SEEN.includes(fault.kind) && carrier ? Math.max(carrier.t, fault.t) : fault.t);
   if (!c.workload) {
     put('io_stalled', undefined, undefined, 'no workload progress stream for this connection');
     put('io_resumed', undefined, undefined, 'no workload progress stream for this connection');

@@ -129,6 +129,31 @@ describe('timeline rules (synthetic events)', () => {
     expect(ok.phases.find((p) => p.id === 'established')).to.include({ atMs: 1500 });
   });
 
+  // RF-06 (measured, --repeat 5): with several short drops in one test, each drop's timeline showed
+  // the first bond switch after it — even one after the next drop — as its failover.
+  it('a drop\'s window ends at the next fault: a later failover is not this drop\'s', () => {
+    const bond = (t: number, active: string): LabEvent => ({ source: 'bond', t, node: 'a', bond: 'bond0', activeSlave: active, address: active === 'eth0' ? 'aa' : 'bb', miiStatus: 'up', carriers: { eth0: '1', eth1: '1' }, changed: ['active_slave', 'address'] });
+    const drop: FaultRef = { ...fault, before: { activeSlave: 'eth0', address: 'aa' } };
+    const events = [bond(500, 'eth0'), bond(3200, 'eth1')]; // the second drop, at 3000, fails over
+    const first = buildTimeline({ events, fault: drop, connection: conn, bonds: b, until: 2999 });
+    expect(first.phases.find((p) => p.id === 'bond_failover')!.missing).to.equal(true);
+    expect(first.phases.find((p) => p.id === 'bond_address')!.missing).to.equal(true);
+    expect(first.summary.failoverMs).to.equal(undefined);
+    const second = buildTimeline({ events, fault: { ...drop, t: 3000 }, connection: conn, bonds: b });
+    expect(second.summary.failoverMs).to.equal(200);
+  });
+
+  // RF-06 reported an outage of -0.2 ms: the first progress after the command, a few ms before the
+  // drop took effect, was taken as I/O resuming.
+  it('I/O resumes after the fault took effect, never before it: no negative outage', () => {
+    const link = (t: number): LabEvent => ({ source: 'link', t, node: 'a', ifname: 'eth0', carrier: false, adminUp: true, operstate: 'DOWN' });
+    const events = [prog(900, 1), prog(950, 2), prog(1004.8, 3), link(1005), prog(1060, 4)];
+    const tl = buildTimeline({ events, fault, connection: conn, bonds: b });
+    expect(tl.phases.find((p) => p.id === 'io_resumed')).to.include({ atMs: 60 });
+    expect(tl.summary.outageMs).to.be.at.least(0);
+    expect(tl.summary.outageMs).to.equal(55);
+  });
+
   // RF-03: both links down, then the same slave back. The bonding driver logs "making interface eth0
   // the new active one" and raises BONDING_FAILOVER, but it is not a failover (it was shown as eth0 → eth0).
   it('every slave down, then the same one back, is "bond active again", not a failover', () => {
