@@ -3,7 +3,7 @@
 // open-iscsi with an `iser` iface on the initiator; fio with verification on the disk.
 // Everything it creates carries its own name — the IQN, an HBA index nobody uses, the iface, the
 // node record — and discovery stores nothing, so a user's targets and records are never touched.
-import { waitFor } from '../clock.ts';
+import { waitFor, within } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
 import type { ConnectionRef } from '../timeline/timeline.ts';
 import { markKernelLog, scsiErrorsSince } from '../health/health.ts';
@@ -105,8 +105,8 @@ export class IserWorkload extends BlockStorageWorkload {
     // Discovery proves the portal answers over iSER; nonpersistent: no records of other targets.
     await waitFor(
       'iSCSI discovery',
-      async () => {
-        const r = await i.exec(['iscsiadm', '-m', 'discovery', '-t', 'st', '-p', this.portal, '-I', IFACE, '-o', 'nonpersistent'], { timeoutMs: 30_000 });
+      async (left) => {
+        const r = await i.exec(['iscsiadm', '-m', 'discovery', '-t', 'st', '-p', this.portal, '-I', IFACE, '-o', 'nonpersistent'], { timeoutMs: within(left, 30_000) });
         return r.exitCode === 0 && r.stdout.includes(this.o.iqn) ? true : undefined;
       },
       { timeoutMs: 60_000, intervalMs: 1000 },

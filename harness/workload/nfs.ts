@@ -6,7 +6,7 @@
 // only when they were not running; a user's NFS server keeps running with its exports untouched
 // (and is used only if it already listens on RDMA: a listener cannot be taken back from it).
 import { randomUUID } from 'node:crypto';
-import { waitFor } from '../clock.ts';
+import { waitFor, within } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
 import type { ConnectionRef } from '../timeline/timeline.ts';
 import { BlockStorageWorkload, LabPreconditionError, type BlockStorageOptions } from './block-storage.ts';
@@ -124,8 +124,8 @@ export class NfsWorkload extends BlockStorageWorkload {
       await c.run(['mkdir', '-p', MOUNT]);
       const mounted = await waitFor(
         'the NFS/RDMA mount',
-        async () => {
-          const r = await c.exec(['mount', '-t', 'nfs', '-o', `vers=4.2,proto=rdma,port=20049,${this.o.softRetrans !== undefined ? `soft,retrans=${this.o.softRetrans}` : 'hard'},timeo=${this.o.timeoDs}`, `${this.ip(this.o.server)}:${ownRoot ? '/' : EXPORT}`, MOUNT], { timeoutMs: 60_000 });
+        async (left) => {
+          const r = await c.exec(['mount', '-t', 'nfs', '-o', `vers=4.2,proto=rdma,port=20049,${this.o.softRetrans !== undefined ? `soft,retrans=${this.o.softRetrans}` : 'hard'},timeo=${this.o.timeoDs}`, `${this.ip(this.o.server)}:${ownRoot ? '/' : EXPORT}`, MOUNT], { timeoutMs: within(left, 60_000) });
           if (r.exitCode === 0) return { ok: true as const };
           // not worth retrying: the pseudo-root cannot reach our export on this server
           if (!ownRoot && /No such file or directory/.test(r.stderr)) return { skip: r.stderr.trim() };

@@ -3,7 +3,7 @@
 // the controller state as a stream (live / connecting / resetting), fio with verification.
 // Its subsystem has its own NQN; its port takes an ID and a service ID no existing port uses, so a
 // user's nvmet ports and subsystems are never changed.
-import { waitFor } from '../clock.ts';
+import { waitFor, within } from '../clock.ts';
 import { NAP_SETUP, nap } from '../node/poll.ts';
 import type { Lab } from '../lab/lab.ts';
 import type { ConnectionRef } from '../timeline/timeline.ts';
@@ -106,10 +106,10 @@ export class NvmeWorkload extends BlockStorageWorkload {
     await this.undo.change({ node: h.name, what: `disconnect from ${this.o.nqn}`, kind: 'argv', argv: ['sh', '-c', 'nvme disconnect -n "$1" >/dev/null 2>&1; true', 'nvme-disconnect', this.o.nqn] }, () =>
       waitFor(
         'nvme connect over RDMA',
-        async () => {
+        async (left) => {
           const r = await h.exec(
             ['nvme', 'connect', '-t', 'rdma', '-a', ip, '-s', String(this.serviceId), '-n', this.o.nqn, '--reconnect-delay', String(this.o.reconnectDelayS), '--ctrl-loss-tmo', String(this.o.ctrlLossTmoS)],
-            { timeoutMs: 60_000 },
+            { timeoutMs: within(left, 60_000) },
           );
           if (r.exitCode !== 0) throw new Error(r.stderr.trim());
           return true;

@@ -6,7 +6,7 @@
 // ib_srpt's enable is per RDMA port (srpt_enable_tpg sets sport->enabled; dropping any TPG clears
 // it): a target someone else has on the bond's RDMA port would be disabled by tearing ours down, so
 // then the test is skipped. The initiator touches only the remote ports its own login created.
-import { waitFor } from '../clock.ts';
+import { waitFor, within } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
 import { rdmaLinks } from '../fabric/fabric.ts';
 import type { ConnectionRef } from '../timeline/timeline.ts';
@@ -201,8 +201,8 @@ export class SrpWorkload extends BlockStorageWorkload {
     await this.undo.change({ node: i.name, what: 'delete the SRP remote ports the harness logged in to', kind: 'argv', argv: ['sh', '-c', DELETE_NEW_RPORTS, 'srp-logout', ...before] }, () =>
       waitFor(
         'the SRP login',
-        async () => {
-          const r = await i.exec(['sh', '-c', LOGIN, 'srp-login', guid, this.ip(this.o.initiator), `${this.ip(this.o.target)}:${this.o.port}`, ...devs.get(i.name)!], { timeoutMs: 30_000 });
+        async (left) => {
+          const r = await i.exec(['sh', '-c', LOGIN, 'srp-login', guid, this.ip(this.o.initiator), `${this.ip(this.o.target)}:${this.o.port}`, ...devs.get(i.name)!], { timeoutMs: within(left, 30_000) });
           last = r.stderr.trim();
           return r.exitCode === 0 ? true : undefined;
         },
