@@ -29,9 +29,21 @@ export function clearJournal(kind: string, lab: string): void {
   rmSync(file(kind, lab), { force: true });
 }
 
+/** The journals of one lab (KIND-LAB.json; kinds have no dash, so lab "rxe" is not lab "vm-rxe"). */
 export function listJournals(lab: string): string[] {
   if (!existsSync(journalDir())) return [];
-  return readdirSync(journalDir()).filter((f) => f.endsWith(`-${lab}.json`));
+  return readdirSync(journalDir()).filter((f) => /^[a-z]+-/.test(f) && f.slice(f.indexOf('-') + 1) === `${lab}.json`);
+}
+
+/**
+ * Drops every journal of a VM lab that was just destroyed: its guests' kernel state and their
+ * writable root went with them, so there is nothing left to undo (a real lab's journals are never
+ * dropped this way). Returns the files removed.
+ */
+export function clearLabJournals(lab: string): string[] {
+  const files = listJournals(lab);
+  for (const f of files) rmSync(join(journalDir(), f), { force: true });
+  return files;
 }
 
 /** What each of a lab's restore journals holds, in words (for the message that stops a run). */

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { now } from '../clock.ts';
+import { clearLabJournals } from '../journal.ts';
 import { labDown, labStatus, labUp, kernelChoiceOf } from '../vmlab/vm-lab.ts';
 import { prepareKernel, type KernelChoice } from '../vmlab/kernel.ts';
 import { ensureSiw, needsSiw } from '../vmlab/siw.ts';
@@ -69,8 +70,15 @@ export function registerLabCommands(program: Command): void {
     .argument('[topology]', 'VM topology', DEFAULT_TOPOLOGY)
     .action(async (file) => {
       const loaded = loadOrExit(file);
+      if (loaded.topology.kind !== 'vm') {
+        process.stderr.write(`${file}: lab down stops a VM lab's guests; ${loaded.topology.name} is a ${loaded.topology.kind} lab (restore it with: rdma-failover fabric down)\n`);
+        process.exitCode = 2;
+        return;
+      }
       const r = await labDown(loaded.topology.name);
-      process.stdout.write(r.wasUp ? `lab ${loaded.topology.name} is down\n` : `lab ${loaded.topology.name} was not up\n`);
+      // A VM lab that is not running has no kernel state left to undo: its journals are moot.
+      const moot = r.wasUp ? [] : clearLabJournals(loaded.topology.name);
+      process.stdout.write(r.wasUp ? `lab ${loaded.topology.name} is down\n` : `lab ${loaded.topology.name} was not up${moot.length ? ` (dropped its moot restore journals: ${moot.join(', ')})` : ''}\n`);
     });
 
   lab

@@ -5,6 +5,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, openSync
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { now, sleep } from '../clock.ts';
+import { clearLabJournals } from '../journal.ts';
 import { BaseLab, type CarrierControl, type MachineControl, type SwitchPortControl } from '../lab/lab.ts';
 import { LocalNode } from '../node/local.ts';
 import { pinnedPolicy, fingerprint } from '../node/hostkey.ts';
@@ -141,6 +142,8 @@ export async function labDown(labName: string): Promise<{ wasUp: boolean }> {
     return { wasUp: false };
   }
   await destroyLab(state);
+  // The guests took their kernel state and writable root with them: their restore journals are moot.
+  clearLabJournals(labName);
   return { wasUp: true };
 }
 
