@@ -12,7 +12,7 @@ import type { BondSpec, Topology, TopologyNode } from '../topology/schema.ts';
 import { parseCidr } from '../net/ip.ts';
 import { ipBatch, writeSysfs } from './sysfs.ts';
 import { parseRdmaLinks, type RdmaLink } from './rdma.ts';
-import { modulesToLoad, unloadModules } from '../workload/modules.ts';
+import { moduleBaseline, modulesToLoad, unloadAppeared, unloadModules, type ModuleBaseline } from '../workload/modules.ts';
 
 export interface SlaveRecord {
   name: string;
@@ -32,6 +32,8 @@ export interface BondRecord {
 export interface NodeFabricRecord {
   node: string;
   modulesLoaded: string[];
+  /** the node's modules before the harness loaded any: at fabric down, unused ones that appeared since go too */
+  modulesBefore?: ModuleBaseline;
   bonds: BondRecord[];
 }
 
@@ -225,6 +227,8 @@ export async function fabricUp(lab: Lab, journal: Journal = () => undefined, top
       const rec: NodeFabricRecord = { node: spec.name, modulesLoaded: [], bonds: [] };
       record.nodes.push(rec);
       if (!spec.bonds?.length) return;
+      rec.modulesBefore = await moduleBaseline(node);
+      save();
       await ensureModules(node, [...BASE_MODULES, ...linkModules(spec)], rec, save);
       for (const b of spec.bonds) {
         await buildBond(node, b, rec, save);
@@ -305,6 +309,9 @@ export async function fabricDown(lab: Lab, record: FabricRecord): Promise<{ node
       }
       // Only what we loaded, and only if nothing else uses it now.
       await unloadModules(node, rec.modulesLoaded);
+      // …and what the kernel and daemons loaded on the harness's behalf since (crypto algorithms).
+      const before = rec.modulesBefore;
+      if (before) await step('unloading the unused modules loaded since the harness began', () => unloadAppeared(node, before));
     }),
   );
   await sleep(0);

@@ -129,3 +129,85 @@ export async function unloadModules(node: Node, modules: readonly string[]): Pro
   // A module the harness loaded and left is a change left on someone's lab: say so.
   if (left.length) log.warn({ node: node.name }, `modules the harness loaded are still loaded: ${left.join(', ')}`);
 }
+
+/** One line of /proc/modules: the name, its reference count, and the modules that use it. */
+export interface LoadedModule {
+  name: string;
+  /** -1 when the kernel shows "-" (a module that cannot be unloaded) */
+  refs: number;
+  usedBy: string[];
+}
+
+/** /proc/modules ("name size refcnt used_by, state address"), by name. */
+export function parseProcModules(text: string): Map<string, LoadedModule> {
+  const out = new Map<string, LoadedModule>();
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 4 || !f[0]) continue;
+    const refs = /^\d+$/.test(f[2]!) ? Number(f[2]) : -1;
+    out.set(f[0], { name: f[0], refs, usedBy: f[3] === '-' ? [] : f[3]!.split(',').filter(Boolean) });
+  }
+  return out;
+}
+
+/**
+ * Of the modules loaded now, those that appeared since `before` (the node's modules when the
+ * harness first touched it) and that nothing uses any more — safe to rmmod now, in one pass.
+ * `keep`: modules to leave whatever their count (cm_ids they created still exist).
+ */
+export function appearedUnused(before: ReadonlySet<string>, now: ReadonlyMap<string, LoadedModule>, keep: ReadonlySet<string> = new Set()): string[] {
+  return [...now.values()].filter((m) => !before.has(m.name) && !keep.has(m.name) && m.refs === 0 && !m.usedBy.length).map((m) => m.name);
+}
+
+/** What the node loads between two /proc/modules readings, for the sweep's record. */
+export interface ModuleBaseline {
+  /** the node's boot id: a baseline says nothing about a later boot */
+  boot: string;
+  modules: string[];
+}
+
+const BASELINE = 'cat /proc/sys/kernel/random/boot_id && cut -d" " -f1 /proc/modules';
+
+/** The node's loaded modules and boot id, before the harness loads anything there. */
+export async function moduleBaseline(node: Node): Promise<ModuleBaseline> {
+  const r = await node.run(['sh', '-c', BASELINE], { timeoutMs: 15_000 });
+  const [boot = '', ...modules] = r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  return { boot, modules };
+}
+
+/**
+ * Unloads, in passes until a pass unloads nothing, the modules that appeared on the node since its
+ * baseline and that nothing uses: those the kernel loaded on the harness's behalf with no symbol
+ * link to the harness's own (crypto's request_module for crc32c/crc64-rocksoft, a daemon's
+ * transport), which unloadModules cannot reach. Passes, because a crypto tfm pins its algorithm's
+ * module by a count, not as a holder: it is free only once its user is gone. What stays is in use —
+ * by a module from before the baseline (crc64_rocksoft binds crc64_rocksoft_generic when that
+ * appears) or by the user — and is named. Same boot only; same safety checks as unloadModules.
+ * On a shared real lab, a module its owner loads while the run goes on looks the same: it is
+ * unloaded only if unused, and logged.
+ */
+export async function unloadAppeared(node: Node, baseline: ModuleBaseline): Promise<{ unloaded: string[]; left: string[] }> {
+  const unloaded: string[] = [];
+  const boot = await node.exec(['cat', '/proc/sys/kernel/random/boot_id'], { timeoutMs: 15_000 });
+  if (boot.exitCode !== 0 || boot.stdout.trim() !== baseline.boot) return { unloaded, left: [] };
+  if ((await stuckInRdma(node).catch(() => [])).length) return { unloaded, left: [] };
+  const ids = await node.exec(['rdma', '-j', 'res', 'show', 'cm_id'], { timeoutMs: 15_000 }).catch(() => undefined);
+  const keep = new Set(ids?.exitCode === 0 ? parseCmIds(ids.stdout).map((c) => /^\[(.+)\]$/.exec(c.comm ?? '')?.[1] ?? '') : []);
+  const before = new Set(baseline.modules);
+  const failed = new Set<string>();
+  let now = new Map<string, LoadedModule>();
+  for (let pass = 0; pass < 8; pass++) {
+    now = parseProcModules((await node.run(['cat', '/proc/modules'], { timeoutMs: 15_000 })).stdout);
+    const todo = appearedUnused(before, now, keep).filter((m) => !failed.has(m));
+    if (!todo.length) break;
+    for (const m of todo) {
+      const r = await node.exec(['rmmod', m], { timeoutMs: 60_000 }).catch(() => ({ exitCode: -1 }));
+      if (r.exitCode === 0) unloaded.push(m);
+      else failed.add(m);
+    }
+  }
+  const left = [...now.values()].filter((m) => !before.has(m.name) && !unloaded.includes(m.name)).map((m) => `${m.name} (${m.usedBy.length ? `used by ${m.usedBy.join(' ')}` : keep.has(m.name) ? 'its cm_ids still exist' : `${m.refs} reference(s)`})`);
+  if (unloaded.length) log.info({ node: node.name }, `also unloaded ${unloaded.join(', ')}: loaded since the harness began, unused now`);
+  if (left.length) log.warn({ node: node.name }, `modules loaded since the harness began and still in use are left: ${left.join(', ')}`);
+  return { unloaded, left };
+}

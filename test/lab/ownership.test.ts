@@ -16,6 +16,7 @@ import { labUp, type VmLab } from '../../harness/vmlab/vm-lab.ts';
 import { suite, test, expect as fexpect } from '../../harness/fixture/test.ts';
 import { SrpWorkload, } from '../../harness/workload/srp.ts';
 import { LabPreconditionError } from '../../harness/workload/block-storage.ts';
+import { parseProcModules } from '../../harness/workload/modules.ts';
 import { cli } from '../support/cli.ts';
 
 const LAB = 'vm-rxe';
@@ -85,8 +86,23 @@ echo "nodes $(ls /etc/iscsi/nodes 2>/dev/null | tr '\\n' ' ')"
 echo "rdma $(rdma link show | grep user_rxe)"
 echo "modules $(for m in ib_srpt nvmet iscsi_target_mod target_core_file scsi_transport_srp; do [ -d /sys/module/$m ] && printf '%s ' $m; done)"`;
 
-/** Every loaded module (measured, not asserted: a lab that earlier runs left modules on changes it). */
-const MODULES = "cut -d' ' -f1 /proc/modules | sort";
+/** Every loaded module, with its reference count and users. */
+const MODULES = 'cat /proc/modules';
+
+/**
+ * Modules: none of the node's is gone, and every one that appeared during the run is still in use
+ * (by a module from before, e.g. crc64_rocksoft binding crc64_rocksoft_generic, which the harness
+ * cannot unload without unloading the user's) — an unused leftover is a change the harness could
+ * have undone. Returns the problems, and the leftovers for the record.
+ */
+function moduleChanges(before: string, after: string): { problems: string[]; left: string[] } {
+  const b = parseProcModules(before);
+  const a = parseProcModules(after);
+  const gone = [...b.keys()].filter((m) => !a.has(m)).map((m) => `${m} was loaded before the run and is gone`);
+  const extra = [...a.values()].filter((m) => !b.has(m.name));
+  const unused = extra.filter((m) => m.refs === 0 && !m.usedBy.length).map((m) => `${m.name} appeared during the run and nothing uses it`);
+  return { problems: [...gone, ...unused], left: extra.map((m) => `${m.name} (${m.usedBy.length ? `used by ${m.usedBy.join(' ')}` : `${m.refs} ref`})`) };
+}
 
 /** What the harness names its own objects: none may be left. */
 const OURS = `find ${T} ${N} -maxdepth 4 \\( -name 'rf_*' -o -name 'fileio_424*' -o -name '*rf-iser*' -o -name '*rf-nvme*' -o -name 'port_442*' \\) 2>/dev/null
@@ -142,10 +158,10 @@ describe('the harness touches only what it created: the user\'s own storage obje
     this.timeout(3_000_000);
     let r: Awaited<ReturnType<typeof cli>>;
     let before: { server: string; client: string };
-    let modsBefore: string[][] = [];
+    let modsBefore: string[] = [];
     for (let round = 1; ; round++) {
       before = { server: await snap(server()), client: await snap(client()) };
-      modsBefore = await Promise.all([server(), client()].map(async (n) => (await n.run(['sh', '-c', MODULES])).stdout.split('\n').filter(Boolean)));
+      modsBefore = await Promise.all([server(), client()].map(async (n) => (await n.run(['sh', '-c', MODULES])).stdout));
       expect(before.server).to.include('user_disk').and.to.include('user_tpg').and.to.include(`${N}/ports/1`);
       expect(before.client).to.match(/iscsid \d+/).and.to.include('user_iface');
       const reports = join(dir, `reports-${round}`);
@@ -173,9 +189,10 @@ describe('the harness touches only what it created: the user\'s own storage obje
       expect(now, `${n.name}: byte for byte`).to.equal(was);
     }
     for (const n of [server(), client()]) expect((await n.run(['sh', '-c', OURS])).stdout.trim(), `${n.name}: the harness's own objects`).to.equal('');
-    const modsAfter = await Promise.all([server(), client()].map(async (n) => (await n.run(['sh', '-c', MODULES])).stdout.split('\n').filter(Boolean)));
-    const modDiff = [server(), client()].map((n, i) => `${n.name} ${changed(modsBefore[i]!.join('\n'), modsAfter[i]!.join('\n')).join(' ') || 'as before'}`);
-    console.log(`      measured: loaded modules after the run: ${modDiff.join('; ')}`);
+    const modsAfter = await Promise.all([server(), client()].map(async (n) => (await n.run(['sh', '-c', MODULES])).stdout));
+    const mods = [server(), client()].map((n, i) => ({ node: n.name, ...moduleChanges(modsBefore[i]!, modsAfter[i]!) }));
+    console.log(`      measured: modules left after the run, each still in use: ${mods.map((m) => `${m.node} ${m.left.join(', ') || 'none'}`).join('; ')}`);
+    expect(mods.flatMap((m) => m.problems.map((p) => `${m.node}: ${p}`))).to.deep.equal([]);
     expect(listJournals(LAB)).to.deep.equal([]);
   });
 });

@@ -2,7 +2,7 @@
 // (dependencies and soft dependencies included, in load order), never from `modprobe -r`, which also
 // removes any unused dependency — a module the lab's owner loaded among them.
 import { expect } from 'chai';
-import { holdersToUnload, parseHolders, parseShowDepends } from '../../harness/workload/modules.ts';
+import { appearedUnused, holdersToUnload, parseHolders, parseProcModules, parseShowDepends } from '../../harness/workload/modules.ts';
 
 // Captured from a 6.1.0-57 guest: `modprobe -a --show-depends ib_srpt rds_rdma siw bonding`.
 const SHOWN = `insmod /lib/modules/6.1.0-57-amd64/kernel/crypto/crct10dif_common.ko 
@@ -61,5 +61,41 @@ describe('modules: what was loaded on top of ours', () => {
   it('nothing on top: nothing extra', () => {
     expect(holdersToUnload(['ib_iser'], holders)).to.deep.equal([]);
     expect(holdersToUnload([], holders)).to.deep.equal([]);
+  });
+});
+
+// /proc/modules as 6.1 prints it (fields: name size refcnt used_by state address); the crypto
+// modules are the ones a fresh lab kept after a run before the sweep.
+const PROC = `crc64_rocksoft_generic 16384 1 - Live 0x0000000000000000
+crc64 20480 1 crc64_rocksoft_generic, Live 0x0000000000000000
+crc32c_generic 16384 0 - Live 0x0000000000000000
+crc32c_intel 24576 0 - Live 0x0000000000000000
+crc64_rocksoft 20480 1 t10_pi, Live 0x0000000000000000
+t10_pi 16384 1 sd_mod, Live 0x0000000000000000
+sd_mod 69632 0 - Live 0x0000000000000000
+rpcrdma 303104 0 - Live 0x0000000000000000
+virtio_net 65536 0 - Permanent 0x0000000000000000
+`;
+
+describe('modules: what appeared since the harness began', () => {
+  const now = parseProcModules(PROC);
+  const before = new Set(['crc64_rocksoft', 't10_pi', 'sd_mod', 'virtio_net']);
+
+  it('reads /proc/modules: reference counts and users', () => {
+    expect(now.get('crc64')).to.deep.equal({ name: 'crc64', refs: 1, usedBy: ['crc64_rocksoft_generic'] });
+    expect(now.get('crc32c_generic')).to.include({ refs: 0 }).and.to.have.property('usedBy').that.is.empty;
+    expect(parseProcModules('weird 1 - - Live 0x0').get('weird')!.refs).to.equal(-1);
+  });
+
+  it('sweeps only what appeared and nothing uses: never a module from before, never one in use, never one kept', () => {
+    expect(appearedUnused(before, now)).to.deep.equal(['crc32c_generic', 'crc32c_intel', 'rpcrdma']);
+    expect(appearedUnused(before, now, new Set(['rpcrdma'])), 'its cm_ids still exist').to.deep.equal(['crc32c_generic', 'crc32c_intel']);
+    // crc64_rocksoft_generic is pinned by a count (the tfm of crc64_rocksoft, from before): it stays, and crc64 with it
+    expect(appearedUnused(before, now)).to.not.include.members(['crc64_rocksoft_generic', 'crc64']);
+  });
+
+  it('a pin released, the next pass takes the module it pinned', () => {
+    const after = parseProcModules(PROC.replace('crc64_rocksoft_generic 16384 1', 'crc64_rocksoft_generic 16384 0'));
+    expect(appearedUnused(new Set([...before, 'crc32c_generic', 'crc32c_intel', 'rpcrdma']), after)).to.deep.equal(['crc64_rocksoft_generic']);
   });
 });
