@@ -49,7 +49,7 @@ export async function waitFor<T>(
 
 /** A command's timeout inside a waitFor probe: at most `cap`, at most what is left, at least `floor`. */
 export function within(leftMs: number, cap: number, floor = 5000): number {
-  return Math.max(floor, Math.min(cap, leftMs));
+  return Math.round(Math.max(floor, Math.min(cap, leftMs)));
 }
 
 export class WaitTimeoutError extends Error {
