@@ -325,18 +325,22 @@ export function buildTimeline(input: TimelineInput): Timeline {
   // The outage is a stall that began before the connection came back (or soon after the fault):
   // a pause much later in a long run is something else.
   const stallStartsBy = est ? est.t : fault.t + stallGap + 2000;
+  const effectAt = EFFECT_SEEN.includes(fault.kind) && carrier ? carrier.t : undefined;
   let gap: { start: WorkloadEvent; end: WorkloadEvent } | undefined;
   for (let i = 1; i < seq.length; i++) {
     const a = seq[i - 1]!;
     const b = seq[i]!;
     if (a.t > stallStartsBy) break;
+    // A pause that ended before the fault took effect is not its outage (measured on the real-lab
+    // path: the carrier command took 2.1 s and starved the guests for 1.1 s before the link dropped).
+    if (effectAt !== undefined && b.t <= effectAt) continue;
     if (b.t - a.t >= stallGap && (!gap || b.t - a.t > gap.end.t - gap.start.t)) gap = { start: a, end: b };
   }
   const lastInc = seq[seq.length - 1];
   const trailing = lastInc && !final ? ioUntil - lastInc.t : 0;
   // I/O resumes after the fault took effect (a carrier drop seen a few ms after the command): a
   // progress report between the command and the drop is I/O from before the outage.
-  const resumeFrom = est?.t ?? (EFFECT_SEEN.includes(fault.kind) && carrier ? Math.max(carrier.t, fault.t) : fault.t);
+  const resumeFrom = est?.t ?? (effectAt !== undefined ? Math.max(effectAt, fault.t) : fault.t);
   if (!c.workload) {
     put('io_stalled', undefined, undefined, 'no workload progress stream for this connection');
     put('io_resumed', undefined, undefined, 'no workload progress stream for this connection');

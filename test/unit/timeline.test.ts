@@ -154,6 +154,17 @@ describe('timeline rules (synthetic events)', () => {
     expect(tl.summary.outageMs).to.equal(55);
   });
 
+  // Real-lab path (measured): the carrier command took 2.1 s and the guests paused 1.1 s before the
+  // link dropped; that pause was taken as the outage, I/O "resumed" before the failover, and the
+  // reconnect-through-the-new-slave check failed on a good failover.
+  it('a pause that ended before the carrier dropped is not the outage', () => {
+    const link = (t: number): LabEvent => ({ source: 'link', t, node: 'a', ifname: 'eth0', carrier: false, adminUp: true, operstate: 'DOWN' });
+    const cma = (t: number, event: string): LabEvent => ({ source: 'cma', t, node: 'a', point: 'cm_event_handler', src: '10.0.0.1:1', dst: '10.0.0.2:2', event, fields: {} });
+    const events = [prog(800, 1), prog(900, 2), prog(1000, 3), prog(2100, 4), prog(2150, 5), link(2200), cma(2400, 'ADDR_RESOLVED'), cma(2450, 'ESTABLISHED'), prog(2500, 6), prog(2600, 7)];
+    const tl = buildTimeline({ events, fault, connection: conn, bonds: b });
+    expect(tl.phases.find((p) => p.id === 'io_resumed')!.atMs, 'after the drop and the reconnect').to.equal(1500);
+  });
+
   // RF-03: both links down, then the same slave back. The bonding driver logs "making interface eth0
   // the new active one" and raises BONDING_FAILOVER, but it is not a failover (it was shown as eth0 → eth0).
   it('every slave down, then the same one back, is "bond active again", not a failover', () => {
