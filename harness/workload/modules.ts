@@ -42,9 +42,8 @@ export async function loadedModules(node: Node): Promise<Set<string>> {
  * order rmmod accepts: each after every module that holds it. None of them can predate the harness:
  * a module is loaded after the modules it uses, and ours were not loaded before we loaded them. The
  * run loads them on our behalf (iscsid's iscsi_tcp on iser's libiscsi, mount's auth_rpcgss on
- * sunrpc) — they are the harness's change too, and they keep our modules loaded. Not reached: a
- * holder also pinned by one of ours through a crypto tfm (crc64_rocksoft_generic, held by
- * crc64_rocksoft until that unloads — measured: it stays), and crypto modules that hold none of ours.
+ * sunrpc) — they are the harness's change too, and they keep our modules loaded. Modules pinned
+ * by a count rather than as holders (crypto algorithms) are left to unloadAppeared, at fabric down.
  */
 export function holdersToUnload(ours: readonly string[], holders: ReadonlyMap<string, readonly string[]>): string[] {
   const found: string[] = [];
@@ -93,6 +92,12 @@ async function holdersMap(node: Node, start: readonly string[]): Promise<Map<str
   return map;
 }
 
+/** The kernel modules that own cm_ids now (a kernel id's comm is "[module]"): never unloaded. */
+async function cmIdModules(node: Node): Promise<Set<string>> {
+  const ids = await node.exec(['rdma', '-j', 'res', 'show', 'cm_id'], { timeoutMs: 15_000 }).catch(() => undefined);
+  return new Set(ids?.exitCode === 0 ? parseCmIds(ids.stdout).map((c) => /^\[(.+)\]$/.exec(c.comm ?? '')?.[1] ?? '') : []);
+}
+
 /**
  * Unloads modules the harness loaded (the list modulesToLoad gave, in load order), newest first,
  * each by name (rmmod: never a dependency it did not load) — after the modules loaded since that
@@ -110,15 +115,14 @@ export async function unloadModules(node: Node, modules: readonly string[]): Pro
   // cm_ids hold no reference on the module that created them: unloading it under a leaked id
   // leaves the id's name pointing into freed module memory, and the next `rdma res show cm_id`
   // oopses (seen on 6.1 after svcrdma ignored ADDR_CHANGE). Keep such modules loaded.
-  const ids = await node.exec(['rdma', '-j', 'res', 'show', 'cm_id'], { timeoutMs: 15_000 }).catch(() => undefined);
-  const owners = new Set(ids?.exitCode === 0 ? parseCmIds(ids.stdout).map((c) => c.comm ?? '') : []);
+  const owners = await cmIdModules(node);
   const loaded = await loadedModules(node).catch(() => new Set(modules));
   const ours = modules.filter((m) => loaded.has(m));
   const after = holdersToUnload(ours, await holdersMap(node, ours).catch(() => new Map<string, string[]>()));
   if (after.length) log.info({ node: node.name }, `also unloading ${after.join(', ')}: loaded since the harness loaded the modules they use`);
   const left: string[] = [];
   for (const m of [...after, ...[...ours].reverse()]) {
-    if (owners.has(`[${m}]`)) {
+    if (owners.has(m)) {
       log.warn({ node: node.name }, `not unloading ${m}: cm_ids it created still exist (leaked)`);
       left.push(m);
       continue;
@@ -159,7 +163,7 @@ export function appearedUnused(before: ReadonlySet<string>, now: ReadonlyMap<str
   return [...now.values()].filter((m) => !before.has(m.name) && !keep.has(m.name) && m.refs === 0 && !m.usedBy.length).map((m) => m.name);
 }
 
-/** What the node loads between two /proc/modules readings, for the sweep's record. */
+/** The node's loaded modules before the harness loaded any, and the boot they belong to. */
 export interface ModuleBaseline {
   /** the node's boot id: a baseline says nothing about a later boot */
   boot: string;
@@ -191,8 +195,7 @@ export async function unloadAppeared(node: Node, baseline: ModuleBaseline): Prom
   const boot = await node.exec(['cat', '/proc/sys/kernel/random/boot_id'], { timeoutMs: 15_000 });
   if (boot.exitCode !== 0 || boot.stdout.trim() !== baseline.boot) return { unloaded, left: [] };
   if ((await stuckInRdma(node).catch(() => [])).length) return { unloaded, left: [] };
-  const ids = await node.exec(['rdma', '-j', 'res', 'show', 'cm_id'], { timeoutMs: 15_000 }).catch(() => undefined);
-  const keep = new Set(ids?.exitCode === 0 ? parseCmIds(ids.stdout).map((c) => /^\[(.+)\]$/.exec(c.comm ?? '')?.[1] ?? '') : []);
+  const keep = await cmIdModules(node);
   const before = new Set(baseline.modules);
   const failed = new Set<string>();
   let now = new Map<string, LoadedModule>();
