@@ -53,7 +53,8 @@ export interface RunOptions {
  */
 export function runSuites(o: RunOptions): Promise<number> {
   const files = suiteFiles(o.suites);
-  const args = [join(PROJECT_ROOT, 'node_modules/mocha/bin/mocha.js'), '--config', join(PROJECT_ROOT, '.mocharc.json'), ...(o.grep ? ['--grep', o.grep] : []), ...files];
+  // mocha in one process (see mocha-main.ts): the node options of .mocharc.json given here
+  const args = ['--import=tsx', join(PROJECT_ROOT, 'harness/cli/mocha-main.ts'), '--config', join(PROJECT_ROOT, '.mocharc.json'), ...(o.grep ? ['--grep', o.grep] : []), ...files];
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     RDMA_FAILOVER_TOPOLOGY: resolve(o.topology),
@@ -73,7 +74,7 @@ export function runSuites(o: RunOptions): Promise<number> {
     let signalled: NodeJS.Signals | undefined;
     const forward = (sig: NodeJS.Signals) => {
       signalled ??= sig;
-      // the whole group: mocha runs the suites in a child of its own (node options)
+      // the whole group: the suites and anything they started in it
       try {
         if (child.pid) process.kill(-child.pid, sig);
       } catch {
