@@ -8,6 +8,11 @@ reordered and corrupt messages. A send that the kernel refuses (ENOBUFS while th
 is retried with the same sequence number: a message is never skipped on purpose, so "lost" is real.
 
 Progress: one JSON line per PROGRESS_MS on stdout; a final line with "final": true.
+
+With --until-stop, COUNT is a minimum: the tool goes on sending until it has sent COUNT and the
+harness wrote "stop" on stdin, then reports "stopped" with its total; the harness relays that total to
+the peer as "expect N". A test's steps may take longer than planned (a loaded machine), and traffic
+that ran out before the test's last "delivers again" step would fail a good failover.
 """
 import argparse
 import errno
@@ -48,8 +53,25 @@ def main():
     ap.add_argument("--progress-ms", type=int, default=100)
     ap.add_argument("--transport", choices=["ib", "tcp"], default="ib")
     ap.add_argument("--wait-go", action="store_true", help="after bind, print ready and wait for a 'go' line on stdin")
+    ap.add_argument("--until-stop", action="store_true", help="send past COUNT until a 'stop' line on stdin; 'expect N' lines set --expect")
     ap.add_argument("--corrupt-every", type=int, default=0, help="TEST HOOK: flip a payload byte of every Nth message after hashing")
     a = ap.parse_args()
+
+    # Control lines from the harness, read unbuffered from fd 0 (a buffered readline could swallow
+    # the lines after "go").
+    ctl = {"buf": b"", "eof": False}
+
+    def control_line(block=False):
+        while b"\n" not in ctl["buf"] and not ctl["eof"]:
+            if not block and not select.select([0], [], [], 0)[0]:
+                return ""
+            chunk = os.read(0, 4096)
+            if not chunk:
+                ctl["eof"] = True
+            ctl["buf"] += chunk
+        line, _, rest = ctl["buf"].partition(b"\n")
+        ctl["buf"] = rest
+        return line.decode(errors="replace").strip()
 
     s = socket.socket(AF_RDS, socket.SOCK_SEQPACKET, 0)
     # The transport must be chosen before bind; IB means RDS over RDMA (rds_rdma).
@@ -61,7 +83,7 @@ def main():
         # sides are bound, so no message is lost before the test starts.
         sys.stdout.write(json.dumps({"ready": True, "t": now()}) + "\n")
         sys.stdout.flush()
-        if not sys.stdin.readline().startswith("go"):
+        if not control_line(block=True).startswith("go"):
             sys.exit("no go from the harness")
 
     stop = {"now": False}
@@ -80,6 +102,8 @@ def main():
     next_progress = now()
     done_sending_at = None
     pending = None  # the message being (re)tried
+    stop_asked = not a.until_stop
+    stopped_reported = False
 
     def make(seq):
         payload = os.urandom(a.size)
@@ -90,9 +114,14 @@ def main():
             payload = bytes(b)
         return HEADER.pack(MAGIC, a.run_id, seq, len(payload), digest) + payload
 
+    def sending():
+        return st["sent"] < a.count or not stop_asked
+
     def progress(final=False):
         out = {k: v for k, v in st.items() if k != "blocked_since"}
         out["t"] = now()
+        if a.until_stop and not sending():
+            out["stopped"] = True
         out["blocked_ms"] = int((now() - st["blocked_since"]) * 1000) if st["blocked_since"] else 0
         if final:
             out["final"] = True
@@ -147,7 +176,15 @@ def main():
 
     while not stop["now"]:
         t = now()
-        if st["sent"] < a.count and t >= next_send:
+        if a.until_stop and not ctl["eof"]:
+            line = control_line()
+            while line:
+                if line == "stop":
+                    stop_asked = True
+                elif line.startswith("expect "):
+                    a.expect = int(line.split()[1])
+                line = control_line()
+        if sending() and t >= next_send:
             if pending is None:
                 pending = make(st["sent"])
             try:
@@ -168,8 +205,11 @@ def main():
                 if st["blocked_since"] is None:
                     st["blocked_since"] = t
                 next_send = t + 0.005
-        if st["sent"] >= a.count and done_sending_at is None:
+        if not sending() and done_sending_at is None:
             done_sending_at = t
+        if a.until_stop and done_sending_at is not None and not stopped_reported:
+            progress()  # the harness waits for both totals before it relays them
+            stopped_reported = True
         receive()
         if t >= next_progress:
             progress()
@@ -180,9 +220,9 @@ def main():
             if t - done_sending_at > a.drain:
                 break
         wait = 0.05
-        if st["sent"] < a.count:
+        if sending():
             wait = max(0.0, min(wait, next_send - now()))
-        select.select([s], [], [], wait)
+        select.select([s] + ([0] if a.until_stop and not ctl["eof"] else []), [], [], wait)
     receive()
     progress(final=True)
 
