@@ -84,7 +84,10 @@ describe('a real lab: the VM guests driven through plain SSH and carrier command
     const r = await cli(['run', '--quick', '--grep', ' UL-[A-Z]+-01 ', '-t', topo], { timeoutMs: 1_500_000, env: childEnv(reports) });
     const rep = latestReport(reports);
     // (a ULP this lab has no modules for, LNet, is skipped with its reason)
-    const verdicts = Object.fromEntries(rep.tests.filter((t) => t.status !== 'skipped').map((t) => [t.planId ?? t.title, t.status]));
+    // The 6.1 workqueue false positive at the iSCSI unbind (known-issues.yaml) is WARN_ONCE and
+    // needs a pending runtime-PM request: KNOWN in some runs, a PASS in others; the failover is fine.
+    const status = (t: (typeof rep.tests)[number]) => (t.status === 'known-failure' && t.knownFailure?.id === 'workqueue-warns-iscsi-unbind-cancels-pm-work' ? 'passed' : t.status);
+    const verdicts = Object.fromEntries(rep.tests.filter((t) => t.status !== 'skipped').map((t) => [t.planId ?? t.title, status(t)]));
     expect(verdicts, `${r.stdout.slice(-3000)}\n${rep.tests.filter((t) => t.status === 'failed').map((t) => t.error?.message).join('\n')}`).to.deep.equal({
       'UL-ISER-01': 'passed',
       'UL-NFS-01': 'passed',
