@@ -2,7 +2,7 @@
 // (dependencies and soft dependencies included, in load order), never from `modprobe -r`, which also
 // removes any unused dependency — a module the lab's owner loaded among them.
 import { expect } from 'chai';
-import { appearedUnused, holdersToUnload, parseHolders, parseProcModules, parseShowDepends } from '../../harness/workload/modules.ts';
+import { appearedUnused, holdersToUnload, parseHolders, parseProcModules, parseRmmodEach, parseShowDepends } from '../../harness/workload/modules.ts';
 
 // Captured from a 6.1.0-57 guest: `modprobe -a --show-depends ib_srpt rds_rdma siw bonding`.
 const SHOWN = `insmod /lib/modules/6.1.0-57-amd64/kernel/crypto/crct10dif_common.ko 
@@ -97,5 +97,21 @@ describe('modules: what appeared since the harness began', () => {
   it('a pin released, the next pass takes the module it pinned', () => {
     const after = parseProcModules(PROC.replace('crc64_rocksoft_generic 16384 1', 'crc64_rocksoft_generic 16384 0'));
     expect(appearedUnused(new Set([...before, 'crc32c_generic', 'crc32c_intel', 'rpcrdma']), after)).to.deep.equal(['crc64_rocksoft_generic']);
+  });
+});
+
+describe('modules: every rmmod in one round trip', () => {
+  it("reads each module's answer: unloaded, or rmmod's own last line", () => {
+    const r = parseRmmodEach('ok ib_iser\nfail libiscsi rmmod: ERROR: Module libiscsi is in use by: iscsi_tcp\nok scsi_transport_iscsi\n');
+    expect([...r]).to.deep.equal([
+      ['ib_iser', undefined],
+      ['libiscsi', 'rmmod: ERROR: Module libiscsi is in use by: iscsi_tcp'],
+      ['scsi_transport_iscsi', undefined],
+    ]);
+  });
+  it('a module the script never reached has no answer (the caller reports it not tried, never unloaded)', () => {
+    const r = parseRmmodEach('ok ib_isert\n');
+    expect(r.has('iscsi_target_mod')).to.equal(false);
+    expect(parseRmmodEach('fail rdma_cm\n').get('rdma_cm'), 'a failure without a message is still a failure').to.equal('rmmod failed');
   });
 });
