@@ -1,5 +1,7 @@
 // The harness's time axis: epoch milliseconds with sub-millisecond resolution.
 // Date.now() has 1 ms steps; performance.now() is monotonic and finer.
+import { AsyncLocalStorage } from 'node:async_hooks';
+
 export function now(): number {
   return performance.timeOrigin + performance.now();
 }
@@ -54,4 +56,33 @@ export function within(leftMs: number, cap: number, floor = 5000): number {
 
 export class WaitTimeoutError extends Error {
   override name = 'WaitTimeoutError';
+}
+
+/** A timed part of the harness's own work (the report's harness steps). */
+export interface Span {
+  name: string;
+  startedAt: number;
+  durationMs: number;
+}
+
+const spanSink = new AsyncLocalStorage<Span[]>();
+
+/** Runs fn with the spans timed inside it (span(), at any depth) recorded into `into`. */
+export function recordSpans<T>(into: Span[], fn: () => Promise<T>): Promise<T> {
+  return spanSink.run(into, fn);
+}
+
+/**
+ * Times fn as a part of the harness work being recorded, if any (e.g. each undo inside a
+ * workload's teardown): where the harness's own time goes, per command, in every report.
+ */
+export async function span<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  const into = spanSink.getStore();
+  if (!into) return fn();
+  const startedAt = now();
+  try {
+    return await fn();
+  } finally {
+    into.push({ name, startedAt, durationMs: now() - startedAt });
+  }
 }

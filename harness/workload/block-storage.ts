@@ -3,7 +3,7 @@
 // stable event stream, a bounded finish, and a teardown that undoes — newest first — exactly what
 // the setup changed and nothing else (see undo.ts). The per-ULP part is bringUp() and its hooks.
 import { Subject, type Observable, type Subscription } from 'rxjs';
-import { now, sleep } from '../clock.ts';
+import { now, sleep, span } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
 import type { WorkloadEvent } from '../monitor/events.ts';
 import type { Node } from '../node/node.ts';
@@ -34,11 +34,12 @@ RF_UNDO_ID=$tag setsid "$@" </dev/null >/dev/null 2>&1 &
 sleep 0.3
 kill -0 $! 2>/dev/null || { echo "$1 exited at once" >&2; exit 1; }`;
 
-/** Stops the processes carrying the tag (and only them). */
-const STOP_TAGGED = `tag=$1; found=
-for p in /proc/[0-9]*; do
-  tr '\\0' '\\n' < "$p/environ" 2>/dev/null | grep -qx "RF_UNDO_ID=$tag" && { found="$found \${p#/proc/}"; kill "\${p#/proc/}"; }
-done
+/** Stops the processes carrying the tag (and only them). One grep reads every environ (one
+ *  tr | grep pair per process cost seconds on an emulated guest). */
+const STOP_TAGGED = `tag=$1
+found=$(grep -lsxzF "RF_UNDO_ID=$tag" /proc/[0-9]*/environ | cut -d/ -f3)
+[ -n "$found" ] || exit 0
+kill $found 2>/dev/null
 for i in 1 2 3 4 5 6 7 8 9 10; do
   left=; for p in $found; do [ -e "/proc/$p" ] && left="$left $p"; done
   [ -z "$left" ] && exit 0; sleep 0.3
@@ -184,7 +185,7 @@ export abstract class BlockStorageWorkload implements Workload {
     this.fio?.stop();
     for (const s of this.subs) s.unsubscribe();
     this.extra.complete();
-    await this.lab.node(this.client).settle();
+    await span(`${this.client}: the I/O's commands end`, () => this.lab.node(this.client).settle());
     const failed = await this.undo.run();
     if (failed.length) throw new Error(`${this.name}: could not undo: ${failed.join('; ')}`);
   }

@@ -3,6 +3,7 @@
 // creates only objects it named itself and records each one here; what it found in place (a user's
 // target, export, daemon or module) it never records, so it is never removed.
 import { randomUUID } from 'node:crypto';
+import { span } from '../clock.ts';
 import { clearJournal, readJournal, writeJournal } from '../journal.ts';
 import type { Lab } from '../lab/lab.ts';
 import { unloadModules } from './modules.ts';
@@ -93,7 +94,7 @@ export class UndoStack {
     while (this.stack.length) {
       const a = this.stack.pop()!;
       try {
-        await runAction(this.lab, a, boots);
+        await span(`undo ${a.node}: ${a.what}`, () => runAction(this.lab, a, boots));
         save(name, entries(name).filter((e) => e.id !== a.id));
       } catch (e) {
         failed.push(`${a.node}: ${a.what}: ${(e as Error).message}`);
