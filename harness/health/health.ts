@@ -44,6 +44,58 @@ done`;
 /** Per node and boot: the transmit timeouts seen at the first probe (what came before is not ours). */
 const txBaseline = new Map<string, Map<string, number>>();
 
+/**
+ * Everything probeNode reads, in one round trip (six commands were six round trips, 2-3 s per
+ * node and probe on an emulated guest): sections headed "#rf NAME", in this order.
+ */
+export const PROBE_SCRIPT = `echo '#rf qp'; rdma -j res show qp 2>/dev/null || echo '#rf qp-failed'
+echo '#rf wedged'; dmesg 2>/dev/null | grep -m 3 "rdma_rxe: qp#1 Failed"
+echo '#rf tx'; ${TX_TIMEOUTS}
+echo '#rf taint'; cat /proc/sys/kernel/tainted
+echo '#rf stuck'; ${STUCK_SCRIPT}
+echo '#rf end'`;
+
+/** The sections of PROBE_SCRIPT's output; undefined when the output is not complete. */
+export function parseProbe(text: string): Map<string, string> | undefined {
+  const out = new Map<string, string>();
+  let cur: string | undefined;
+  const body: string[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^#rf (\S+)$/.exec(line);
+    if (m) {
+      if (cur) out.set(cur, body.join('\n').trim());
+      cur = m[1];
+      body.length = 0;
+    } else body.push(line);
+  }
+  return out.has('stuck') && cur === 'end' ? out : undefined;
+}
+
+/** What one probe read: each part as the separate commands return it (undefined: not read). */
+interface ProbeRead {
+  qp?: string;
+  wedged?: string;
+  tx?: string;
+  taint?: string;
+  stuck?: string;
+}
+
+/** Reads the probe's parts in one round trip; falls back to one command each (a part that hangs,
+ *  such as an rdma res walk stuck on a freed id, then costs only itself). */
+async function readProbe(node: Node, timeoutMs: number): Promise<ProbeRead> {
+  const all = await node.exec(['sh', '-c', PROBE_SCRIPT], { timeoutMs }).catch(() => undefined);
+  const parts = all?.exitCode === 0 ? parseProbe(all.stdout) : undefined;
+  if (parts) return { ...(parts.has('qp-failed') ? {} : { qp: parts.get('qp') }), wedged: parts.get('wedged'), tx: parts.get('tx'), taint: parts.get('taint'), stuck: parts.get('stuck') };
+  const ok = (r?: { exitCode: number | null; stdout: string }) => (r && r.exitCode === 0 ? r.stdout : undefined);
+  return {
+    qp: ok(await node.exec(['rdma', '-j', 'res', 'show', 'qp'], { timeoutMs }).catch(() => undefined)),
+    wedged: ok(await node.exec(['sh', '-c', 'dmesg 2>/dev/null | grep -m 3 "rdma_rxe: qp#1 Failed" || true'], { timeoutMs }).catch(() => undefined)),
+    tx: ok(await node.exec(['sh', '-c', TX_TIMEOUTS], { timeoutMs }).catch(() => undefined)),
+    taint: ok(await node.exec(['cat', '/proc/sys/kernel/tainted'], { timeoutMs }).catch(() => undefined)),
+    stuck: ok(await node.exec(['sh', '-c', STUCK_SCRIPT], { timeoutMs }).catch(() => undefined)),
+  };
+}
+
 /** Probes a node now: answers at all, GSI QPs, stalled NICs, tasks stuck in D state in RDMA/ULP code. */
 export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGraceMs?: number } = {}): Promise<HealthFinding[]> {
   const timeoutMs = opts.timeoutMs ?? 15_000;
@@ -53,16 +105,16 @@ export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGr
   } catch (e) {
     return [{ node: node.name, kind: 'unresponsive', detail: `no answer within ${timeoutMs} ms: ${(e as Error).message}`, evidence: [] }];
   }
-  const qp = await node.exec(['rdma', '-j', 'res', 'show', 'qp'], { timeoutMs }).catch(() => undefined);
-  if (qp && qp.exitCode === 0) {
-    const gsi = parseQps(qp.stdout).filter((q) => q.type === 'GSI' || q.lqpn === 1);
+  const read = await readProbe(node, timeoutMs);
+  if (read.qp !== undefined) {
+    const gsi = parseQps(read.qp).filter((q) => q.type === 'GSI' || q.lqpn === 1);
     const dead = gsi.filter((q) => q.state === 'ERR' || q.state === 'SQE');
     if (dead.length) {
       findings.push({
         node: node.name,
         kind: 'gsi-qp-error',
         detail: `GSI QP (QP1) of ${dead.map((q) => q.ifname).join(', ')} is in ${dead[0]!.state}: no RDMA CM connection can be made on this node any more`,
-        evidence: [qp.stdout.trim()],
+        evidence: [read.qp.trim()],
       });
     }
   }
@@ -72,20 +124,18 @@ export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGr
   // (SQE → RTS, mad.c ib_mad_send_error) restores only the requester and completer (rxe_qp.c,
   // IB_QPS_RTS). QP1 shows RTS and sends, but never receives a MAD again: no CM on this node until
   // the device is recreated. Its only trace is that kernel line, so any in this boot counts.
-  const wedged = await node.exec(['sh', '-c', 'dmesg 2>/dev/null | grep -m 3 "rdma_rxe: qp#1 Failed" || true'], { timeoutMs }).catch(() => undefined);
-  if (wedged && wedged.stdout.trim() && !findings.some((f) => f.kind === 'gsi-qp-error')) {
+  if (read.wedged?.trim() && !findings.some((f) => f.kind === 'gsi-qp-error')) {
     findings.push({
       node: node.name,
       kind: 'gsi-qp-error',
       detail: 'rdma_rxe failed a send on the GSI QP (qp#1) in this boot: rdma res still says RTS, but its receive side is in ERROR, so no RDMA CM connection can be made on this node any more',
-      evidence: wedged.stdout.trim().split('\n'),
+      evidence: read.wedged.trim().split('\n'),
     });
   }
   // A NIC whose transmit queue timed out since the first probe of this boot (the kernel counts
   // them per queue): stalled (in the VM lab, QEMU's virtio-net stopped taking packets).
-  const tx = await node.exec(['sh', '-c', TX_TIMEOUTS], { timeoutMs }).catch(() => undefined);
-  if (tx && tx.exitCode === 0) {
-    const [boot = '', ...lines] = tx.stdout.trim().split('\n');
+  if (read.tx !== undefined) {
+    const [boot = '', ...lines] = read.tx.trim().split('\n');
     const now = new Map(lines.map((l) => l.split(' ') as [string, string]).map(([d, n]) => [d, Number(n)]));
     const key = `${node.name} ${boot}`;
     const base = txBaseline.get(key) ?? (txBaseline.set(key, now), now);
@@ -102,12 +152,11 @@ export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGr
   }
   // A kernel that oopsed (taint flag D) keeps running with whatever the dead task held: not fit
   // for the next test, whatever its log says now.
-  const taint = await node.exec(['cat', '/proc/sys/kernel/tainted'], { timeoutMs }).catch(() => undefined);
-  if (taint && taint.exitCode === 0 && (Number(taint.stdout.trim()) & TAINT_DIE) !== 0) {
-    findings.push({ node: node.name, kind: 'oopsed', detail: `the kernel oopsed since boot (taint ${taint.stdout.trim()}, flag D): not fit for another test`, evidence: [] });
+  if (read.taint !== undefined && (Number(read.taint.trim()) & TAINT_DIE) !== 0) {
+    findings.push({ node: node.name, kind: 'oopsed', detail: `the kernel oopsed since boot (taint ${read.taint.trim()}, flag D): not fit for another test`, evidence: [] });
   }
   // D state: sample twice; a task still in D state after the grace period is stuck, not busy.
-  const first = new Map([...(await stuckTasks(node, timeoutMs))].filter(([, t]) => RDMA_STACK.test(t.stack + t.comm)));
+  const first = new Map([...parseStuck(read.stuck ?? '')].filter(([, t]) => RDMA_STACK.test(t.stack + t.comm)));
   if (first.size) {
     await new Promise((r) => setTimeout(r, opts.dStateGraceMs ?? 3000));
     const second = await stuckTasks(node, timeoutMs);
@@ -130,12 +179,16 @@ export async function stuckInRdma(node: Node, timeoutMs = 15_000): Promise<strin
 }
 
 async function stuckTasks(node: Node, timeoutMs: number): Promise<Map<string, { comm: string; stack: string }>> {
-  const out = new Map<string, { comm: string; stack: string }>();
   const r = await node.exec(['sh', '-c', STUCK_SCRIPT], { timeoutMs }).catch(() => undefined);
-  if (!r) return out;
+  return parseStuck(r?.stdout ?? '');
+}
+
+/** STUCK_SCRIPT's output: each task in D state, by pid, with its kernel stack. */
+function parseStuck(text: string): Map<string, { comm: string; stack: string }> {
+  const out = new Map<string, { comm: string; stack: string }>();
   let cur: { pid: string; comm: string; stack: string[] } | undefined;
   const flush = () => cur && out.set(cur.pid, { comm: cur.comm, stack: cur.stack.join('\n') });
-  for (const line of r.stdout.split('\n')) {
+  for (const line of text.split('\n')) {
     const m = /^@@ (\d+) (.*)$/.exec(line);
     if (m) {
       flush();

@@ -2,7 +2,8 @@
 // and what is the VM lab's own wiring (retried on a fresh node, never a PASS by itself).
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { consoleFindings, kernelLogFindings } from '../../harness/health/health.ts';
+import { spawnSync } from 'node:child_process';
+import { consoleFindings, kernelLogFindings, parseProbe, PROBE_SCRIPT } from '../../harness/health/health.ts';
 import type { KmsgEvent } from '../../harness/monitor/events.ts';
 import { classifyKmsg } from '../../harness/monitor/parse.ts';
 
@@ -33,5 +34,25 @@ describe('kernel log findings', () => {
     expect(f[0]!.evidence.join('\n')).to.match(/Kernel panic - not syncing: sysrq triggered crash/);
     // the boot of the rebooted guest that follows is not a finding
     expect(await consoleFindings('node-a', text.split('\n').filter((l) => !/sysrq|panic/i.test(l)).join('\n'))).to.deep.equal([]);
+  });
+});
+
+describe('node probe: one round trip', () => {
+  it('reads every part of the probe script as this machine prints it (read-only commands)', () => {
+    const r = spawnSync('sh', ['-c', PROBE_SCRIPT], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status, r.stderr).to.equal(0);
+    const parts = parseProbe(r.stdout);
+    expect(parts, r.stdout.slice(0, 2000)).to.not.equal(undefined);
+    expect([...parts!.keys()].filter((k) => k !== 'qp-failed')).to.deep.equal(['qp', 'wedged', 'tx', 'taint', 'stuck']);
+    expect(parts!.get('taint')).to.match(/^\d+$/);
+    expect(parts!.get('tx')!.split('\n')[0], 'the boot id comes first').to.match(/^[0-9a-f-]{36}$/);
+  });
+
+  it('a cut-off output (the script stopped before its end) is not taken for a healthy node', () => {
+    const text = '#rf qp\n[]\n#rf wedged\n\n#rf tx\nb\n#rf taint\n0\n#rf stuck\n@@ 12 kworker/0:1\n';
+    expect(parseProbe(text), 'no end marker: the caller reads each part on its own').to.equal(undefined);
+    const whole = parseProbe(`${text}#rf end\n`)!;
+    expect(whole.get('stuck')).to.equal('@@ 12 kworker/0:1');
+    expect(whole.get('wedged')).to.equal('');
   });
 });
