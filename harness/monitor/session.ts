@@ -153,7 +153,19 @@ export class MonitorSession {
   }
 
   private async startNode(node: Node, instanceName: string): Promise<void> {
-    const off = await measureClockOffset(node);
+    // The clock and the trace instance at once (two round trips' worth of waiting, per test).
+    const inst = `${INSTANCE_ROOT}/${instanceName}`;
+    const [offR, mkR] = await Promise.allSettled([measureClockOffset(node), node.exec(['sh', '-c', TRACE_INSTANCE, 'mkinst', inst, ...this.opts.traceSystems], { timeoutMs: 30_000 })]);
+    const mk = mkR.status === 'fulfilled' ? mkR.value : { exitCode: -1, stderr: (mkR.reason as Error).message };
+    // An instance made is journaled (and removed at stop) even when the clock failed: no leftovers.
+    if (mk.exitCode === 0) {
+      this.instances.set(node.name, inst);
+      const j = readJournal<Record<string, string[]>>('trace', this.lab.loaded.topology.name) ?? {};
+      j[node.name] = [...(j[node.name] ?? []), inst];
+      writeJournal('trace', this.lab.loaded.topology.name, j);
+    }
+    if (offR.status === 'rejected') throw offR.reason;
+    const off = offR.value;
     const clock = newNodeClock(node.name, off.offsetMs, off.boundMs);
     this.clocks.set(node.name, clock);
     this.clockReports.set(node.name, { node: node.name, offsetMs: off.offsetMs, boundMs: off.boundMs, kmsgDriftMs: 0, traceDriftMs: 0 });
@@ -161,18 +173,8 @@ export class MonitorSession {
     const spec = this.lab.spec(node.name);
 
     // A tracefs instance of our own: other users' tracing is left alone, and ours is removed after.
-    const inst = `${INSTANCE_ROOT}/${instanceName}`;
-    const mk = await node.exec(
-      ['sh', '-c', TRACE_INSTANCE, 'mkinst', inst, ...this.opts.traceSystems],
-      { timeoutMs: 30_000 },
-    );
-    if (mk.exitCode === 0) {
-      this.instances.set(node.name, inst);
-      const j = readJournal<Record<string, string[]>>('trace', this.lab.loaded.topology.name) ?? {};
-      j[node.name] = [...(j[node.name] ?? []), inst];
-      writeJournal('trace', this.lab.loaded.topology.name, j);
-      this.stream(node, 'trace', ['cat', `${inst}/trace_pipe`]);
-    } else this.problem(`${node.name}: no rdma_cma tracing (${mk.stderr.trim() || 'tracefs unavailable'})`);
+    if (mk.exitCode === 0) this.stream(node, 'trace', ['cat', `${inst}/trace_pipe`]);
+    else this.problem(`${node.name}: no rdma_cma tracing (${mk.stderr.trim() || 'tracefs unavailable'})`);
 
     this.stream(node, 'kmsg', ['dmesg', '-W', '-r']);
     this.stream(node, 'ipmon', ['ip', '-o', '-ts', 'monitor', 'link', 'neigh'], { TZ: 'UTC' });
@@ -238,15 +240,18 @@ export class MonitorSession {
         [...this.clocks.keys()].map(async (n) => {
           const node = this.lab.node(n);
           const count = this.markersSeen.get(n)!;
-          await this.marker(node, Math.floor(count.kmsg / 8) + 1).catch((e: Error) => this.problem(`${n}: final marker: ${e.message}`));
           const r = this.clockReports.get(n)!;
-          try {
-            const after = await measureClockOffset(node, 5);
-            r.offsetAfterMs = after.offsetMs;
-            r.boundAfterMs = after.boundMs;
-          } catch (e) {
-            this.problem(`${n}: clock after: ${(e as Error).message}`);
-          }
+          // the final markers and the clock's second measurement at once
+          await Promise.all([
+            this.marker(node, Math.floor(count.kmsg / 8) + 1).catch((e: Error) => this.problem(`${n}: final marker: ${e.message}`)),
+            measureClockOffset(node, 5).then(
+              (after) => {
+                r.offsetAfterMs = after.offsetMs;
+                r.boundAfterMs = after.boundMs;
+              },
+              (e: Error) => this.problem(`${n}: clock after: ${e.message}`),
+            ),
+          ]);
           r.kmsgDriftMs = this.clocks.get(n)!.kmsg.drift();
           r.traceDriftMs = this.clocks.get(n)!.trace.drift();
         }),
@@ -254,7 +259,7 @@ export class MonitorSession {
       this.stopped = true;
       for (const s of this.subs) s.unsubscribe();
       await Promise.all(
-        [...this.clocks.keys()].map(async (n) => {
+        [...new Set([...this.clocks.keys(), ...this.instances.keys()])].map(async (n) => {
           const node = this.lab.node(n);
           await node.settle();
           const inst = this.instances.get(n);
