@@ -227,7 +227,13 @@ suite('RDMA CM events on a bond failover', { requires: { nodes: 2, tools: ['rpin
     expect(all.length, 'connect attempts in all (before and during the flapping)').to.be.at.least(2);
     expect(show(all.filter((a) => !a.end), from), 'attempts that never ended').to.deep.equal([]);
     expect(retry.ok, `a connect after the flapping:\n${retry.output}`).to.equal(true);
-    expect(ev).to.have.noResourceLeak();
+    // The client's attempts: every rping there has exited, so whatever is left is the kernel's. The
+    // server's persistent rping may still hold a connection whose client was killed while a carrier
+    // drop ate its disconnect (rping has no keepalive): recorded, not a verdict on the RDMA CM.
+    expect(ev).to.have.noResourceLeak({ node: client });
+    const srv = ev.resources!.after.find((r) => r.node !== client);
+    const srvBefore = ev.resources!.before.find((r) => r.node === srv?.node);
+    if (srv && srvBefore) t.metric("connections the server's rping still held after the flapping", srv.cmIds - srvBefore.cmIds, 'count');
     expect(ev).to.have.noKernelWarnings();
   });
 

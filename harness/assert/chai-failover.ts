@@ -29,7 +29,7 @@ declare global {
       noSpuriousAddrChange(node: string): Assertion;
       deliveredEverything(): Assertion;
       noKernelWarnings(): Assertion;
-      noResourceLeak(): Assertion;
+      noResourceLeak(opts?: { node?: string }): Assertion;
     }
     interface NumericComparison {
       /** after failedOverTo / failedOver: the failover happened within ms of each fault */
@@ -456,10 +456,14 @@ export function failoverAssertions(_chai: Chai.ChaiStatic, utils: Chai.ChaiUtils
     );
   });
 
-  Assertion.addMethod('noResourceLeak', function (this: Chai.AssertionStatic) {
+  // opts.node: one node only — where every process that owned RDMA resources has exited (a live
+  // process may hold a connection its peer abandoned: the kernel cannot know without traffic).
+  Assertion.addMethod('noResourceLeak', function (this: Chai.AssertionStatic, opts: { node?: string } = {}) {
     const ev = evidenceOf(this._obj);
     this.assert(!!ev.resources, 'expected resource counts (before/after) in the evidence, found none', '');
-    for (const a of ev.resources!.after) {
+    const after = ev.resources!.after.filter((a) => !opts.node || a.node === opts.node);
+    this.assert(after.length > 0, `expected resource counts for ${opts.node ?? 'any node'} in the evidence, found none`, '');
+    for (const a of after) {
       const b = ev.resources!.before.find((x) => x.node === a.node);
       this.assert(
         !!b && a.cmIds <= b.cmIds && a.qps <= b.qps,

@@ -123,6 +123,12 @@ describe('failover assertions on recorded evidence', () => {
     expect(rebuild([...recorded.events, warn], { allowKernel: [{ pattern: 'refcount\\.c', reason: 'known' }] })).to.have.noKernelWarnings();
     const leak = { before: recorded.resources!.before, after: recorded.resources!.after.map((r) => ({ ...r, qps: r.qps + 1 })) };
     fails(() => expect(rebuild(recorded.events, { resources: leak })).to.have.noResourceLeak(), /qp \d+ → \d+/);
+    // one node only: a leak there still fails; another node's count is not looked at
+    const [one, other] = recorded.resources!.after.map((r) => r.node);
+    const leakOnOne = { before: recorded.resources!.before, after: recorded.resources!.after.map((r) => (r.node === one ? { ...r, cmIds: r.cmIds + 1 } : r)) };
+    fails(() => expect(rebuild(recorded.events, { resources: leakOnOne })).to.have.noResourceLeak({ node: one! }), /cm_id \d+ → \d+/);
+    expect(rebuild(recorded.events, { resources: leakOnOne })).to.have.noResourceLeak({ node: other! });
+    fails(() => expect(rebuild(recorded.events, { resources: leakOnOne })).to.have.noResourceLeak({ node: 'node-z' }), /resource counts for node-z/);
   });
 
   it('noFailoverStorm (RF-06): more bond switches than carrier drops, or ending on a slave without carrier', () => {
