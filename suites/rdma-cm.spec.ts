@@ -222,7 +222,7 @@ suite('RDMA CM events on a bond failover', { requires: { nodes: 2, tools: ['rpin
     // some point between the first carrier loss and the last carrier change).
     const [first, last] = [ev.faults[0]!.t, ev.faults.at(-1)!.t];
     const during = all.filter((a) => a.start <= last && (a.end?.t ?? Infinity) >= first);
-    t.metric('connect attempts during the flapping', during.length);
+    t.metric('connect attempts during the flapping', during.length, 'count');
     expect(during.length, `connect attempts during the flapping (${(first - from).toFixed(0)}–${(last - from).toFixed(0)} ms)`).to.be.at.least(1);
     expect(all.length, 'connect attempts in all (before and during the flapping)').to.be.at.least(2);
     expect(show(all.filter((a) => !a.end), from), 'attempts that never ended').to.deep.equal([]);

@@ -338,7 +338,7 @@ export function shortFlaps<W extends Workload>(u: StorageUlp<W>): Body {
     expect(ev).to.have.deliveredEverything();
     expect(ev).to.have.noKernelWarnings();
     const seen = ev.events.filter((e) => e.source === 'bond' && e.node === client && e.changed.includes('active_slave')).length;
-    t.metric('bond switches seen during the short flaps', seen);
+    t.metric('bond switches seen during the short flaps', seen, 'count');
   };
 }
 
