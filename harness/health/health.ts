@@ -45,15 +45,23 @@ done`;
 const txBaseline = new Map<string, Map<string, number>>();
 
 /**
- * Everything probeNode reads, in one round trip (six commands were six round trips, 2-3 s per
- * node and probe on an emulated guest): sections headed "#rf NAME", in this order.
+ * What probeNode reads, each part a shell snippet: all of them in one round trip (six commands were
+ * six round trips, 2-3 s per node and probe on an emulated guest), or one command each when that
+ * does not come back whole.
  */
-export const PROBE_SCRIPT = `echo '#rf qp'; rdma -j res show qp 2>/dev/null || echo '#rf qp-failed'
-echo '#rf wedged'; dmesg 2>/dev/null | grep -m 3 "rdma_rxe: qp#1 Failed"
-echo '#rf tx'; ${TX_TIMEOUTS}
-echo '#rf taint'; cat /proc/sys/kernel/tainted
-echo '#rf stuck'; ${STUCK_SCRIPT}
-echo '#rf end'`;
+const PROBE_PARTS = {
+  qp: 'rdma -j res show qp 2>/dev/null',
+  wedged: 'dmesg 2>/dev/null | grep -m 3 "rdma_rxe: qp#1 Failed" || true',
+  tx: TX_TIMEOUTS,
+  taint: 'cat /proc/sys/kernel/tainted',
+  stuck: STUCK_SCRIPT,
+} as const;
+
+/** What one probe read: each part's output (undefined: not read, or its command failed). */
+type ProbeRead = Partial<Record<keyof typeof PROBE_PARTS, string>>;
+
+/** The parts in sections headed "#rf NAME" ("#rf NAME-failed" after a part that failed), then "#rf end". */
+export const PROBE_SCRIPT = [...Object.entries(PROBE_PARTS).map(([name, sh]) => `echo '#rf ${name}'\n{ ${sh}\n} || echo '#rf ${name}-failed'`), "echo '#rf end'"].join('\n');
 
 /** The sections of PROBE_SCRIPT's output; undefined when the output is not complete. */
 export function parseProbe(text: string): Map<string, string> | undefined {
@@ -71,29 +79,19 @@ export function parseProbe(text: string): Map<string, string> | undefined {
   return out.has('stuck') && cur === 'end' ? out : undefined;
 }
 
-/** What one probe read: each part as the separate commands return it (undefined: not read). */
-interface ProbeRead {
-  qp?: string;
-  wedged?: string;
-  tx?: string;
-  taint?: string;
-  stuck?: string;
-}
-
 /** Reads the probe's parts in one round trip; falls back to one command each (a part that hangs,
  *  such as an rdma res walk stuck on a freed id, then costs only itself). */
 async function readProbe(node: Node, timeoutMs: number): Promise<ProbeRead> {
+  const names = Object.keys(PROBE_PARTS) as (keyof typeof PROBE_PARTS)[];
   const all = await node.exec(['sh', '-c', PROBE_SCRIPT], { timeoutMs }).catch(() => undefined);
   const parts = all?.exitCode === 0 ? parseProbe(all.stdout) : undefined;
-  if (parts) return { ...(parts.has('qp-failed') ? {} : { qp: parts.get('qp') }), wedged: parts.get('wedged'), tx: parts.get('tx'), taint: parts.get('taint'), stuck: parts.get('stuck') };
-  const ok = (r?: { exitCode: number | null; stdout: string }) => (r && r.exitCode === 0 ? r.stdout : undefined);
-  return {
-    qp: ok(await node.exec(['rdma', '-j', 'res', 'show', 'qp'], { timeoutMs }).catch(() => undefined)),
-    wedged: ok(await node.exec(['sh', '-c', 'dmesg 2>/dev/null | grep -m 3 "rdma_rxe: qp#1 Failed" || true'], { timeoutMs }).catch(() => undefined)),
-    tx: ok(await node.exec(['sh', '-c', TX_TIMEOUTS], { timeoutMs }).catch(() => undefined)),
-    taint: ok(await node.exec(['cat', '/proc/sys/kernel/tainted'], { timeoutMs }).catch(() => undefined)),
-    stuck: ok(await node.exec(['sh', '-c', STUCK_SCRIPT], { timeoutMs }).catch(() => undefined)),
-  };
+  if (parts) return Object.fromEntries(names.filter((k) => !parts.has(`${k}-failed`)).map((k) => [k, parts.get(k)]));
+  const read: ProbeRead = {};
+  for (const k of names) {
+    const r = await node.exec(['sh', '-c', PROBE_PARTS[k]], { timeoutMs }).catch(() => undefined);
+    if (r?.exitCode === 0) read[k] = r.stdout;
+  }
+  return read;
 }
 
 /** Probes a node now: answers at all, GSI QPs, stalled NICs, tasks stuck in D state in RDMA/ULP code. */

@@ -184,9 +184,9 @@ export class RdsWorkload implements Workload {
   private async stopSending(timeoutMs: number): Promise<void> {
     const [a, b] = this.opts.nodes;
     for (const input of this.control.values()) input.next('stop\n');
-    const stopped = (n: string) => !!(this.latest.get(n)?.stopped || this.finals.has(n));
+    // each side has reported its total (or ended without one)
+    const settled = (n: string) => !!this.latest.get(n)?.stopped || this.finals.has(n) || this.exited.has(n);
     const deadline = Date.now() + timeoutMs;
-    const settled = (n: string) => stopped(n) || this.exited.has(n);
     while (!(settled(a) && settled(b)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const [me, peer] of [[a, b], [b, a]] as const) {
       const total = this.latest.get(peer)?.stopped ? this.latest.get(peer)!.sent : undefined;
