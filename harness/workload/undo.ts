@@ -63,6 +63,25 @@ async function runAction(lab: Lab, a: UndoAction, boots: Map<string, Promise<str
   return true;
 }
 
+/**
+ * Runs undos newest first (the stack's top first), one at a time — except module unloads: each
+ * takes seconds under emulation and touches only its own node's kernel, so it goes on in the
+ * background while the undos of other nodes continue. The next undo on the same node waits for it,
+ * so each node's order is kept. (A workload journals its module loads before anything they carry,
+ * so by the time an unload comes up, that node's objects are already undone.)
+ */
+export async function runNewestFirst(stack: UndoAction[], run: (a: UndoAction) => Promise<void>): Promise<void> {
+  const unloading = new Map<string, Promise<void>>();
+  while (stack.length) {
+    const a = stack.pop()!;
+    await unloading.get(a.node);
+    unloading.delete(a.node);
+    if (a.kind === 'modules') unloading.set(a.node, run(a));
+    else await run(a);
+  }
+  await Promise.all(unloading.values());
+}
+
 const GONE = ' (nothing to undo: the node rebooted since, and this did not outlive the boot)';
 
 export class UndoStack {
@@ -91,15 +110,14 @@ export class UndoStack {
     const name = this.lab.loaded.topology.name;
     const failed: string[] = [];
     const boots = new Map<string, Promise<string | undefined>>();
-    while (this.stack.length) {
-      const a = this.stack.pop()!;
+    await runNewestFirst(this.stack, async (a) => {
       try {
         await span(`undo ${a.node}: ${a.what}`, () => runAction(this.lab, a, boots));
         save(name, entries(name).filter((e) => e.id !== a.id));
       } catch (e) {
         failed.push(`${a.node}: ${a.what}: ${(e as Error).message}`);
       }
-    }
+    });
     return failed;
   }
 }

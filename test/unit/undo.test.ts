@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { readJournal, writeJournal, clearJournal } from '../../harness/journal.ts';
 import { RealLab } from '../../harness/lab/real.ts';
 import { loadTopology } from '../../harness/topology/load.ts';
-import { replayUndoJournal, UndoStack, type UndoAction } from '../../harness/workload/undo.ts';
+import { replayUndoJournal, runNewestFirst, UndoStack, type UndoAction } from '../../harness/workload/undo.ts';
 
 const LAB = 'rf-undo-unit';
 
@@ -79,5 +79,41 @@ describe('undo journal: entries are tied to the boot they were made in', () => {
     expect(done.join('\n')).to.match(/^FAILED here: remove .*never-made/);
     expect(readJournal<UndoAction[]>('undo', LAB)).to.have.length(1);
     clearJournal('undo', LAB);
+  });
+});
+
+describe('undo order: module unloads go on in the background, each node keeps its order', () => {
+  const a = (node: string, kind: 'argv' | 'modules', what: string): UndoAction =>
+    kind === 'modules' ? { id: what, owner: 'u', node, what, kind, modules: [what] } : { id: what, owner: 'u', node, what, kind, argv: ['true'] };
+  /** Runs the stack with every undo taking `ms` (unloads 50 ms, commands 10 ms); returns start/end events in order. */
+  async function trace(stack: UndoAction[]): Promise<string[]> {
+    const log: string[] = [];
+    await runNewestFirst(stack, async (x) => {
+      log.push(`start ${x.what}`);
+      await new Promise((r) => setTimeout(r, x.kind === 'modules' ? 50 : 10));
+      log.push(`end ${x.what}`);
+    });
+    return log;
+  }
+
+  it("an unload on one node runs while the other node's undos go on (the iSER teardown)", async () => {
+    // pushed in set-up order: target node b, then initiator node a
+    const log = await trace([a('b', 'modules', 'b-mods'), a('b', 'argv', 'b-target'), a('a', 'modules', 'a-mods'), a('a', 'argv', 'a-logout')]);
+    expect(log).to.deep.equal(['start a-logout', 'end a-logout', 'start a-mods', 'start b-target', 'end b-target', 'start b-mods', 'end a-mods', 'end b-mods']);
+  });
+
+  it('the next undo on the same node waits for its unload (each node newest first)', async () => {
+    const log = await trace([a('a', 'argv', 'a-older'), a('a', 'modules', 'a-mods'), a('b', 'argv', 'b-cmd')]);
+    expect(log).to.deep.equal(['start b-cmd', 'end b-cmd', 'start a-mods', 'end a-mods', 'start a-older', 'end a-older']);
+  });
+
+  it('commands never overlap, whatever their node', async () => {
+    const log = await trace([a('a', 'argv', 'x'), a('b', 'argv', 'y'), a('a', 'argv', 'z')]);
+    expect(log).to.deep.equal(['start z', 'end z', 'start y', 'end y', 'start x', 'end x']);
+  });
+
+  it('run() returns only when every unload has ended', async () => {
+    const log = await trace([a('a', 'modules', 'm')]);
+    expect(log.at(-1)).to.equal('end m');
   });
 });
