@@ -63,9 +63,10 @@ export interface BondSysfs {
 
 // One line per attribute even when a file is empty (no newline) or missing (peer_notify_delay is
 // netlink-only on some kernels: it is read from \`ip -d -j link\` below).
-const SYSFS_READ = `b=/sys/class/net/$1
-for f in type addr_len address broadcast mtu flags operstate; do v=$(cat "$b/$f" 2>/dev/null); printf '%s=%s\\n' "$f" "$v"; done
-for f in mode active_slave slaves fail_over_mac miimon num_grat_arp primary primary_reselect mii_status; do v=$(cat "$b/bonding/$f" 2>/dev/null); printf 'bonding.%s=%s\\n' "$f" "$v"; done
+// The shell's read, not cat: sixteen processes fewer per read, each a noticeable cost on a busy guest.
+export const SYSFS_READ = `b=/sys/class/net/$1
+for f in type addr_len address broadcast mtu flags operstate; do v=; read -r v 2>/dev/null < "$b/$f"; printf '%s=%s\\n' "$f" "$v"; done
+for f in mode active_slave slaves fail_over_mac miimon num_grat_arp primary primary_reselect mii_status; do v=; read -r v 2>/dev/null < "$b/bonding/$f"; printf 'bonding.%s=%s\\n' "$f" "$v"; done
 printf 'ipjson=%s\\n' "$(ip -d -j link show dev "$1" 2>/dev/null | tr -d '\\n')"`;
 
 export function parseBondSysfs(name: string, text: string): BondSysfs {
@@ -125,7 +126,7 @@ export interface NetdevSysfs {
 }
 
 const NETDEV_READ = `b=/sys/class/net/$1
-for f in type address mtu operstate carrier; do v=$(cat "$b/$f" 2>/dev/null); printf '%s=%s\\n' "$f" "$v"; done
+for f in type address mtu operstate carrier; do v=; read -r v 2>/dev/null < "$b/$f"; printf '%s=%s\\n' "$f" "$v"; done
 printf 'master='; basename "$(readlink "$b/master" 2>/dev/null)" 2>/dev/null || echo
 printf 'perm='; (ethtool -P "$1" 2>/dev/null | sed 's/.*: //') || echo`;
 

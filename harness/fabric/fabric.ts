@@ -11,6 +11,7 @@ import { withBondDefaults } from '../topology/defaults.ts';
 import type { BondSpec, Topology, TopologyNode } from '../topology/schema.ts';
 import { parseCidr } from '../net/ip.ts';
 import { ipBatch, writeSysfs } from './sysfs.ts';
+import { parseBondSysfs, SYSFS_READ, type BondSysfs } from './bond.ts';
 import { parseRdmaLinks, type RdmaLink } from './rdma.ts';
 import { moduleBaseline, modulesToLoad, unloadAppeared, unloadModules, type ModuleBaseline } from '../workload/modules.ts';
 
@@ -156,9 +157,81 @@ export async function siwGidStale(node: Node, bond: string, links?: RdmaLink[]):
   if (!mine.length) return undefined;
   const r = await node.run(['sh', '-c', 'cat "/sys/class/net/$1/address"; shift; for p; do cat "/sys/class/infiniband/$p/gids/0" 2>/dev/null || echo missing; done', 'siwgid', bond, ...mine.map((l) => `${l.ifname}/ports/${l.port}`)], { timeoutMs: 15_000 });
   const [line = '', ...gids] = r.stdout.trim().split('\n');
-  const mac = line.trim().toLowerCase();
+  return siwStale(mine, gids, bond, line);
+}
+
+/** Which siw ports (each with its GID 0) carry a MAC other than the bond's, said as a problem. */
+function siwStale(mine: RdmaLink[], gids: string[], bond: string, bondMac: string): string | undefined {
+  const mac = bondMac.trim().toLowerCase();
   const stale = mine.map((l, i) => ({ l, gidMac: macOfIwarpGid(gids[i] ?? '') })).filter((x) => x.gidMac !== mac);
   return stale.length ? `${stale.map((x) => x.l.ifname).join(', ')} still has the GID of ${stale[0]!.gidMac} while ${bond} is ${mac} (siw takes its GID once, at creation): no new connection could be made over it` : undefined;
+}
+
+/** What the check before each test needs about one bond, read in one round trip. */
+export interface BondReadiness {
+  bond: BondSysfs;
+  /** slave → its carrier file ("1", "0", "x" when unreadable) */
+  carriers: Map<string, string>;
+  links: RdmaLink[];
+  /** "dev/ports/N" → GID index 0 as sysfs prints it ("missing" when it cannot be read) */
+  gid0: Map<string, string>;
+}
+
+export const READINESS = `${SYSFS_READ}
+shift
+for s; do c=x; read -r c 2>/dev/null < "/sys/class/net/$s/carrier" || c=x; printf 'carrier.%s=%s\\n' "$s" "$c"; done
+printf 'rdmajson=%s\\n' "$(rdma -j link show 2>/dev/null | tr -d '\\n')"
+for p in /sys/class/infiniband/*/ports/*; do
+  [ -d "$p" ] || continue
+  g=; read -r g 2>/dev/null < "$p/gids/0" || g=missing
+  printf 'gid0.%s=%s\\n' "\${p#/sys/class/infiniband/}" "\${g:-missing}"
+done`;
+
+export async function readBondReadiness(node: Node, bond: string, slaves: readonly string[]): Promise<BondReadiness> {
+  const r = await node.run(['sh', '-c', READINESS, 'ready', bond, ...slaves], { timeoutMs: 15_000 });
+  return parseBondReadiness(bond, r.stdout);
+}
+
+export function parseBondReadiness(bond: string, text: string): BondReadiness {
+  const carriers = new Map<string, string>();
+  const gid0 = new Map<string, string>();
+  let links: RdmaLink[] = [];
+  for (const line of text.split('\n')) {
+    const i = line.indexOf('=');
+    if (i < 0) continue;
+    const k = line.slice(0, i);
+    const v = line.slice(i + 1).trim();
+    if (k.startsWith('carrier.')) carriers.set(k.slice('carrier.'.length), v);
+    else if (k.startsWith('gid0.')) gid0.set(k.slice('gid0.'.length), v);
+    else if (k === 'rdmajson') links = v ? parseRdmaLinks(v) : [];
+  }
+  return { bond: parseBondSysfs(bond, text), carriers, links, gid0 };
+}
+
+const zeroGid = (g: string | undefined) => g === undefined || g === 'missing' || /^[0:]+$/.test(g);
+
+/**
+ * Is the bond fit for the next test? true, or why not: there with every slave, no stray primary,
+ * up, every slave with carrier, its RDMA port ACTIVE, and (siw) a GID that is the bond's MAC.
+ */
+export function bondReadinessProblem(r: BondReadiness, slaves: readonly string[], primary = ''): true | string {
+  const b = r.bond;
+  if (!b.mode) return `${b.name} is missing`;
+  // a test's primary left behind turns every later carrier drop into a failover and a failback
+  if (b.primary !== primary) return `${b.name}'s primary is "${b.primary}", the topology's is "${primary}"`;
+  if (slaves.some((s) => !b.slaves.includes(s))) return `${b.name} lost a slave (${b.slaves.join(', ')})`;
+  if (b.miiStatus !== 'up') return `${b.name} is down`;
+  if (slaves.some((s) => r.carriers.get(s) !== '1')) return `a slave of ${b.name} has no carrier (${slaves.map((s) => `${s}=${r.carriers.get(s) ?? 'x'}`).join(' ')})`;
+  const rl = r.links.filter((l) => l.netdev === b.name || slaves.includes(l.netdev ?? ''));
+  if (!rl.length || rl.some((l) => l.state !== 'ACTIVE')) return `RDMA port on ${b.name} not ACTIVE`;
+  const siw = r.links.filter((l) => l.netdev === b.name && /^siw/.test(l.ifname));
+  if (siw.length) return siwStale(siw, siw.map((l) => r.gid0.get(`${l.ifname}/ports/${l.port}`) ?? 'missing'), b.name, b.address) ?? true;
+  return true;
+}
+
+/** Has a soft RDMA port on the bond itself lost its default GID (see restoreDefaultGid)? */
+export function defaultGidLost(r: BondReadiness): boolean {
+  return r.links.filter((l) => l.netdev === r.bond.name).some((l) => zeroGid(r.gid0.get(`${l.ifname}/ports/${l.port}`)));
 }
 
 /** The soft RDMA device the harness adds over the bond itself (rxe: RoCE, siw: iWARP), if any. */
