@@ -2,7 +2,7 @@
 // the controller's clock. Start it before the fault, stop it after: stop() re-measures the clocks,
 // ends every remote command and removes the harness's tracefs instance.
 import { Subject, type Observable, type Subscription } from 'rxjs';
-import { now, sleep, waitFor } from '../clock.ts';
+import { now, sleep, span, waitFor } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
 import { measureClockOffset } from '../node/clock-offset.ts';
 import type { Node } from '../node/node.ts';
@@ -155,7 +155,7 @@ export class MonitorSession {
   private async startNode(node: Node, instanceName: string): Promise<void> {
     // The clock and the trace instance at once (two round trips' worth of waiting, per test).
     const inst = `${INSTANCE_ROOT}/${instanceName}`;
-    const [offR, mkR] = await Promise.allSettled([measureClockOffset(node), node.exec(['sh', '-c', TRACE_INSTANCE, 'mkinst', inst, ...this.opts.traceSystems], { timeoutMs: 30_000 })]);
+    const [offR, mkR] = await Promise.allSettled([span(`monitors: ${node.name} clock`, () => measureClockOffset(node)), span(`monitors: ${node.name} trace instance`, () => node.exec(['sh', '-c', TRACE_INSTANCE, 'mkinst', inst, ...this.opts.traceSystems], { timeoutMs: 30_000 }))]);
     const mk = mkR.status === 'fulfilled' ? mkR.value : { exitCode: -1, stderr: (mkR.reason as Error).message };
     // An instance made is journaled (and removed at stop) even when the clock failed: no leftovers.
     if (mk.exitCode === 0) {
@@ -185,8 +185,10 @@ export class MonitorSession {
     if (this.opts.resPollMs > 0) this.stream(node, 'res', ['bash', '-c', RES_POLL, 'respoll', String(this.opts.resPollMs / 1000)]);
 
     // Markers anchor the kernel clocks and prove the kernel streams are live.
-    await sleep(300);
-    await this.marker(node, 1);
+    await span(`monitors: ${node.name} streams live`, async () => {
+      await sleep(300);
+      await this.marker(node, 1);
+    });
   }
 
   /** Writes burst number n (1-based) and waits until all of its markers came back. */
@@ -243,8 +245,8 @@ export class MonitorSession {
           const r = this.clockReports.get(n)!;
           // the final markers and the clock's second measurement at once
           await Promise.all([
-            this.marker(node, Math.floor(count.kmsg / 8) + 1).catch((e: Error) => this.problem(`${n}: final marker: ${e.message}`)),
-            measureClockOffset(node, 5).then(
+            span(`monitors: ${n} final markers`, () => this.marker(node, Math.floor(count.kmsg / 8) + 1).catch((e: Error) => this.problem(`${n}: final marker: ${e.message}`))),
+            span(`monitors: ${n} clock after`, () => measureClockOffset(node, 5)).then(
               (after) => {
                 r.offsetAfterMs = after.offsetMs;
                 r.boundAfterMs = after.boundMs;
@@ -261,9 +263,9 @@ export class MonitorSession {
       await Promise.all(
         [...new Set([...this.clocks.keys(), ...this.instances.keys()])].map(async (n) => {
           const node = this.lab.node(n);
-          await node.settle();
+          await span(`monitors: ${n} streams end`, () => node.settle());
           const inst = this.instances.get(n);
-          if (inst && (await removeInstance(node, inst))) forgetInstance(this.lab, n, inst);
+          if (inst && (await span(`monitors: ${n} trace instance removed`, () => removeInstance(node, inst)))) forgetInstance(this.lab, n, inst);
         }),
       );
       this.events$.complete();
