@@ -77,7 +77,7 @@ export function qemuArgv(lab: LabState, g: GuestState): string[] {
     '-m', String(g.memoryMiB),
     '-smp', '1',
     '-nodefaults', '-no-user-config', '-display', 'none', '-vga', 'none',
-    '-kernel', lab.kernel.image,
+    '-kernel', lab.bootImage ?? lab.kernel.image,
     '-initrd', lab.initramfs,
     // RDMA_FAILOVER_GUEST_APPEND adds kernel parameters (debugging; the failure-path tests use it).
     '-append', ['console=ttyS0 quiet panic=0 net.ifnames=0', process.env.RDMA_FAILOVER_GUEST_APPEND ?? ''].join(' ').trim(),

@@ -38,6 +38,8 @@ export interface LabState {
   dir: string;
   kernel?: GuestKernel;
   initramfs?: string;
+  /** the kernel's uncompressed ELF, booted through its PVH entry (absent: the bzImage is booted) */
+  bootImage?: string;
   cpu: string;
   clientKeyFile: string;
   createdAt: string;

@@ -17,7 +17,8 @@ import { buildInitramfs, generateKeyPair, writeGuestConfig } from './guest.ts';
 import { prepareKernel, type GuestKernel, type KernelChoice } from './kernel.ts';
 import { ensureSiw, needsSiw } from './siw.ts';
 import { createFabric, createTap, destroyFabric, plugTap, setSwitchPort, netnsExists } from './network.ts';
-import { labsDir } from './paths.ts';
+import { kernelsDir, labsDir } from './paths.ts';
+import { pvhKernel } from './pvh.ts';
 import { qmp } from './qmp.ts';
 import { guestGone, isOurGuest, macFor, startQemu } from './qemu.ts';
 import { labDir, readState, writeState, type GuestState, type LabState } from './state.ts';
@@ -224,6 +225,8 @@ export async function labUp(loaded: LoadedTopology, opts: LabUpOptions = {}): Pr
     state.kernel = kernel;
     progress('initramfs', `building the initramfs for ${kernel.version}`);
     state.initramfs = buildInitramfs(kernel);
+    const pvh = await pvhKernel(kernel.image, join(kernelsDir(), 'pvh'), (m) => progress('kernel', `booting the bzImage (${m})`));
+    if (pvh) state.bootImage = pvh;
     const client = await generateKeyPair(state.clientKeyFile, `rdma-failover lab ${t.name}`);
 
     const base = t.vm?.ssh_port_base;
