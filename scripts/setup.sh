@@ -8,14 +8,15 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "setup.sh: run as root (it installs Debian packages)" >&2; exit 1; }
 
 # Host tools + everything the guests run (the guests see this machine's /usr). gcc-12, make,
-# xz-utils and libelf1 build siw.ko for guest kernels that lack it (harness/vmlab/siw.ts).
+# xz-utils and libelf1 build siw.ko for guest kernels that lack it (harness/vmlab/siw.ts); xz-utils
+# and zstd unpack the kernels (6.1: xz, 6.12: zstd) for a PVH boot (harness/vmlab/pvh.ts).
 PACKAGES="qemu-system-x86 qemu-utils busybox-static kmod cpio iproute2 procps psmisc ethtool util-linux
   openssh-server openssh-client
   rdma-core ibverbs-utils rdmacm-utils perftest infiniband-diags srptools
   fio targetcli-fb python3 python3-rtslib-fb open-iscsi nfs-kernel-server nfs-common nvme-cli
   ifenslave tcpdump iputils-ping arping
   chromium poppler-utils libxml2-utils python3-junitparser
-  gcc-12 make xz-utils libelf1"
+  gcc-12 make xz-utils zstd libelf1"
 
 missing=""
 for p in $PACKAGES; do
