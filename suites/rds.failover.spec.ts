@@ -11,12 +11,15 @@ import { sleep } from '../harness/clock.ts';
 import { rds as rdsUlp } from '../harness/ulp/rds.ts';
 
 const RATE = 100;
+/** Traffic runs both ways until the test finishes it, through every fault; this is only the least
+ *  it sends (a plan longer than the test's steps made finish() wait for the plan, not the ULP). */
+const MIN_SECONDS = 4;
 
-async function rdsTraffic(t: TestContext, seconds: number, extra: Partial<RdsOptions> = {}): Promise<RdsWorkload> {
+async function rdsTraffic(t: TestContext, extra: Partial<RdsOptions> = {}): Promise<RdsWorkload> {
   const w = t.topology.workloads?.rds;
   const rate = w?.rate ?? RATE;
   const rds = await t.workload('rds', () =>
-    new RdsWorkload(t.lab, { nodes: t.pair(), port: w?.port ?? 4000, size: w?.message_size ?? 6000, rate, count: Math.round(rate * seconds), ...extra }).setup(),
+    new RdsWorkload(t.lab, { nodes: t.pair(), port: w?.port ?? 4000, size: w?.message_size ?? 6000, rate, count: Math.round(rate * MIN_SECONDS), ...extra }).setup(),
   );
   await t.monitor();
   await t.step('start RDS traffic both ways', () => rds.start());
@@ -35,7 +38,7 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
       const [client, server] = t.pair();
       const victim = side === 'client' ? client : server;
       const peer = victim === client ? server : client;
-      const rds = await rdsTraffic(t, 12);
+      const rds = await rdsTraffic(t);
       const bond = await t.bond(victim);
       const fault = new CarrierLoss(victim, bond.activeSlave);
       await t.inject(fault);
@@ -55,7 +58,7 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
 
   test('RF-02 failback to the primary: one failover each way, one ADDR_CHANGE per switch, RDS recovers both times', async (t) => {
     const [client] = t.pair();
-    const rds = await rdsTraffic(t, 14);
+    const rds = await rdsTraffic(t);
     const bond = await t.bond(client);
     const primary = bond.activeSlave;
     await t.step(`make ${primary} the primary (primary_reselect=always)`, () => t.primary(client, primary));
@@ -79,7 +82,7 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
     const [client] = t.pair();
     const flaps = t.topology.faults?.flap?.count ?? 5;
     const period = t.topology.faults?.flap?.period_ms ?? 3000;
-    const rds = await rdsTraffic(t, 4 + (flaps * period) / 1000 + 4);
+    const rds = await rdsTraffic(t);
     const bond = await t.bond(client);
     const flap = new Flap(new CarrierLoss(client, bond.activeSlave), flaps, period, { followActive: (s) => new CarrierLoss(client, s) });
     await t.step(flap.describe(), () => t.inject(flap));
@@ -98,7 +101,7 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
   test('RF-03 both links down for a short while: RDS stalls, then resumes with nothing lost', async (t) => {
     const [client] = t.pair();
     const downMs = t.topology.faults?.both_down?.short_ms ?? 3000;
-    const rds = await rdsTraffic(t, 14);
+    const rds = await rdsTraffic(t);
     const bond = await t.bond(client);
     const both = new BothDown(client, bond.name, bond.slaves, downMs);
     const ref = await t.inject(both);
@@ -117,7 +120,7 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
     const [client] = t.pair();
     const count = t.topology.faults?.short_flap?.count ?? 5;
     const downMs = t.topology.faults?.short_flap?.down_ms ?? 30;
-    const rds = await rdsTraffic(t, 10);
+    const rds = await rdsTraffic(t);
     const bond = await t.bond(client);
     const flap = new Flap(new CarrierLoss(client, bond.activeSlave), count, downMs * 2);
     await t.step(flap.describe(), () => t.inject(flap));
@@ -136,7 +139,7 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
   // drops and reconnects the connection (net/rds/ib_send.c, "disconnecting and reconnecting").
   test("RF-09 silent path death (the client's switch port down, carrier up): the QP's retries run out within 20 s, RDS delivers everything once the port returns", async (t) => {
     const [client] = t.pair();
-    const rds = await rdsTraffic(t, 40);
+    const rds = await rdsTraffic(t);
     const bond = await t.bond(client);
     const fault = new SwitchPortDown(client, bond.activeSlave);
     const ref = await t.inject(fault);
@@ -156,7 +159,7 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
 
   test("UL-RDS-01 an admin down of the client's active slave (ip link set down, not a cable pull): RDS back through the new slave, every message delivered", async (t) => {
     const [client] = t.pair();
-    const rds = await rdsTraffic(t, 12);
+    const rds = await rdsTraffic(t);
     const bond = await t.bond(client);
     const down = new AdminDown(client, bond.activeSlave);
     await t.inject(down);
