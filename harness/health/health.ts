@@ -1,7 +1,7 @@
 // Node health: is the kernel still fit to run the next test? Crashed, wedged and unresponsive nodes
 // are detected here, with their evidence, in bounded time.
 import { allUlps } from '../ulp/registry.ts';
-import type { Node } from '../node/node.ts';
+import type { ExecResult, Node } from '../node/node.ts';
 import { parseQps } from '../fabric/rdma.ts';
 import type { KmsgEvent, LabEvent } from '../monitor/events.ts';
 import { UNHEALTHY } from '../monitor/parse.ts';
@@ -81,9 +81,9 @@ export function parseProbe(text: string): Map<string, string> | undefined {
 
 /** Reads the probe's parts in one round trip; falls back to one command each (a part that hangs,
  *  such as an rdma res walk stuck on a freed id, then costs only itself). */
-async function readProbe(node: Node, timeoutMs: number): Promise<ProbeRead> {
+async function readProbe(node: Node, timeoutMs: number, first: Promise<ExecResult | undefined>): Promise<ProbeRead> {
   const names = Object.keys(PROBE_PARTS) as (keyof typeof PROBE_PARTS)[];
-  const all = await node.exec(['sh', '-c', PROBE_SCRIPT], { timeoutMs }).catch(() => undefined);
+  const all = await first;
   const parts = all?.exitCode === 0 ? parseProbe(all.stdout) : undefined;
   if (parts) return Object.fromEntries(names.filter((k) => !parts.has(`${k}-failed`)).map((k) => [k, parts.get(k)]));
   const read: ProbeRead = {};
@@ -98,12 +98,16 @@ async function readProbe(node: Node, timeoutMs: number): Promise<ProbeRead> {
 export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGraceMs?: number } = {}): Promise<HealthFinding[]> {
   const timeoutMs = opts.timeoutMs ?? 15_000;
   const findings: HealthFinding[] = [];
+  // The liveness check and the probe script at once (one round trip's wait, not two); the script's
+  // answer counts only from a node that answered `true`.
+  const script = node.exec(['sh', '-c', PROBE_SCRIPT], { timeoutMs }).catch(() => undefined);
   try {
     await node.run(['true'], { timeoutMs });
   } catch (e) {
+    await script;
     return [{ node: node.name, kind: 'unresponsive', detail: `no answer within ${timeoutMs} ms: ${(e as Error).message}`, evidence: [] }];
   }
-  const read = await readProbe(node, timeoutMs);
+  const read = await readProbe(node, timeoutMs, script);
   if (read.qp !== undefined) {
     const gsi = parseQps(read.qp).filter((q) => q.type === 'GSI' || q.lqpn === 1);
     const dead = gsi.filter((q) => q.state === 'ERR' || q.state === 'SQE');
