@@ -192,6 +192,16 @@ export abstract class BlockStorageWorkload implements Workload {
 
   // ---- helpers for the parts: every change goes through the undo stack ----
 
+  /**
+   * The two sides' set-up at once (target and initiator each in order). Every side is waited for
+   * even when one fails, so nothing is still changing the lab when the teardown runs.
+   */
+  protected async bothSides(...sides: Promise<unknown>[]): Promise<void> {
+    const r = await Promise.allSettled(sides);
+    const failed = r.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
   /** Loads the modules that are missing, and only those are unloaded at teardown. */
   protected async modules(node: Node, wanted: readonly string[]): Promise<void> {
     const load = await modulesToLoad(node, wanted);

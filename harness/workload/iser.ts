@@ -87,30 +87,37 @@ export class IserWorkload extends BlockStorageWorkload {
     const t = this.lab.node(this.o.target);
     const i = this.lab.node(this.o.initiator);
     await markKernelLog(i, this.mark); // SCSI errors are counted from here on
-    await this.modules(t, ['target_core_mod', 'target_core_file', 'iscsi_target_mod', 'ib_isert']);
-    // LIO's iscsi fabric directory pins iscsi_target_mod while it exists (configfs holds the module
-    // of every item it made); made here, it is removed before the modules are unloaded (measured:
-    // without it iscsi_target_mod kept 1 reference to the end of the run).
-    if ((await t.exec(['test', '-d', `${CFG}/iscsi`])).exitCode !== 0) {
-      await this.undo.change({ node: t.name, what: 'remove the iscsi fabric directory', kind: 'argv', argv: ['sh', '-c', RM_FABRIC_DIR, 'rm-fabric', `${CFG}/iscsi`] }, () => t.run(['mkdir', `${CFG}/iscsi`]));
-    }
-    const hba = await this.freeHba(t, 'fileio');
-    const ip = this.ip(this.o.target);
-    await this.undo.change({ node: t.name, what: `remove the iSER target ${this.o.iqn} and its backstore ${hba}/rf_disk`, kind: 'argv', argv: ['sh', '-c', TARGET_DOWN, 'iser-target-down', this.o.iqn, ip, DIR, hba] }, () =>
-      t.run(['sh', '-c', TARGET_UP, 'iser-target-up', this.o.iqn, ip, String((this.size.sizeMiB + 8) * 2 ** 20), DIR, hba], { timeoutMs: 60_000 }),
+    // The target and the initiator's own preparation (modules, iscsid, iface) at once: nothing on
+    // one side waits for the other until discovery. Each side keeps its order (and its undo order).
+    await this.bothSides(
+      (async () => {
+        await this.modules(t, ['target_core_mod', 'target_core_file', 'iscsi_target_mod', 'ib_isert']);
+        // LIO's iscsi fabric directory pins iscsi_target_mod while it exists (configfs holds the module
+        // of every item it made); made here, it is removed before the modules are unloaded (measured:
+        // without it iscsi_target_mod kept 1 reference to the end of the run).
+        if ((await t.exec(['test', '-d', `${CFG}/iscsi`])).exitCode !== 0) {
+          await this.undo.change({ node: t.name, what: 'remove the iscsi fabric directory', kind: 'argv', argv: ['sh', '-c', RM_FABRIC_DIR, 'rm-fabric', `${CFG}/iscsi`] }, () => t.run(['mkdir', `${CFG}/iscsi`]));
+        }
+        const hba = await this.freeHba(t, 'fileio');
+        const ip = this.ip(this.o.target);
+        await this.undo.change({ node: t.name, what: `remove the iSER target ${this.o.iqn} and its backstore ${hba}/rf_disk`, kind: 'argv', argv: ['sh', '-c', TARGET_DOWN, 'iser-target-down', this.o.iqn, ip, DIR, hba] }, () =>
+          t.run(['sh', '-c', TARGET_UP, 'iser-target-up', this.o.iqn, ip, String((this.size.sizeMiB + 8) * 2 ** 20), DIR, hba], { timeoutMs: 60_000 }),
+        );
+      })(),
+      (async () => {
+        // sd_mod: udev would load it for the new SCSI disk; not every lab has udev (the VM lab does not).
+        await this.modules(i, ['ib_iser', 'sd_mod']);
+        // open-iscsi's lock directory (systemd-tmpfiles makes it where it runs)
+        if ((await i.exec(['test', '-d', '/run/lock/iscsi'])).exitCode !== 0) {
+          await this.undo.change({ node: i.name, what: 'remove /run/lock/iscsi', kind: 'argv', argv: ['rm', '-rf', '/run/lock/iscsi'] }, () => i.run(['mkdir', '-p', '/run/lock/iscsi']));
+        }
+        await this.daemon(i, 'iscsid', ['iscsid', '-f']);
+        await this.undo.change({ node: i.name, what: `delete the iscsiadm iface ${IFACE}`, kind: 'argv', argv: ['sh', '-c', 'iscsiadm -m iface -I "$1" -o delete >/dev/null 2>&1; true', 'rm-iface', IFACE], persists: true }, async () => {
+          await i.run(['iscsiadm', '-m', 'iface', '-I', IFACE, '-o', 'new']);
+          await i.run(['iscsiadm', '-m', 'iface', '-I', IFACE, '-o', 'update', '-n', 'iface.transport_name', '-v', 'iser']);
+        });
+      })(),
     );
-
-    // sd_mod: udev would load it for the new SCSI disk; not every lab has udev (the VM lab does not).
-    await this.modules(i, ['ib_iser', 'sd_mod']);
-    // open-iscsi's lock directory (systemd-tmpfiles makes it where it runs)
-    if ((await i.exec(['test', '-d', '/run/lock/iscsi'])).exitCode !== 0) {
-      await this.undo.change({ node: i.name, what: 'remove /run/lock/iscsi', kind: 'argv', argv: ['rm', '-rf', '/run/lock/iscsi'] }, () => i.run(['mkdir', '-p', '/run/lock/iscsi']));
-    }
-    await this.daemon(i, 'iscsid', ['iscsid', '-f']);
-    await this.undo.change({ node: i.name, what: `delete the iscsiadm iface ${IFACE}`, kind: 'argv', argv: ['sh', '-c', 'iscsiadm -m iface -I "$1" -o delete >/dev/null 2>&1; true', 'rm-iface', IFACE], persists: true }, async () => {
-      await i.run(['iscsiadm', '-m', 'iface', '-I', IFACE, '-o', 'new']);
-      await i.run(['iscsiadm', '-m', 'iface', '-I', IFACE, '-o', 'update', '-n', 'iface.transport_name', '-v', 'iser']);
-    });
     // Discovery proves the portal answers over iSER; nonpersistent: no records of other targets.
     await waitFor(
       'iSCSI discovery',

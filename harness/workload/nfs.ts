@@ -83,43 +83,48 @@ export class NfsWorkload extends BlockStorageWorkload {
     const s = this.lab.node(this.o.server);
     const c = this.lab.node(this.o.client);
     const client = `${this.ip(this.o.client)}/32`;
-    await this.modules(s, ['nfsd', 'rpcrdma']);
-    let st = await this.serverState();
-    // The NFSv4 namespace is the server's: a server that exports nothing gets the harness's tmpfs as
-    // its v4 root (fsid=0: the pseudo-root would have to export "/", and an overlay root — the VM
-    // lab's — cannot be exported). A server that exports something keeps its namespace: ours is
-    // added under the pseudo-root, or the test cannot run there.
-    const roots = (st.get('root') ?? []).filter((r) => !EXPORT.startsWith(r));
-    if (roots.length) throw new LabPreconditionError(`the NFS server already exports an NFSv4 root (fsid=0) at ${roots.join(', ')}: the harness's export ${EXPORT} would not be reachable under it, and changing the user's exports is not the harness's to do`);
-    const ownRoot = (st.get('exports')?.[0] ?? '0') === '0';
+    let ownRoot = false;
+    // The server and the client's modules at once (the client waits for nothing until it mounts).
+    await this.bothSides(
+      (async () => {
+        await this.modules(s, ['nfsd', 'rpcrdma']);
+        let st = await this.serverState();
+        // The NFSv4 namespace is the server's: a server that exports nothing gets the harness's tmpfs as
+        // its v4 root (fsid=0: the pseudo-root would have to export "/", and an overlay root — the VM
+        // lab's — cannot be exported). A server that exports something keeps its namespace: ours is
+        // added under the pseudo-root, or the test cannot run there.
+        const roots = (st.get('root') ?? []).filter((r) => !EXPORT.startsWith(r));
+        if (roots.length) throw new LabPreconditionError(`the NFS server already exports an NFSv4 root (fsid=0) at ${roots.join(', ')}: the harness's export ${EXPORT} would not be reachable under it, and changing the user's exports is not the harness's to do`);
+        ownRoot = (st.get('exports')?.[0] ?? '0') === '0';
 
-    await this.undo.change({ node: s.name, what: `unmount and remove ${EXPORT}`, kind: 'argv', argv: ['sh', '-c', 'umount "$1" 2>/dev/null; [ ! -e "$1" ] || rmdir "$1"', 'rm-export', EXPORT], persists: true }, () =>
-      s.run(['sh', '-c', 'mkdir -p "$1" && mount -t tmpfs -o "size=$2" rf-nfs "$1"', 'mk-export', EXPORT, `${this.o.exportSizeMiB}m`]),
+        await this.undo.change({ node: s.name, what: `unmount and remove ${EXPORT}`, kind: 'argv', argv: ['sh', '-c', 'umount "$1" 2>/dev/null; [ ! -e "$1" ] || rmdir "$1"', 'rm-export', EXPORT], persists: true }, () =>
+          s.run(['sh', '-c', 'mkdir -p "$1" && mount -t tmpfs -o "size=$2" rf-nfs "$1"', 'mk-export', EXPORT, `${this.o.exportSizeMiB}m`]),
+        );
+        if (st.get('nfsdfs')?.[0] !== '1') await this.undo.change({ node: s.name, what: `unmount ${NFSD}`, kind: 'argv', argv: ['umount', NFSD] }, () => s.run(['mount', '-t', 'nfsd', 'nfsd', NFSD]));
+        if (st.get('pipefs')?.[0] !== '1') {
+          await this.undo.change({ node: s.name, what: 'unmount rpc_pipefs', kind: 'argv', argv: ['umount', '/var/lib/nfs/rpc_pipefs'] }, () => s.run(['mount', '-t', 'rpc_pipefs', 'sunrpc', '/var/lib/nfs/rpc_pipefs']));
+        }
+        await this.daemon(s, 'rpcbind', ['rpcbind', '-f', '-w']);
+        // Straight into the kernel's export table: /etc/exports is the user's file.
+        const fsid = randomUUID();
+        await this.undo.change({ node: s.name, what: `unexport ${client}:${EXPORT}`, kind: 'argv', argv: ['exportfs', '-u', `${client}:${EXPORT}`] }, () =>
+          s.run(['exportfs', '-o', `rw,no_root_squash,sync,insecure,no_subtree_check,fsid=${ownRoot ? '0' : fsid}`, `${client}:${EXPORT}`]),
+        );
+        await this.daemon(s, 'rpc.mountd', ['rpc.mountd', '-F']);
+        st = await this.serverState();
+        const running = (st.get('threads')?.[0] ?? '0') !== '0';
+        const rdma = st.get('rdma')?.[0] === '1';
+        // nfsd cannot drop one listener (6.1 write_ports has no delete): an RDMA listener added to a
+        // user's running nfsd would stay until it restarts. Only an nfsd the harness starts gets one.
+        if (running && !rdma) throw new LabPreconditionError('nfsd is running without an RDMA listener: adding one (rdma 20049) could not be undone — nfsd has no way to remove a listener short of stopping it — so the harness leaves it alone');
+        if (!running) {
+          await this.undo.change({ node: s.name, what: 'stop the nfsd the harness started (and its RDMA listener), restore its grace and lease times', kind: 'argv', argv: ['sh', '-c', NFSD_DOWN, 'nfsd-down', st.get('grace')?.[0] ?? '90', st.get('lease')?.[0] ?? '90'] }, () =>
+            s.run(['sh', '-c', `${NFSD_UP} && echo "rdma 20049" > ${NFSD}/portlist`], { timeoutMs: 60_000 }),
+          );
+        }
+      })(),
+      this.modules(c, ['rpcrdma', 'nfsv4']),
     );
-    if (st.get('nfsdfs')?.[0] !== '1') await this.undo.change({ node: s.name, what: `unmount ${NFSD}`, kind: 'argv', argv: ['umount', NFSD] }, () => s.run(['mount', '-t', 'nfsd', 'nfsd', NFSD]));
-    if (st.get('pipefs')?.[0] !== '1') {
-      await this.undo.change({ node: s.name, what: 'unmount rpc_pipefs', kind: 'argv', argv: ['umount', '/var/lib/nfs/rpc_pipefs'] }, () => s.run(['mount', '-t', 'rpc_pipefs', 'sunrpc', '/var/lib/nfs/rpc_pipefs']));
-    }
-    await this.daemon(s, 'rpcbind', ['rpcbind', '-f', '-w']);
-    // Straight into the kernel's export table: /etc/exports is the user's file.
-    const fsid = randomUUID();
-    await this.undo.change({ node: s.name, what: `unexport ${client}:${EXPORT}`, kind: 'argv', argv: ['exportfs', '-u', `${client}:${EXPORT}`] }, () =>
-      s.run(['exportfs', '-o', `rw,no_root_squash,sync,insecure,no_subtree_check,fsid=${ownRoot ? '0' : fsid}`, `${client}:${EXPORT}`]),
-    );
-    await this.daemon(s, 'rpc.mountd', ['rpc.mountd', '-F']);
-    st = await this.serverState();
-    const running = (st.get('threads')?.[0] ?? '0') !== '0';
-    const rdma = st.get('rdma')?.[0] === '1';
-    // nfsd cannot drop one listener (6.1 write_ports has no delete): an RDMA listener added to a
-    // user's running nfsd would stay until it restarts. Only an nfsd the harness starts gets one.
-    if (running && !rdma) throw new LabPreconditionError('nfsd is running without an RDMA listener: adding one (rdma 20049) could not be undone — nfsd has no way to remove a listener short of stopping it — so the harness leaves it alone');
-    if (!running) {
-      await this.undo.change({ node: s.name, what: 'stop the nfsd the harness started (and its RDMA listener), restore its grace and lease times', kind: 'argv', argv: ['sh', '-c', NFSD_DOWN, 'nfsd-down', st.get('grace')?.[0] ?? '90', st.get('lease')?.[0] ?? '90'] }, () =>
-        s.run(['sh', '-c', `${NFSD_UP} && echo "rdma 20049" > ${NFSD}/portlist`], { timeoutMs: 60_000 }),
-      );
-    }
-
-    await this.modules(c, ['rpcrdma', 'nfsv4']);
     await this.undo.change({ node: c.name, what: `unmount and remove ${MOUNT}`, kind: 'argv', argv: ['sh', '-c', 'umount -f "$1" 2>/dev/null; umount -l "$1" 2>/dev/null; [ ! -e "$1" ] || rmdir "$1"', 'rm-mount', MOUNT], persists: true }, async () => {
       await c.run(['mkdir', '-p', MOUNT]);
       const mounted = await waitFor(

@@ -91,18 +91,23 @@ export class NvmeWorkload extends BlockStorageWorkload {
   protected async bringUp(): Promise<string> {
     const t = this.lab.node(this.o.target);
     const h = this.lab.node(this.o.host);
-    await this.modules(t, ['nvmet', 'nvmet_rdma']);
-    // A port ID nobody has, and a service ID nobody listens on at this address.
     const ip = this.ip(this.o.target);
-    const ports = (await t.run(['sh', '-c', PORTS], { timeoutMs: 15_000 })).stdout.split('\n').filter(Boolean).map((l) => l.split(' '));
-    const ids = new Set(ports.map((p) => Number(p[0])));
-    const svcs = new Set(ports.filter((p) => p[1] === ip || p[1] === '0.0.0.0').map((p) => Number(p[2])));
-    for (this.portId = 4420; ids.has(this.portId); this.portId++);
-    for (this.serviceId = 4420; svcs.has(this.serviceId); this.serviceId++);
-    await this.undo.change({ node: t.name, what: `remove the nvmet subsystem ${this.o.nqn} and port ${this.portId}`, kind: 'argv', argv: ['sh', '-c', TARGET_DOWN, 'nvmet-down', this.o.nqn, DIR, String(this.portId)] }, () =>
-      t.run(['sh', '-c', TARGET_UP, 'nvmet-up', this.o.nqn, ip, String((this.size.sizeMiB + 8) * 2 ** 20), DIR, String(this.portId), String(this.serviceId)], { timeoutMs: 60_000 }),
+    // The target and the host's modules at once (nothing waits for the other until connect).
+    await this.bothSides(
+      (async () => {
+        await this.modules(t, ['nvmet', 'nvmet_rdma']);
+        // A port ID nobody has, and a service ID nobody listens on at this address.
+        const ports = (await t.run(['sh', '-c', PORTS], { timeoutMs: 15_000 })).stdout.split('\n').filter(Boolean).map((l) => l.split(' '));
+        const ids = new Set(ports.map((p) => Number(p[0])));
+        const svcs = new Set(ports.filter((p) => p[1] === ip || p[1] === '0.0.0.0').map((p) => Number(p[2])));
+        for (this.portId = 4420; ids.has(this.portId); this.portId++);
+        for (this.serviceId = 4420; svcs.has(this.serviceId); this.serviceId++);
+        await this.undo.change({ node: t.name, what: `remove the nvmet subsystem ${this.o.nqn} and port ${this.portId}`, kind: 'argv', argv: ['sh', '-c', TARGET_DOWN, 'nvmet-down', this.o.nqn, DIR, String(this.portId)] }, () =>
+          t.run(['sh', '-c', TARGET_UP, 'nvmet-up', this.o.nqn, ip, String((this.size.sizeMiB + 8) * 2 ** 20), DIR, String(this.portId), String(this.serviceId)], { timeoutMs: 60_000 }),
+        );
+      })(),
+      this.modules(h, ['nvme_rdma']),
     );
-    await this.modules(h, ['nvme_rdma']);
     await this.undo.change({ node: h.name, what: `disconnect from ${this.o.nqn}`, kind: 'argv', argv: ['sh', '-c', 'nvme disconnect -n "$1" >/dev/null 2>&1; true', 'nvme-disconnect', this.o.nqn] }, () =>
       waitFor(
         'nvme connect over RDMA',
