@@ -79,7 +79,9 @@ async function resolvePackage(choice: 'debian-stable' | 'debian-backports'): Pro
 function unpacked(dir: string): GuestKernel | undefined {
   const meta = join(dir, 'kernel.json');
   if (!existsSync(meta)) return undefined;
-  const k = JSON.parse(readFileSync(meta, 'utf8')) as GuestKernel;
+  const saved = JSON.parse(readFileSync(meta, 'utf8')) as GuestKernel;
+  // The paths are this directory's own (the cache may have moved since it was unpacked).
+  const k: GuestKernel = { ...saved, image: join(dir, 'root', 'boot', `vmlinuz-${saved.version}`), modulesRoot: join(dir, 'root', 'lib', 'modules') };
   return existsSync(k.image) && existsSync(join(k.modulesRoot, k.version, 'modules.dep')) ? k : undefined;
 }
 
