@@ -104,7 +104,7 @@ export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGr
   try {
     await node.run(['true'], { timeoutMs });
   } catch (e) {
-    await script;
+    // (the script ends at its own bound, in the background: an unresponsive node is reported now)
     return [{ node: node.name, kind: 'unresponsive', detail: `no answer within ${timeoutMs} ms: ${(e as Error).message}`, evidence: [] }];
   }
   const read = await readProbe(node, timeoutMs, script);
