@@ -225,7 +225,8 @@ export async function labUp(loaded: LoadedTopology, opts: LabUpOptions = {}): Pr
     state.kernel = kernel;
     progress('initramfs', `building the initramfs for ${kernel.version}`);
     state.initramfs = buildInitramfs(kernel);
-    const pvh = await pvhKernel(kernel.image, join(kernelsDir(), 'pvh'), (m) => progress('kernel', `booting the bzImage (${m})`));
+    // RDMA_FAILOVER_BOOT=bzimage boots the bzImage anyway (bench:lab compares the two)
+    const pvh = process.env.RDMA_FAILOVER_BOOT === 'bzimage' ? undefined : await pvhKernel(kernel.image, join(kernelsDir(), 'pvh'), (m) => progress('kernel', `booting the bzImage (${m})`));
     if (pvh) state.bootImage = pvh;
     const client = await generateKeyPair(state.clientKeyFile, `rdma-failover lab ${t.name}`);
 
