@@ -152,15 +152,6 @@ export function macOfIwarpGid(gid: string): string {
  * siw-gid-stale-after-bond-mac-change). Before a test that is a lab precondition, like rxe's lost
  * default GID: undefined when siw0's GID is the bond's MAC, else why not.
  */
-export async function siwGidStale(node: Node, bond: string, links?: RdmaLink[]): Promise<string | undefined> {
-  const mine = (links ?? (await rdmaLinks(node))).filter((l) => l.netdev === bond && /^siw/.test(l.ifname));
-  if (!mine.length) return undefined;
-  const r = await node.run(['sh', '-c', 'cat "/sys/class/net/$1/address"; shift; for p; do cat "/sys/class/infiniband/$p/gids/0" 2>/dev/null || echo missing; done', 'siwgid', bond, ...mine.map((l) => `${l.ifname}/ports/${l.port}`)], { timeoutMs: 15_000 });
-  const [line = '', ...gids] = r.stdout.trim().split('\n');
-  return siwStale(mine, gids, bond, line);
-}
-
-/** Which siw ports (each with its GID 0) carry a MAC other than the bond's, said as a problem. */
 function siwStale(mine: RdmaLink[], gids: string[], bond: string, bondMac: string): string | undefined {
   const mac = bondMac.trim().toLowerCase();
   const stale = mine.map((l, i) => ({ l, gidMac: macOfIwarpGid(gids[i] ?? '') })).filter((x) => x.gidMac !== mac);
