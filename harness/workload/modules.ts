@@ -136,18 +136,19 @@ export async function unloadModules(node: Node, modules: readonly string[]): Pro
   if (!modules.length) return;
   // A ULP's exit waits for its stuck work (e.g. iser_release_work): rmmod would hang in D
   // state too. Leave the modules; the health check reports the node and the VM lab reboots it.
-  const stuck = await stuckInRdma(node).catch(() => []);
+  // (the reads two at a time: each is a round trip to a busy guest)
+  const [stuck, loaded] = await Promise.all([stuckInRdma(node).catch(() => []), loadedModules(node).catch(() => new Set(modules))]);
   if (stuck.length) {
     log.warn({ node: node.name, stuck: stuck.join(', ') }, `not unloading ${modules.join(', ')}: tasks are stuck in RDMA code`);
     return;
   }
+  const ours = modules.filter((m) => loaded.has(m));
   // cm_ids hold no reference on the module that created them: unloading it under a leaked id
   // leaves the id's name pointing into freed module memory, and the next `rdma res show cm_id`
   // oopses (seen on 6.1 after svcrdma ignored ADDR_CHANGE). Keep such modules loaded.
-  const owners = await cmIdModules(node);
-  const loaded = await loadedModules(node).catch(() => new Set(modules));
-  const ours = modules.filter((m) => loaded.has(m));
-  const after = holdersToUnload(ours, await holdersMap(node, ours).catch(() => new Map<string, string[]>()));
+  // (`rdma res` only once no task is stuck: a walk over a wedged id can hang.)
+  const [owners, holders] = await Promise.all([cmIdModules(node), holdersMap(node, ours).catch(() => new Map<string, string[]>())]);
+  const after = holdersToUnload(ours, holders);
   if (after.length) log.info({ node: node.name }, `also unloading ${after.join(', ')}: loaded since the harness loaded the modules they use`);
   const order = [...after, ...[...ours].reverse()];
   for (const m of order.filter((x) => owners.has(x))) log.warn({ node: node.name }, `not unloading ${m}: cm_ids it created still exist (leaked)`);
