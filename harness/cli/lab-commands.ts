@@ -10,7 +10,6 @@ import { prepareKernel, type KernelChoice } from '../vmlab/kernel.ts';
 import { ensureSiw, needsSiw } from '../vmlab/siw.ts';
 import { buildInitramfs } from '../vmlab/guest.ts';
 import { readState } from '../vmlab/state.ts';
-import { kernelsDir } from '../vmlab/paths.ts';
 import { pvhKernel } from '../vmlab/pvh.ts';
 import { DEFAULT_TOPOLOGY, loadOrExit } from './open-lab.ts';
 import { quoteArgv } from '../node/argv.ts';
@@ -48,7 +47,7 @@ export function registerLabCommands(program: Command): void {
       const k = await prepareKernel(kernelChoiceOf(loaded, parseKernelOption(opts.kernel)), (m) => say('kernel', m));
       if (needsSiw(loaded.topology)) say('kernel', await ensureSiw(k, (m) => say('kernel', m)));
       const initrd = buildInitramfs(k);
-      const pvh = await pvhKernel(k.image, join(kernelsDir(), 'pvh'), (m) => say('kernel', `booting the bzImage (${m})`));
+      const pvh = await pvhKernel(k.image, (m) => say('kernel', `booting the bzImage (${m})`));
       if (!opts.quiet) process.stdout.write(`kernel ${k.id}\n  image ${k.image}\n  modules ${k.modulesRoot}\n  initramfs ${initrd}\n  boots ${pvh ? `${pvh} (PVH)` : 'the bzImage'}\n`);
     });
 

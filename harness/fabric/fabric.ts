@@ -261,14 +261,13 @@ async function verifyRdma(node: Node, b: BondSpec, rdmaLink: string | undefined)
  * care; SRP does (ib_srpt names its target ports by GID 0). A bond down/up (NETDEV_UP) restores it.
  * Returns what it did, or undefined when GID 0 was there.
  */
-export async function restoreDefaultGid(node: Node, bond: string): Promise<string | undefined> {
-  const mine = (await rdmaLinks(node)).filter((l) => l.netdev === bond);
+export async function restoreDefaultGid(node: Node, bond: string, links?: RdmaLink[]): Promise<string | undefined> {
+  const mine = (links ?? (await rdmaLinks(node))).filter((l) => l.netdev === bond);
   if (!mine.length) return undefined; // HCA ports under the bond: the kernel re-adds their default GIDs
   const read = async () => (await node.run(['sh', '-c', 'for p; do cat "/sys/class/infiniband/$p/gids/0" 2>/dev/null || echo missing; done', 'gid0', ...mine.map((l) => `${l.ifname}/ports/${l.port}`)], { timeoutMs: 15_000 })).stdout.split('\n').filter(Boolean);
-  const zero = (g: string) => g === 'missing' || /^[0:]+$/.test(g);
-  if (!(await read()).some(zero)) return undefined;
+  if (!(await read()).some(zeroGid)) return undefined;
   await ipBatch(node, [['link', 'set', 'dev', bond, 'down'], ['link', 'set', 'dev', bond, 'up']]);
-  await waitFor(`${node.name}: default GID back on ${mine.map((l) => l.ifname).join(', ')} after cycling ${bond}`, async () => ((await read()).some(zero) ? undefined : true), { timeoutMs: 20_000, intervalMs: 200 });
+  await waitFor(`${node.name}: default GID back on ${mine.map((l) => l.ifname).join(', ')} after cycling ${bond}`, async () => ((await read()).some(zeroGid) ? undefined : true), { timeoutMs: 20_000, intervalMs: 200 });
   await waitFor(`${node.name}: RDMA port on ${bond} ACTIVE`, async () => ((await rdmaLinks(node)).filter((l) => l.netdev === bond).every((l) => l.state === 'ACTIVE') ? true : undefined), { timeoutMs: 20_000, intervalMs: 200 });
   return `${mine.map((l) => l.ifname).join(', ')} had no default GID (index 0): the bond failover dropped it (rxe bound to the bond itself); ${bond} cycled down/up to restore it`;
 }

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { kernelsDir } from './paths.ts';
 
 /** The decompressor for a bzImage payload, by its magic bytes. */
 const FORMATS: { magic: number[]; argv: string[] }[] = [
@@ -75,10 +76,11 @@ function unpack(argv: string[], input: Buffer, out: string): Promise<number> {
 }
 
 /**
- * The uncompressed, PVH-bootable ELF of a bzImage, unpacked into `cacheDir` (once per image), or
- * undefined when the image cannot be booted that way. `why` receives the reason in that case.
+ * The uncompressed, PVH-bootable ELF of a bzImage, unpacked into the kernel cache's pvh/ (once per
+ * image), or undefined when the image cannot be booted that way. `why` receives the reason then.
  */
-export async function pvhKernel(bzImage: string, cacheDir: string, why: (m: string) => void = () => undefined): Promise<string | undefined> {
+export async function pvhKernel(bzImage: string, why: (m: string) => void = () => undefined): Promise<string | undefined> {
+  const cacheDir = join(kernelsDir(), 'pvh');
   const img = readFileSync(bzImage);
   const out = join(cacheDir, `${createHash('sha256').update(img).digest('hex').slice(0, 16)}.vmlinux`);
   if (existsSync(out)) return out;

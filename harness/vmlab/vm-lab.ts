@@ -17,7 +17,7 @@ import { buildInitramfs, generateKeyPair, writeGuestConfig } from './guest.ts';
 import { prepareKernel, type GuestKernel, type KernelChoice } from './kernel.ts';
 import { ensureSiw, needsSiw } from './siw.ts';
 import { createFabric, createTap, destroyFabric, plugTap, setSwitchPort, netnsExists } from './network.ts';
-import { kernelsDir, labsDir } from './paths.ts';
+import { labsDir } from './paths.ts';
 import { pvhKernel } from './pvh.ts';
 import { qmp } from './qmp.ts';
 import { guestGone, isOurGuest, macFor, startQemu } from './qemu.ts';
@@ -226,7 +226,7 @@ export async function labUp(loaded: LoadedTopology, opts: LabUpOptions = {}): Pr
     progress('initramfs', `building the initramfs for ${kernel.version}`);
     state.initramfs = buildInitramfs(kernel);
     // RDMA_FAILOVER_BOOT=bzimage boots the bzImage anyway (bench:lab compares the two)
-    const pvh = process.env.RDMA_FAILOVER_BOOT === 'bzimage' ? undefined : await pvhKernel(kernel.image, join(kernelsDir(), 'pvh'), (m) => progress('kernel', `booting the bzImage (${m})`));
+    const pvh = process.env.RDMA_FAILOVER_BOOT === 'bzimage' ? undefined : await pvhKernel(kernel.image, (m) => progress('kernel', `booting the bzImage (${m})`));
     if (pvh) state.bootImage = pvh;
     const client = await generateKeyPair(state.clientKeyFile, `rdma-failover lab ${t.name}`);
 
