@@ -9,6 +9,8 @@ import { reportSchema } from '../report/schema.ts';
 import { htmlToPdf, readReport, writeReports } from '../report/write.ts';
 import { mergeReports } from '../report/merge.ts';
 import { kcidbErrors, toKcidb } from '../report/kcidb.ts';
+import { renderVerdicts, verdictsExitCode, verdictTable } from '../report/verdicts.ts';
+import { knownIssues } from '../known/known-issues.ts';
 
 export function registerReportCommands(program: Command): void {
   program
@@ -58,6 +60,17 @@ export function registerReportCommands(program: Command): void {
         writeFileSync(opts.out, text);
         process.stdout.write(`${opts.out}: KCIDB v5 — ${data.checkouts.length} checkout(s), ${data.builds.length} build(s), ${data.tests.length} test(s); submit with: kcidb-submit -p PROJECT -t TOPIC < ${opts.out}\n`);
       } else process.stdout.write(text);
+    });
+  program
+    .command('verdicts')
+    .description('does each verdict reproduce? every test across runs of the same certification; exit 0: all the same, 3: only intermittent known issues differ, 1: a verdict changed')
+    .argument('<runs...>', 'run dirs or report.json files, oldest first')
+    .option('--json', 'print as JSON')
+    .action((runs, opts) => {
+      // intermittent: from the known-issues files this run would use (shipped + RDMA_FAILOVER_KNOWN_ISSUES)
+      const t = verdictTable(runs.map((r) => readReport(r)), new Set(knownIssues().filter((k) => k.intermittent).map((k) => k.id)));
+      process.stdout.write(opts.json ? JSON.stringify(t, null, 2) + '\n' : renderVerdicts(t) + '\n');
+      process.exitCode = verdictsExitCode(t);
     });
   program
     .command('compare')

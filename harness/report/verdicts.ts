@@ -1,0 +1,84 @@
+// Do verdicts reproduce? Every test's verdict across several runs of the same certification
+// (nights, repeats of a fresh lab), and which tests changed. A test that passed in one run and
+// failed by an intermittent known issue in another (a race the test provokes but cannot force)
+// is told apart from a real change, but never counted as identical.
+import type { RunReport } from './schema.ts';
+
+type ReportTest = RunReport['tests'][number];
+
+/** passed | failed | skipped | interrupted | known:<issue id> */
+export type Verdict = string;
+
+export interface VerdictRow {
+  key: string;
+  /** per run, in the order given; undefined: the test was not in that run */
+  verdicts: (Verdict | undefined)[];
+  /** the same verdict in every run */
+  same: boolean;
+  /** differs only between a pass and an intermittent known issue */
+  intermittent: boolean;
+}
+
+export interface VerdictTable {
+  runs: { id: string; kernel?: string; summary: string }[];
+  rows: VerdictRow[];
+  identical: number;
+  /** rows that differ (intermittent ones included) */
+  differing: VerdictRow[];
+}
+
+const keyOf = (t: ReportTest): string => (t.planId && !t.title.startsWith(t.planId) ? `${t.planId} ${t.title}` : t.title);
+
+export function verdictOf(t: ReportTest): Verdict {
+  return t.status === 'known-failure' ? `known:${t.knownFailure?.id ?? '?'}` : t.status;
+}
+
+/** The summary line as the console prints it. */
+export function summaryLine(r: RunReport): string {
+  const s = r.summary;
+  return `${s.passed} passed · ${s.failed} failed · ${s.knownFailures} known · ${s.skipped} skipped${s.interrupted ? ` · ${s.interrupted} interrupted` : ''} · ${s.total} tests`;
+}
+
+/**
+ * `intermittent`: ids of the known issues that are intermittent (a pass is allowed). A row whose
+ * verdicts are all "passed" or one such known issue is marked intermittent; anything else that
+ * differs — a new failure, a skip, a test missing from a run, two different known issues — is a change.
+ */
+export function verdictTable(runs: readonly RunReport[], intermittent: ReadonlySet<string>): VerdictTable {
+  const keys: string[] = [];
+  for (const r of runs) for (const t of r.tests) if (!keys.includes(keyOf(t))) keys.push(keyOf(t));
+  const rows = keys.map((key): VerdictRow => {
+    const verdicts = runs.map((r) => {
+      const t = r.tests.find((x) => keyOf(x) === key);
+      return t && verdictOf(t);
+    });
+    const same = verdicts.every((v) => v !== undefined && v === verdicts[0]);
+    const kinds = new Set(verdicts);
+    const intermittentOnly = !same && verdicts.every((v) => v === 'passed' || (v?.startsWith('known:') && intermittent.has(v.slice(6)))) && [...kinds].filter((v) => v !== 'passed').length === 1;
+    return { key, verdicts, same, intermittent: intermittentOnly };
+  });
+  return {
+    runs: runs.map((r) => ({ id: r.run.id, ...(r.run.kernel ? { kernel: r.run.kernel } : {}), summary: summaryLine(r) })),
+    rows,
+    identical: rows.filter((r) => r.same).length,
+    differing: rows.filter((r) => !r.same),
+  };
+}
+
+/** 0: every verdict the same; 3: differences only by intermittent known issues; 1: a change. */
+export function verdictsExitCode(t: VerdictTable): number {
+  if (!t.differing.length) return 0;
+  return t.differing.every((r) => r.intermittent) ? 3 : 1;
+}
+
+export function renderVerdicts(t: VerdictTable): string {
+  const out = t.runs.map((r, i) => `run ${i + 1}: ${r.id}${r.kernel ? ` (${r.kernel})` : ''} — ${r.summary}`);
+  out.push('', `${t.identical} of ${t.rows.length} tests: the same verdict in all ${t.runs.length} runs`);
+  for (const r of t.differing) {
+    out.push(`${r.intermittent ? 'INTERMITTENT' : 'CHANGED     '} ${r.key}`);
+    out.push(`             ${r.verdicts.map((v, i) => `run ${i + 1}: ${v ?? 'not run'}`).join(' · ')}`);
+  }
+  const changed = t.differing.filter((r) => !r.intermittent).length;
+  out.push('', changed ? `${changed} test(s) changed verdict` : t.differing.length ? `no verdict changed but ${t.differing.length} intermittent known issue(s), hit in some runs only` : 'every verdict reproduced');
+  return out.join('\n');
+}
