@@ -4,6 +4,7 @@ import type { Node } from '../node/node.ts';
 import { stuckInRdma } from '../health/health.ts';
 import { parseCmIds } from '../fabric/rdma.ts';
 import { log } from '../log.ts';
+import { sleep } from '../clock.ts';
 
 /**
  * Module names from `modprobe --show-depends` ("insmod PATH/name.ko[.xz] [params]", "builtin name"),
@@ -154,11 +155,16 @@ export async function unloadModules(node: Node, modules: readonly string[]): Pro
   for (const m of order.filter((x) => owners.has(x))) log.warn({ node: node.name }, `not unloading ${m}: cm_ids it created still exist (leaked)`);
   const todo = order.filter((m) => !owners.has(m));
   const results = await rmmodEach(node, todo);
-  // A crypto tfm pins its algorithm's module by a count, not as a holder: crc64_rocksoft_generic
-  // (a holder of crc64) is free only once crc64_rocksoft, later in the order, is gone. What was in
-  // use gets one more pass when the first one unloaded something.
+  // A count, not a holder, can keep a module in use for a moment: a crypto tfm pins its algorithm
+  // (crc64_rocksoft_generic, a holder of crc64, is free only once crc64_rocksoft, later in the
+  // order, is gone), and an RPC transport is destroyed from a workqueue after the unmount
+  // (xprt_destroy → xprt_destroy_cb → xprt_rdma_destroy's module_put). What was in use gets one
+  // more pass, a second later, when the first pass unloaded something.
   const inUse = todo.filter((m) => /in use/.test(results.get(m) ?? ''));
-  if (inUse.length && inUse.length < todo.length) for (const [m, err] of await rmmodEach(node, inUse)) results.set(m, err);
+  if (inUse.length && inUse.length < todo.length) {
+    await sleep(1000);
+    for (const [m, err] of await rmmodEach(node, inUse)) results.set(m, err);
+  }
   const left = order.flatMap((m) => (owners.has(m) ? [m] : results.get(m) !== undefined ? [`${m} (${results.get(m)})`] : []));
   // A module the harness loaded and left is a change left on someone's lab: say so.
   if (left.length) log.warn({ node: node.name }, `modules the harness loaded are still loaded: ${left.join(', ')}`);
