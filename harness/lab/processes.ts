@@ -13,6 +13,8 @@ export interface JournaledProcess extends NodeProcess {
   node: string;
   /** what it was, for messages: the command's first words */
   what: string;
+  /** who started it (StreamOptions.owner) */
+  owner?: string;
 }
 
 const KIND = 'procs';
@@ -29,8 +31,8 @@ function save(lab: string, list: JournaledProcess[]): void {
 /** Hooks for a lab's nodes: journal each streamed command while it runs. */
 export function processJournal(lab: string): ProcessHooks {
   return {
-    started(node, p, argv) {
-      save(lab, [...entries(lab), { id: randomUUID(), node, ...p, what: argv.slice(0, 3).join(' ').slice(0, 80) }]);
+    started(node, p, argv, owner) {
+      save(lab, [...entries(lab), { id: randomUUID(), node, ...p, what: argv.slice(0, 3).join(' ').slice(0, 80), ...(owner ? { owner } : {}) }]);
     },
     ended(node, p) {
       save(lab, entries(lab).filter((e) => !(e.node === node && e.pid === p.pid && e.startTime === p.startTime)));
@@ -59,9 +61,10 @@ echo killed`;
  * when its process is known to be gone; a node that does not answer keeps its entries.
  * Returns what it did, one line per process.
  */
-export async function stopLeftoverProcesses(lab: Lab): Promise<string[]> {
+export async function stopLeftoverProcesses(lab: Lab, spare: (e: JournaledProcess) => boolean = () => false): Promise<string[]> {
   const name = lab.loaded.topology.name;
-  const list = entries(name);
+  // what a live owner still uses (this run's session-long monitors) is not a leftover
+  const list = entries(name).filter((e) => !spare(e));
   if (!list.length) return [];
   const done: string[] = [];
   const kept: JournaledProcess[] = [];

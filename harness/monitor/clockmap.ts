@@ -51,9 +51,15 @@ export class KernelClock {
     return lo.realtimeMs + f * (hi.realtimeMs - lo.realtimeMs);
   }
 
-  /** How much the kernel clock drifted against realtime between the first and last anchor (ms). */
-  drift(): number {
-    const a = this.anchors;
+  /** The kernel time of the newest anchor (undefined before the first). */
+  get lastTs(): number | undefined {
+    return this.anchors[this.anchors.length - 1]?.kernelTs;
+  }
+
+  /** How much the kernel clock drifted against realtime between the first anchor (from `sinceTs`
+   *  on: a test's window over monitors that ran before it) and the last one (ms). */
+  drift(sinceTs = -Infinity): number {
+    const a = this.anchors.filter((x) => x.kernelTs >= sinceTs);
     if (a.length < 2) return 0;
     const first = a[0]!;
     const last = a[a.length - 1]!;

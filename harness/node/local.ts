@@ -183,7 +183,7 @@ export class LocalNode extends BaseNode {
       const start = now();
       const child = spawn(cmd, args, { detached: true, stdio: [opts.input ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: opts.env ? { ...process.env, ...opts.env } : process.env });
       const proc = child.pid ? { pid: child.pid, pgid: child.pid, startTime: startTimeOf(child.pid) } : undefined;
-      if (proc) this.processHooks?.started(this.name, proc, argv);
+      if (proc) this.processHooks?.started(this.name, proc, argv, opts.owner);
       child.once('exit', () => proc && this.processHooks?.ended(this.name, proc));
       const stdin = child.stdin;
       stdin?.on('error', () => undefined);

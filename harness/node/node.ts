@@ -23,6 +23,8 @@ export interface StreamOptions {
   okExitCodes?: readonly number[];
   /** Written to the command's stdin as they come; stdin closes when this completes. */
   input?: Observable<string>;
+  /** Who runs it, for the process journal: a run's cleanup spares what a live owner still uses. */
+  owner?: string;
 }
 
 export interface ExecResult {
@@ -47,7 +49,7 @@ export interface NodeProcess {
 /** Told about every long-running (streamed) command: a lab journals them, so that after the
  *  harness is killed the next run can stop exactly the processes it left behind. */
 export interface ProcessHooks {
-  started(node: string, p: NodeProcess, argv: readonly string[]): void;
+  started(node: string, p: NodeProcess, argv: readonly string[], owner?: string): void;
   ended(node: string, p: NodeProcess): void;
 }
 

@@ -464,7 +464,7 @@ export class SshNode extends BaseNode {
             const m = MARKER.exec(`${text}\n`);
             if (m) {
               target = { pid: Number(m[1]), pgid: Number(m[2]), startTime: m[3]! };
-              this.processHooks?.started(this.name, target, argv);
+              this.processHooks?.started(this.name, target, argv, opts.owner);
               continue;
             }
             if (text.startsWith('\x01')) text = text.slice(1);
@@ -498,7 +498,7 @@ export class SshNode extends BaseNode {
               const m = MARKER.exec(head);
               if (m && !target) {
                 target = { pid: Number(m[1]), pgid: Number(m[2]), startTime: m[3]! };
-                this.processHooks?.started(this.name, target, argv);
+                this.processHooks?.started(this.name, target, argv, opts.owner);
                 this.halt(undefined, target, () => exited);
               }
             });

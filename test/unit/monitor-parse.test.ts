@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import { parseIpMonitor, parseKmsg, parseTcpdumpArp, parseTrace, classifyKmsg } from '../../harness/monitor/parse.ts';
 import { KernelClock, newNodeClock, parseIsoUtc } from '../../harness/monitor/clockmap.ts';
 import { LineMapper } from '../../harness/monitor/mapper.ts';
-import type { ArpEvent, CmaEvent, KmsgEvent, LinkEvent, NeighEvent } from '../../harness/monitor/events.ts';
+import type { ArpEvent, BondEvent, CmaEvent, KmsgEvent, LabEvent, LinkEvent, NeighEvent } from '../../harness/monitor/events.ts';
+import { admit } from '../../harness/monitor/session.ts';
 
 const DIR = 'test/fixtures/recorded/failover-rping';
 const lines = (f: string) => readFileSync(`${DIR}/${f}`, 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
@@ -87,6 +88,18 @@ describe('clock mapping', () => {
     expect(k.drift()).to.equal(10);
   });
 
+  it("a test's window measures the drift from its own first anchor, not the session's", () => {
+    const k = new KernelClock();
+    k.add({ kernelTs: 10, realtimeMs: 1_000_000 });
+    k.add({ kernelTs: 20, realtimeMs: 1_010_050 }); // an earlier test: 50 ms over 10 s
+    const since = k.lastTs;
+    k.add({ kernelTs: 30, realtimeMs: 1_020_060 }); // this test: 10 ms over 10 s
+    expect(since).to.equal(20);
+    expect(k.drift(since)).to.equal(10);
+    expect(k.drift()).to.equal(60);
+    expect(new KernelClock().lastTs).to.equal(undefined);
+  });
+
   it('parses ip -ts (UTC) timestamps to epoch ms with microseconds', () => {
     expect(parseIsoUtc('2026-11-25T15:43:56.125804')).to.be.closeTo(Date.UTC(2026, 10, 25, 15, 43, 56) + 125.804, 1e-6);
   });
@@ -98,5 +111,23 @@ describe('clock mapping', () => {
     const flushed = m.feed('<5>[   37.068042] rf-sync 1795621426.381327', 0);
     expect(flushed).to.have.length(1);
     expect(flushed[0]!.t).to.be.closeTo(1795621426381.327 + (46.872037 - 37.068042) * 1000 - 50, 1e-3);
+  });
+});
+
+describe("a test's window on the session's monitors", () => {
+  const bond = (t: number, changed: BondEvent['changed']): BondEvent => ({ source: 'bond', t, node: 'node-a', bond: 'bond0', activeSlave: 'eth1', address: 'a', miiStatus: 'up', carriers: {}, changed });
+  const kmsg = (t: number): LabEvent => ({ source: 'kmsg', t, node: 'node-a', level: 6, text: 'rds: unloaded' }) as LabEvent;
+
+  it('takes what is stamped from its start on, changes included', () => {
+    expect(admit(kmsg(1000), 1000)).to.deep.equal(kmsg(1000));
+    expect(admit(bond(1500, ['address']), 1000)).to.deep.equal(bond(1500, ['address']));
+  });
+
+  it("drops the previous test's lines still in flight; a bond sample from before is state, not a change in the window", () => {
+    expect(admit(kmsg(999), 1000)).to.equal(undefined);
+    // A failback in the teardown of the previous test, read late: counting it as a MAC change
+    // would fail an "exactly one failover" check of this test.
+    expect(admit(bond(900, ['active_slave', 'address']), 1000)).to.deep.equal(bond(900, []));
+    expect(admit(bond(900, []), 1000)).to.deep.equal(bond(900, []));
   });
 });

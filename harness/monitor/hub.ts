@@ -1,0 +1,367 @@
+// The monitors' remote side: per node one tracefs instance and six streams (kernel log, trace,
+// ip monitor, ARP, bond pollers, rdma res), mapped onto the controller's clock. A lab session keeps
+// one hub for all its tests — started at the first test that watches a node, restarted when a
+// stream of that node ended (a reboot disconnects them all), closed when the session ends — and each
+// test watches through a window (MonitorSession). Starting and stopping all of it per test cost
+// ~8 s of every test under TCG.
+//
+// Between windows the instance's tracing_on is 0: the trace buffer takes nothing and the pollers
+// read it as their gate (the bond poller naps, the res poller stops running rdma), so the guest's
+// one vCPU belongs to the teardown and the next test's set-up.
+import { type Subscription } from 'rxjs';
+import { now, sleep, span, waitFor } from '../clock.ts';
+import type { Lab } from '../lab/lab.ts';
+import { measureClockOffset } from '../node/clock-offset.ts';
+import type { Node } from '../node/node.ts';
+import { newNodeClock, type NodeClock } from './clockmap.ts';
+import type { BondEvent, LabEvent } from './events.ts';
+import { LineMapper, type SourceKind } from './mapper.ts';
+import { readJournal, writeJournal, clearJournal } from '../journal.ts';
+import { NAP_SETUP, nap } from '../node/poll.ts';
+
+export interface MonitorOptions {
+  /** nodes to watch (default: every node with a bond) */
+  nodes?: string[];
+  /** bond sysfs poll period, ms */
+  bondPollMs?: number;
+  /** rdma res snapshot period, ms (0: off) */
+  resPollMs?: number;
+  /** trace systems to enable where present */
+  traceSystems?: string[];
+  arp?: boolean;
+}
+
+export function monitorDefaults(lab: Lab, opts: MonitorOptions = {}): Required<MonitorOptions> {
+  return {
+    nodes: opts.nodes ?? lab.loaded.topology.nodes.filter((n) => n.bonds?.length).map((n) => n.name),
+    bondPollMs: opts.bondPollMs ?? 50,
+    resPollMs: opts.resPollMs ?? 1000,
+    traceSystems: opts.traceSystems ?? ['rdma_cma', 'ib_cma', 'rpcrdma'],
+    arp: opts.arp ?? true,
+  };
+}
+
+/** Who hears a hub: the open windows. */
+export interface HubListener {
+  event(e: LabEvent): void;
+  problem(text: string): void;
+}
+
+const INSTANCE_ROOT = '/sys/kernel/tracing/instances';
+
+/** Bash: is the gate ("$g": the instance's tracing_on; empty: none) closed? */
+const GATE_CLOSED = `{ [ -n "$g" ] && on=1 && { read -r on < "$g" || on=1; } && [ "$on" = 0 ]; }`;
+
+/** Prints "EPOCHREALTIME active|mii|address| slave=carrier…" whenever something changes
+ *  ($1 bond, $2 period, $3 gate, slaves…). While the gate is closed it polls every 0.5 s: what it
+ *  prints then reaches no window, but keeps its state and the controller's in step. */
+const BOND_POLL = `${NAP_SETUP}
+b=/sys/class/net/$1; p=$2; g=$3; shift 3
+prev=
+while :; do
+  read -r a < "$b/bonding/active_slave" || a=
+  read -r m < "$b/bonding/mii_status" || m=
+  read -r ad < "$b/address" || ad=
+  c=; for s in "$@"; do x=?; read -r x < "/sys/class/net/$s/carrier" 2>/dev/null; c="$c $s=$x"; done
+  cur="$a|$m|$ad|$c"
+  if [ "$cur" != "$prev" ]; then echo "$EPOCHREALTIME $cur"; prev=$cur; fi
+  if ${GATE_CLOSED}; then ${nap('0.5')}; else ${nap('"$p"')}; fi
+done`;
+
+const RES_POLL = `${NAP_SETUP}
+p=$1; g=$2
+while :; do
+  if ${GATE_CLOSED}; then ${nap('0.25')}; continue; fi
+  # The cm_id list describes some instant between the two stamps (rdma takes a while under TCG).
+  s=$EPOCHREALTIME; c=$(rdma -j res show cm_id 2>/dev/null); e=$EPOCHREALTIME
+  q=$(rdma -j res show qp 2>/dev/null)
+  echo "@@ $s $e"; echo "\${c:-[]}" | tr -d '\\n'; echo; echo "\${q:-[]}" | tr -d '\\n'; echo
+  ${nap('"$p"')}
+done`;
+
+/** Enables the systems ($@) present in instance $i whose events are all off — a module loaded (or
+ *  reloaded) since the last window brings its events disabled. RPC/RDMA traces every RPC: only its
+ *  connection-level and error events (not the data path). Prints the systems traced. */
+const ENABLE = `for s in "$@"; do
+  [ -d "$i/events/$s" ] || continue
+  st=; read -r st < "$i/events/$s/enable"
+  if [ "$st" = 0 ]; then
+    if [ "$s" = rpcrdma ]; then
+      for e in "$i/events/rpcrdma/"*/; do
+        n=\${e%/}; n=\${n##*/} # no basename process per event (rpcrdma has over a hundred)
+        case "$n" in *connect*|*disconnect*|*cm_event*|*qp_err*|*accept*|*removal*|*_flush|*op_set_cto|*_err) echo 1 > "$e/enable";; esac
+      done
+    else echo 1 > "$i/events/$s/enable"; fi
+  fi
+  echo "traced $s"
+done`;
+
+/** Creates the instance ($1) with the mono clock and enables the systems ($2…) that exist. */
+const TRACE_INSTANCE = `i=$1; shift
+mkdir "$i" && echo mono > "$i/trace_clock" && echo 4096 > "$i/buffer_size_kb" || exit 1
+${ENABLE}`;
+
+/** A window opens ($1 instance or "", $2 bonds as "bond:slave,slave …", then the systems): trace
+ *  systems loaded since, the gate opened, and each bond's state now in the bond poller's format. */
+const OPEN = `i=$1; bonds=$2; shift 2
+if [ -n "$i" ]; then
+  [ -d "$i" ] || { echo "trace instance $i is gone" >&2; exit 3; }
+  ${ENABLE}
+  echo 1 > "$i/tracing_on"
+fi
+for spec in $bonds; do
+  bd=\${spec%%:*}; b=/sys/class/net/$bd
+  a=; m=; ad=; read -r a < "$b/bonding/active_slave"; read -r m < "$b/bonding/mii_status"; read -r ad < "$b/address"
+  c=; IFS=,; for s in \${spec#*:}; do x=?; read -r x < "/sys/class/net/$s/carrier" 2>/dev/null; c="$c $s=$x"; done; unset IFS
+  echo "bond $bd $EPOCHREALTIME $a|$m|$ad|$c"
+done`;
+
+/** A burst of markers into the kernel log and the trace instance ($1); the clock keeps the tightest.
+ *  $2 = close: then the gate closes (markers already in the buffer are still read out). */
+const MARK = `exec 4>/dev/kmsg; [ -z "$1" ] || exec 5>"$1/trace_marker"
+for i in 1 2 3 4 5 6 7 8; do echo "rf-sync $EPOCHREALTIME" >&4; [ -z "$1" ] || echo "rf-sync $EPOCHREALTIME" >&5; done
+[ "$2" != close ] || [ -z "$1" ] || echo 0 > "$1/tracing_on"`;
+
+interface HubNode {
+  name: string;
+  clock: NodeClock;
+  instance: string | undefined;
+  markers: { kmsg: number; trace: number };
+  subs: Subscription[];
+  /** false once any of its streams ended: the next window restarts the node */
+  alive: boolean;
+  bondMappers: Map<string, LineMapper>;
+  /** the trace systems the last open found */
+  traced: string[];
+  /** why there is no trace instance (told to every window: its evidence has a hole) */
+  noTrace?: string;
+}
+
+let hubCounter = 0;
+let instanceCounter = 0;
+
+export class MonitorHub {
+  readonly lab: Lab;
+  readonly opts: Required<MonitorOptions>;
+  /** the journal's owner of this hub's processes */
+  readonly id = `monitors-${process.pid}-${++hubCounter}`;
+  private readonly nodes = new Map<string, HubNode>();
+  private readonly starting = new Map<string, Promise<HubNode>>();
+  private readonly listeners = new Set<HubListener>();
+  private closed = false;
+
+  constructor(lab: Lab, opts: MonitorOptions = {}) {
+    this.lab = lab;
+    this.opts = monitorDefaults(lab, opts);
+  }
+
+  listen(l: HubListener): () => void {
+    this.listeners.add(l);
+    return () => void this.listeners.delete(l);
+  }
+
+  private emit(e: LabEvent): void {
+    for (const l of this.listeners) l.event(e);
+  }
+
+  private problem(text: string): void {
+    for (const l of this.listeners) l.problem(text);
+  }
+
+  clock(node: string): NodeClock {
+    const n = this.nodes.get(node);
+    if (!n) throw new Error(`no monitors on ${node}`);
+    return n.clock;
+  }
+
+  /** Opens a window on a node: its monitors started (or restarted), the trace systems loaded
+   *  since enabled, the gate opened, each bond's state now emitted as a sample. */
+  async open(name: string): Promise<void> {
+    if (this.closed) throw new Error('the monitors were closed');
+    const live = this.nodes.get(name);
+    if (live?.alive) {
+      const ok = await span(`monitors: ${name} open`, () => this.reopen(live));
+      if (ok) return;
+    }
+    const p = this.starting.get(name) ?? this.start(name).finally(() => this.starting.delete(name));
+    this.starting.set(name, p);
+    await p;
+  }
+
+  private bondSpecs(name: string): { bond: string; slaves: string[] }[] {
+    return (this.lab.spec(name).bonds ?? []).map((b) => ({ bond: b.name, slaves: b.slaves.map((s) => s.name) }));
+  }
+
+  /** false: the node's monitors are not usable (instance gone): restart them. */
+  private async reopen(n: HubNode): Promise<boolean> {
+    const node = this.lab.node(n.name);
+    const bonds = this.bondSpecs(n.name).map((b) => `${b.bond}:${b.slaves.join(',')}`).join(' ');
+    const r = await node.exec(['bash', '-c', OPEN, 'mon-open', n.instance ?? '', bonds, ...this.opts.traceSystems], { timeoutMs: 30_000 }).catch((e: Error) => ({ exitCode: -1, stdout: '', stderr: e.message }));
+    if (r.exitCode !== 0 || !n.alive) {
+      n.alive = false;
+      return false;
+    }
+    if (n.noTrace) this.problem(n.noTrace);
+    n.traced = r.stdout.split('\n').filter((l) => l.startsWith('traced ')).map((l) => l.slice(7));
+    for (const line of r.stdout.split('\n')) {
+      const m = /^bond (\S+) (.*)$/.exec(line);
+      const mapper = m && n.bondMappers.get(m[1]!);
+      // a sample at the opening is no change: whatever moved since the last window moved outside it
+      if (mapper) for (const e of mapper.feed(m[2]!, now())) this.emit({ ...(e as BondEvent), changed: [] });
+    }
+    return true;
+  }
+
+  private async start(name: string): Promise<HubNode> {
+    const old = this.nodes.get(name);
+    if (old) await this.retire(old);
+    const node = this.lab.node(name);
+    const inst = `${INSTANCE_ROOT}/rf-${process.pid}-${++instanceCounter}`;
+    // The clock and the trace instance at once (two round trips' worth of waiting).
+    const [offR, mkR] = await Promise.allSettled([span(`monitors: ${name} clock`, () => measureClockOffset(node)), span(`monitors: ${name} trace instance`, () => node.exec(['bash', '-c', TRACE_INSTANCE, 'mkinst', inst, ...this.opts.traceSystems], { timeoutMs: 30_000 }))]);
+    const mk = mkR.status === 'fulfilled' ? mkR.value : { exitCode: -1, stdout: '', stderr: (mkR.reason as Error).message };
+    // An instance made is journaled (and removed at close) even when the clock failed: no leftovers.
+    if (mk.exitCode === 0) journalInstance(this.lab, name, inst);
+    if (offR.status === 'rejected') {
+      if (mk.exitCode === 0 && (await removeInstance(node, inst))) forgetInstance(this.lab, name, inst);
+      throw offR.reason;
+    }
+    const off = offR.value;
+    const n: HubNode = {
+      name,
+      clock: newNodeClock(name, off.offsetMs, off.boundMs),
+      instance: mk.exitCode === 0 ? inst : undefined,
+      markers: { kmsg: 0, trace: 0 },
+      subs: [],
+      alive: true,
+      bondMappers: new Map(),
+      traced: mk.stdout.split('\n').filter((l) => l.startsWith('traced ')).map((l) => l.slice(7)),
+    };
+    this.nodes.set(name, n);
+    // A tracefs instance of our own: other users' tracing is left alone, and ours is removed after.
+    if (n.instance) this.stream(n, 'trace', ['cat', `${inst}/trace_pipe`]);
+    else {
+      n.noTrace = `${name}: no rdma_cma tracing (${mk.stderr.trim() || 'tracefs unavailable'})`;
+      this.problem(n.noTrace);
+    }
+    const gate = n.instance ? `${inst}/tracing_on` : '';
+    this.stream(n, 'kmsg', ['dmesg', '-W', '-r']);
+    this.stream(n, 'ipmon', ['ip', '-o', '-ts', 'monitor', 'link', 'neigh'], { TZ: 'UTC' });
+    if (this.opts.arp) this.stream(n, 'arp', ['tcpdump', '-l', '-n', '-tt', '-e', '-i', 'any', 'arp']);
+    for (const b of this.bondSpecs(name)) this.stream(n, 'bond', ['bash', '-c', BOND_POLL, 'bondpoll', b.bond, String(this.opts.bondPollMs / 1000), gate, ...b.slaves], undefined, b.bond);
+    if (this.opts.resPollMs > 0) this.stream(n, 'res', ['bash', '-c', RES_POLL, 'respoll', String(this.opts.resPollMs / 1000), gate]);
+    // Markers anchor the kernel clocks and prove the kernel streams are live.
+    await span(`monitors: ${name} streams live`, async () => {
+      await sleep(300);
+      await this.barrier(name);
+    });
+    return n;
+  }
+
+  /** Ends a node's streams and removes its instance (kept journaled when it cannot be). */
+  private async retire(n: HubNode): Promise<void> {
+    n.alive = false;
+    for (const s of n.subs) s.unsubscribe();
+    n.subs = [];
+    const node = this.lab.node(n.name);
+    await span(`monitors: ${n.name} streams end`, () => node.settle());
+    const inst = n.instance;
+    if (inst && (await span(`monitors: ${n.name} trace instance removed`, () => removeInstance(node, inst)))) forgetInstance(this.lab, n.name, inst);
+    if (this.nodes.get(n.name) === n) this.nodes.delete(n.name);
+  }
+
+  /**
+   * Writes a burst of markers and waits until all of them came back through the kernel log and the
+   * trace: everything the kernel logged before it has been read. `close` closes the gate after.
+   * Resolves with a problem's text, or undefined.
+   */
+  async barrier(name: string, opts: { close?: boolean } = {}): Promise<string | undefined> {
+    const n = this.nodes.get(name);
+    if (!n) return `${name}: no monitors`;
+    const want = { kmsg: n.markers.kmsg + 8, trace: n.markers.trace + 8 };
+    try {
+      await this.lab.node(name).run(['bash', '-c', MARK, 'mark', n.instance ?? '', opts.close ? 'close' : ''], { timeoutMs: 15_000 });
+      await waitFor(`${name}: monitor markers`, () => (n.markers.kmsg >= want.kmsg && (!n.instance || n.markers.trace >= want.trace) ? true : undefined), { timeoutMs: 10_000, intervalMs: 20 });
+      return undefined;
+    } catch (e) {
+      return `${name}: ${(e as Error).message}`;
+    }
+  }
+
+  /** Every window's clock is measured again at its end: the next one maps with the fresher offset. */
+  adoptOffset(name: string, offsetMs: number, boundMs: number): void {
+    const n = this.nodes.get(name);
+    if (!n) return;
+    n.clock.offsetMs = offsetMs;
+    n.clock.boundMs = boundMs;
+  }
+
+  private stream(n: HubNode, kind: SourceKind, argv: string[], env?: Record<string, string>, bond?: string): void {
+    const node = this.lab.node(n.name);
+    const mapper = new LineMapper(n.clock, kind, bond ? { bond } : {});
+    if (bond) n.bondMappers.set(bond, mapper);
+    const ended = (why: string): void => {
+      if (this.closed || !n.alive) return;
+      n.alive = false;
+      this.problem(`${n.name} ${kind} monitor ${why}`);
+    };
+    const sub = node.stream(argv, { timeoutMs: 24 * 3600_000, owner: this.id, ...(env ? { env } : {}) }).subscribe({
+      next: (l) => {
+        if (l.stream === 'stderr') {
+          if (kind === 'arp' && /listening on|verbose output|data link type/.test(l.text)) return;
+          this.problem(`${n.name} ${kind}: ${l.text}`);
+          return;
+        }
+        for (const e of mapper.feed(l.text, l.at)) this.emit(e);
+        if ((kind === 'kmsg' || kind === 'trace') && l.text.includes('rf-sync ')) n.markers[kind]++;
+      },
+      error: (e: Error) => ended(`ended: ${e.message}`),
+      complete: () => ended('ended unexpectedly'),
+    });
+    n.subs.push(sub);
+  }
+
+  /** What a cleanup of leftovers must not touch while this hub runs: its live nodes' processes
+   *  and trace instances. A node whose streams ended is fair game (restarted at the next window). */
+  spare(): { process: (e: { node: string; owner?: string }) => boolean; instance: (node: string, inst: string) => boolean } {
+    return {
+      process: (e) => e.owner === this.id && !!this.nodes.get(e.node)?.alive,
+      instance: (node, inst) => {
+        const n = this.nodes.get(node);
+        return !!n?.alive && n.instance === inst;
+      },
+    };
+  }
+
+  /** Ends every stream and removes the instances. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled([...this.starting.values()]);
+    await Promise.all([...this.nodes.values()].map((n) => this.retire(n).catch(() => undefined)));
+    this.listeners.clear();
+  }
+}
+
+function journalInstance(lab: Lab, node: string, inst: string): void {
+  const j = readJournal<Record<string, string[]>>('trace', lab.loaded.topology.name) ?? {};
+  j[node] = [...(j[node] ?? []), inst];
+  writeJournal('trace', lab.loaded.topology.name, j);
+}
+
+/** rmdir of a tracefs instance; true when it is gone (removed now, or already). A reader still
+ *  holding it (a monitor not yet stopped) makes rmdir fail with EBUSY: then it stays journaled. */
+export async function removeInstance(node: Node, inst: string): Promise<boolean> {
+  const r = await node.exec(['sh', '-c', '[ ! -e "$1" ] || rmdir "$1"', 'rm-inst', inst], { timeoutMs: 15_000 }).catch(() => undefined);
+  return r?.exitCode === 0;
+}
+
+export function forgetInstance(lab: Lab, node: string, inst: string): void {
+  const name = lab.loaded.topology.name;
+  const j = readJournal<Record<string, string[]>>('trace', name) ?? {};
+  const left = (j[node] ?? []).filter((x) => x !== inst);
+  if (left.length) j[node] = left;
+  else delete j[node];
+  if (Object.keys(j).length) writeJournal('trace', name, j);
+  else clearJournal('trace', name);
+}
