@@ -251,9 +251,14 @@ export class MonitorHub {
     for (const b of this.bondSpecs(name)) this.stream(n, 'bond', ['bash', '-c', BOND_POLL, 'bondpoll', b.bond, String(this.opts.bondPollMs / 1000), gate, ...b.slaves], undefined, b.bond);
     if (this.opts.resPollMs > 0) this.stream(n, 'res', ['bash', '-c', RES_POLL, 'respoll', String(this.opts.resPollMs / 1000), gate]);
     // Markers anchor the kernel clocks and prove the kernel streams are live.
+    // Markers that never come back: the window's evidence has a hole, and the next one starts afresh.
     await span(`monitors: ${name} streams live`, async () => {
       await sleep(300);
-      await this.barrier(name);
+      const p = await this.barrier(name);
+      if (p) {
+        this.problem(p);
+        n.alive = false;
+      }
     });
     return n;
   }
