@@ -48,26 +48,29 @@ export interface HubListener {
 }
 
 const INSTANCE_ROOT = '/sys/kernel/tracing/instances';
+/** where the scripts read the interfaces (an argument: the unit test gives them a sysfs of files) */
+const NET = '/sys/class/net';
 
 /** Bash: is the gate ("$g": the instance's tracing_on; empty: none) closed? */
 const GATE_CLOSED = `{ [ -n "$g" ] && on=1 && { read -r on < "$g" || on=1; } && [ "$on" = 0 ]; }`;
 
 /** Prints "EPOCHREALTIME active|mii|address| slave=carrier…" whenever something changes
- *  ($1 bond, $2 period, $3 gate, slaves…). While the gate is closed it polls every 0.5 s: what it
+ *  ($1 the net class dir, $2 bond, $3 period, $4 gate, slaves…). While the gate is closed it polls every 0.5 s: what it
  *  prints then reaches no window, but keeps its state and the controller's in step. */
 const BOND_POLL = `${NAP_SETUP}
-b=/sys/class/net/$1; p=$2; g=$3; shift 3
+net=$1; b=$1/$2; p=$3; g=$4; shift 4
 prev=
 while :; do
   read -r a < "$b/bonding/active_slave" || a=
   read -r m < "$b/bonding/mii_status" || m=
   read -r ad < "$b/address" || ad=
-  c=; for s in "$@"; do x=?; read -r x < "/sys/class/net/$s/carrier" 2>/dev/null; c="$c $s=$x"; done
+  c=; for s in "$@"; do x=?; read -r x < "$net/$s/carrier" 2>/dev/null; c="$c $s=$x"; done
   cur="$a|$m|$ad|$c"
   if [ "$cur" != "$prev" ]; then echo "$EPOCHREALTIME $cur"; prev=$cur; fi
   if ${GATE_CLOSED}; then ${nap('0.5')}; else ${nap('"$p"')}; fi
 done`;
 
+/** rdma res snapshots ($1 period, $2 gate): none while the gate is closed. */
 const RES_POLL = `${NAP_SETUP}
 p=$1; g=$2
 while :; do
@@ -101,18 +104,19 @@ const TRACE_INSTANCE = `i=$1; shift
 mkdir "$i" && echo mono > "$i/trace_clock" && echo 4096 > "$i/buffer_size_kb" || exit 1
 ${ENABLE}`;
 
-/** A window opens ($1 instance or "", $2 bonds as "bond:slave,slave …", then the systems): trace
- *  systems loaded since, the gate opened, and each bond's state now in the bond poller's format. */
-const OPEN = `i=$1; bonds=$2; shift 2
+/** A window opens ($1 instance or "", $2 the net class dir, $3 bonds as "bond:slave,slave …", then
+ *  the systems): trace systems loaded since, the gate opened, each bond's state now in the bond
+ *  poller's format. */
+const OPEN = `i=$1; net=$2; bonds=$3; shift 3
 if [ -n "$i" ]; then
   [ -d "$i" ] || { echo "trace instance $i is gone" >&2; exit 3; }
   ${ENABLE}
   echo 1 > "$i/tracing_on"
 fi
 for spec in $bonds; do
-  bd=\${spec%%:*}; b=/sys/class/net/$bd
+  bd=\${spec%%:*}; b=$net/$bd
   a=; m=; ad=; read -r a < "$b/bonding/active_slave"; read -r m < "$b/bonding/mii_status"; read -r ad < "$b/address"
-  c=; IFS=,; for s in \${spec#*:}; do x=?; read -r x < "/sys/class/net/$s/carrier" 2>/dev/null; c="$c $s=$x"; done; unset IFS
+  c=; IFS=,; for s in \${spec#*:}; do x=?; read -r x < "$net/$s/carrier" 2>/dev/null; c="$c $s=$x"; done; unset IFS
   echo "bond $bd $EPOCHREALTIME $a|$m|$ad|$c"
 done`;
 
@@ -121,6 +125,9 @@ done`;
 const MARK = `exec 4>/dev/kmsg; [ -z "$1" ] || exec 5>"$1/trace_marker"
 for i in 1 2 3 4 5 6 7 8; do echo "rf-sync $EPOCHREALTIME" >&4; [ -z "$1" ] || echo "rf-sync $EPOCHREALTIME" >&5; done
 [ "$2" != close ] || [ -z "$1" ] || echo 0 > "$1/tracing_on"`;
+
+/** The remote scripts, for their unit test. */
+export const MONITOR_SCRIPTS = { BOND_POLL, RES_POLL, TRACE_INSTANCE, OPEN, MARK };
 
 interface HubNode {
   name: string;
@@ -196,7 +203,7 @@ export class MonitorHub {
   private async reopen(n: HubNode): Promise<boolean> {
     const node = this.lab.node(n.name);
     const bonds = this.bondSpecs(n.name).map((b) => `${b.bond}:${b.slaves.join(',')}`).join(' ');
-    const r = await node.exec(['bash', '-c', OPEN, 'mon-open', n.instance ?? '', bonds, ...this.opts.traceSystems], { timeoutMs: 30_000 }).catch((e: Error) => ({ exitCode: -1, stdout: '', stderr: e.message }));
+    const r = await node.exec(['bash', '-c', OPEN, 'mon-open', n.instance ?? '', NET, bonds, ...this.opts.traceSystems], { timeoutMs: 30_000 }).catch((e: Error) => ({ exitCode: -1, stdout: '', stderr: e.message }));
     if (r.exitCode !== 0 || !n.alive) {
       n.alive = false;
       return false;
@@ -248,7 +255,7 @@ export class MonitorHub {
     this.stream(n, 'kmsg', ['dmesg', '-W', '-r']);
     this.stream(n, 'ipmon', ['ip', '-o', '-ts', 'monitor', 'link', 'neigh'], { TZ: 'UTC' });
     if (this.opts.arp) this.stream(n, 'arp', ['tcpdump', '-l', '-n', '-tt', '-e', '-i', 'any', 'arp']);
-    for (const b of this.bondSpecs(name)) this.stream(n, 'bond', ['bash', '-c', BOND_POLL, 'bondpoll', b.bond, String(this.opts.bondPollMs / 1000), gate, ...b.slaves], undefined, b.bond);
+    for (const b of this.bondSpecs(name)) this.stream(n, 'bond', ['bash', '-c', BOND_POLL, 'bondpoll', NET, b.bond, String(this.opts.bondPollMs / 1000), gate, ...b.slaves], undefined, b.bond);
     if (this.opts.resPollMs > 0) this.stream(n, 'res', ['bash', '-c', RES_POLL, 'respoll', String(this.opts.resPollMs / 1000), gate]);
     // Markers anchor the kernel clocks and prove the kernel streams are live.
     // Markers that never come back: the window's evidence has a hole, and the next one starts afresh.
