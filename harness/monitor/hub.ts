@@ -246,7 +246,11 @@ export class MonitorHub {
     };
     this.nodes.set(name, n);
     // A tracefs instance of our own: other users' tracing is left alone, and ours is removed after.
-    if (n.instance) this.stream(n, 'trace', ['cat', `${inst}/trace_pipe`]);
+    // trace_pipe gives EOF once tracing is off and something was read (tracing_wait_pipe): the
+    // gate closing at the end of a window would end a plain cat. A new reader that has read nothing
+    // blocks instead, so cat is started again; a pipe that cannot be opened ends the loop (and the
+    // monitor, reported).
+    if (n.instance) this.stream(n, 'trace', ['sh', '-c', 'while cat "$1"; do :; done', 'tracepipe', `${inst}/trace_pipe`]);
     else {
       n.noTrace = `${name}: no rdma_cma tracing (${mk.stderr.trim() || 'tracefs unavailable'})`;
       this.problem(n.noTrace);
