@@ -5,6 +5,7 @@
 import { expect } from 'chai';
 import { suite, test, type TestContext } from '../../harness/fixture/test.ts';
 import { RpingWorkload } from '../../harness/workload/rping.ts';
+import { progressPast } from '../../harness/workload/workload.ts';
 import type { CmaEvent, KmsgEvent } from '../../harness/monitor/events.ts';
 
 /** node-a's bond poller PIDs and this run's trace instance there. */
@@ -47,13 +48,14 @@ suite('the monitors: one set per lab session, a window per test (VM lab)', { req
     expect((await t.node(a).readFile(`${inst}/tracing_on`)).trim()).to.equal('1');
     expect((await t.node(a).readFile(`${inst}/events/rdma_cma/enable`)).trim(), 'rdma_cma traced again').to.equal('1');
     await kmsg(t, a, 'rf-window-two');
-    await t.step('rping connects', () => rping.start());
+    await t.step('rping connects and pings', () => rping.start());
+    await t.step('pings flow', () => progressPast(rping, rping.done + 20, 20_000));
     const ev = await t.evidence({ results: [await rping.finish()] });
     expect(logged(ev.events, 'rf-window-two'), 'its own line').to.equal(true);
     expect(logged(ev.events, 'rf-between-windows'), 'a line from before its window').to.equal(false);
     expect(logged(ev.events, 'rf-window-one'), "the previous test's line").to.equal(false);
     const cm = ev.events.filter((e): e is CmaEvent => e.source === 'cma' && e.node === a);
-    expect(cm.map((e) => e.event).filter(Boolean), "rping's CM events on node-a").to.include('ESTABLISHED');
+    expect(cm.map((e) => e.event).filter(Boolean), "rping's CM events on node-a").to.include.members(['ADDR_RESOLVED', 'ESTABLISHED']);
     expect(ev.events.filter((e) => e.source === 'bond' && e.node === a), 'the bond state at the window start').to.not.be.empty;
   });
 
