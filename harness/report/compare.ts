@@ -17,16 +17,17 @@ export interface Comparison {
   statusChanges: { key: string; a?: string; b?: string }[];
 }
 
-const keyOf = (t: RunReport['tests'][number]) => `${t.planId ?? '-'} ${t.title}`;
+/** A test's identity across runs (compare, matrix, verdicts): its plan ID and title. */
+export const testKey = (t: RunReport['tests'][number]): string => `${t.planId ?? '-'} ${t.title}`;
 
 /** A slower result is a regression when it is worse by more than both thresholds. */
 export function compareRuns(a: RunReport, b: RunReport, thresholds = { ms: 20, pct: 10 }): Comparison {
   const changes: Change[] = [];
   const statusChanges: Comparison['statusChanges'] = [];
-  const keys = new Set([...a.tests.map(keyOf), ...b.tests.map(keyOf)]);
+  const keys = new Set([...a.tests.map(testKey), ...b.tests.map(testKey)]);
   for (const k of keys) {
-    const ta = a.tests.find((t) => keyOf(t) === k);
-    const tb = b.tests.find((t) => keyOf(t) === k);
+    const ta = a.tests.find((t) => testKey(t) === k);
+    const tb = b.tests.find((t) => testKey(t) === k);
     if (ta?.status !== tb?.status) statusChanges.push({ key: k, ...(ta ? { a: ta.status } : {}), ...(tb ? { b: tb.status } : {}) });
     const ulps = new Set([...(ta?.timelines ?? []), ...(tb?.timelines ?? [])].map((t) => t.ulp));
     for (const ulp of ulps) {

@@ -3,6 +3,7 @@
 // is when one kernel ran more than one transport (fails on one: the transport's; on all: the ULP's).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { testKey } from './compare.ts';
 import type { ReportTest, RunReport } from './schema.ts';
 import { htmlToPdf } from './write.ts';
 
@@ -43,7 +44,6 @@ export function diagnose(columns: Matrix['kernels'], cells: MatrixCell[]): strin
   return out.length ? out.join('; ') : undefined;
 }
 
-const keyOf = (t: ReportTest) => `${t.planId ?? '-'} ${t.title}`;
 
 function cell(t: ReportTest | undefined): MatrixCell {
   if (!t) return { status: 'absent' };
@@ -70,7 +70,7 @@ export function buildMatrix(id: string, runs: { label: string; dir: string; repo
   const keys: { key: string; planId?: string; title: string }[] = [];
   for (const r of runs) {
     for (const t of r.report.tests) {
-      if (!keys.some((k) => k.key === keyOf(t))) keys.push({ key: keyOf(t), ...(t.planId ? { planId: t.planId } : {}), title: t.title });
+      if (!keys.some((k) => k.key === testKey(t))) keys.push({ key: testKey(t), ...(t.planId ? { planId: t.planId } : {}), title: t.title });
     }
   }
   const kernels = runs.map((r) => {
@@ -82,7 +82,7 @@ export function buildMatrix(id: string, runs: { label: string; dir: string; repo
     createdAt: new Date().toISOString(),
     kernels,
     rows: keys.map((k) => {
-      const cells = runs.map((r) => cell(r.report.tests.find((t) => keyOf(t) === k.key)));
+      const cells = runs.map((r) => cell(r.report.tests.find((t) => testKey(t) === k.key)));
       const diagnosis = diagnose(kernels, cells);
       return { ...k, cells, ...(diagnosis ? { diagnosis } : {}) };
     }),

@@ -3,6 +3,7 @@
 // failed by an intermittent known issue in another (a race the test provokes but cannot force)
 // is told apart from a real change, but never counted as identical.
 import type { RunReport } from './schema.ts';
+import { testKey } from './compare.ts';
 
 type ReportTest = RunReport['tests'][number];
 
@@ -11,6 +12,8 @@ export type Verdict = string;
 
 export interface VerdictRow {
   key: string;
+  /** for the reader: the title, with its plan ID in front when the title does not carry it */
+  label: string;
   /** per run, in the order given; undefined: the test was not in that run */
   verdicts: (Verdict | undefined)[];
   /** the same verdict in every run */
@@ -27,7 +30,7 @@ export interface VerdictTable {
   differing: VerdictRow[];
 }
 
-const keyOf = (t: ReportTest): string => (t.planId && !t.title.startsWith(t.planId) ? `${t.planId} ${t.title}` : t.title);
+const labelOf = (t: ReportTest): string => (t.planId && !t.title.startsWith(t.planId) ? `${t.planId} ${t.title}` : t.title);
 
 export function verdictOf(t: ReportTest): Verdict {
   return t.status === 'known-failure' ? `known:${t.knownFailure?.id ?? '?'}` : t.status;
@@ -45,17 +48,17 @@ export function summaryLine(r: RunReport): string {
  * differs — a new failure, a skip, a test missing from a run, two different known issues — is a change.
  */
 export function verdictTable(runs: readonly RunReport[], intermittent: ReadonlySet<string>): VerdictTable {
-  const keys: string[] = [];
-  for (const r of runs) for (const t of r.tests) if (!keys.includes(keyOf(t))) keys.push(keyOf(t));
-  const rows = keys.map((key): VerdictRow => {
+  const keys = new Map<string, string>();
+  for (const r of runs) for (const t of r.tests) if (!keys.has(testKey(t))) keys.set(testKey(t), labelOf(t));
+  const rows = [...keys].map(([key, label]): VerdictRow => {
     const verdicts = runs.map((r) => {
-      const t = r.tests.find((x) => keyOf(x) === key);
+      const t = r.tests.find((x) => testKey(x) === key);
       return t && verdictOf(t);
     });
     const same = verdicts.every((v) => v !== undefined && v === verdicts[0]);
     const kinds = new Set(verdicts);
     const intermittentOnly = !same && verdicts.every((v) => v === 'passed' || (v?.startsWith('known:') && intermittent.has(v.slice(6)))) && [...kinds].filter((v) => v !== 'passed').length === 1;
-    return { key, verdicts, same, intermittent: intermittentOnly };
+    return { key, label, verdicts, same, intermittent: intermittentOnly };
   });
   return {
     runs: runs.map((r) => ({ id: r.run.id, ...(r.run.kernel ? { kernel: r.run.kernel } : {}), summary: summaryLine(r) })),
@@ -75,7 +78,7 @@ export function renderVerdicts(t: VerdictTable): string {
   const out = t.runs.map((r, i) => `run ${i + 1}: ${r.id}${r.kernel ? ` (${r.kernel})` : ''} — ${r.summary}`);
   out.push('', `${t.identical} of ${t.rows.length} tests: the same verdict in all ${t.runs.length} runs`);
   for (const r of t.differing) {
-    out.push(`${r.intermittent ? 'INTERMITTENT' : 'CHANGED     '} ${r.key}`);
+    out.push(`${r.intermittent ? 'INTERMITTENT' : 'CHANGED     '} ${r.label}`);
     out.push(`             ${r.verdicts.map((v, i) => `run ${i + 1}: ${v ?? 'not run'}`).join(' · ')}`);
   }
   const changed = t.differing.filter((r) => !r.intermittent).length;
