@@ -138,8 +138,6 @@ interface HubNode {
   /** false once any of its streams ended: the next window restarts the node */
   alive: boolean;
   bondMappers: Map<string, LineMapper>;
-  /** the trace systems the last open found */
-  traced: string[];
   /** why there is no trace instance (told to every window: its evidence has a hole) */
   noTrace?: string;
 }
@@ -209,7 +207,6 @@ export class MonitorHub {
       return false;
     }
     if (n.noTrace) this.problem(n.noTrace);
-    n.traced = r.stdout.split('\n').filter((l) => l.startsWith('traced ')).map((l) => l.slice(7));
     for (const line of r.stdout.split('\n')) {
       const m = /^bond (\S+) (.*)$/.exec(line);
       const mapper = m && n.bondMappers.get(m[1]!);
@@ -226,7 +223,7 @@ export class MonitorHub {
     const inst = `${INSTANCE_ROOT}/rf-${process.pid}-${++instanceCounter}`;
     // The clock and the trace instance at once (two round trips' worth of waiting).
     const [offR, mkR] = await Promise.allSettled([span(`monitors: ${name} clock`, () => measureClockOffset(node)), span(`monitors: ${name} trace instance`, () => node.exec(['bash', '-c', TRACE_INSTANCE, 'mkinst', inst, ...this.opts.traceSystems], { timeoutMs: 30_000 }))]);
-    const mk = mkR.status === 'fulfilled' ? mkR.value : { exitCode: -1, stdout: '', stderr: (mkR.reason as Error).message };
+    const mk = mkR.status === 'fulfilled' ? mkR.value : { exitCode: -1, stderr: (mkR.reason as Error).message };
     // An instance made is journaled (and removed at close) even when the clock failed: no leftovers.
     if (mk.exitCode === 0) journalInstance(this.lab, name, inst);
     if (offR.status === 'rejected') {
@@ -242,7 +239,6 @@ export class MonitorHub {
       subs: [],
       alive: true,
       bondMappers: new Map(),
-      traced: mk.stdout.split('\n').filter((l) => l.startsWith('traced ')).map((l) => l.slice(7)),
     };
     this.nodes.set(name, n);
     // A tracefs instance of our own: other users' tracing is left alone, and ours is removed after.
@@ -267,7 +263,7 @@ export class MonitorHub {
       await sleep(300);
       const p = await this.barrier(name);
       if (p) {
-        this.problem(p);
+        this.problem(`${name}: ${p}`);
         n.alive = false;
       }
     });
@@ -289,18 +285,18 @@ export class MonitorHub {
   /**
    * Writes a burst of markers and waits until all of them came back through the kernel log and the
    * trace: everything the kernel logged before it has been read. `close` closes the gate after.
-   * Resolves with a problem's text, or undefined.
+   * Resolves with what went wrong (the caller names the node), or undefined.
    */
   async barrier(name: string, opts: { close?: boolean } = {}): Promise<string | undefined> {
     const n = this.nodes.get(name);
-    if (!n) return `${name}: no monitors`;
+    if (!n) return 'no monitors';
     const want = { kmsg: n.markers.kmsg + 8, trace: n.markers.trace + 8 };
     try {
       await this.lab.node(name).run(['bash', '-c', MARK, 'mark', n.instance ?? '', opts.close ? 'close' : ''], { timeoutMs: 15_000 });
       await waitFor(`${name}: monitor markers`, () => (n.markers.kmsg >= want.kmsg && (!n.instance || n.markers.trace >= want.trace) ? true : undefined), { timeoutMs: 10_000, intervalMs: 20 });
       return undefined;
     } catch (e) {
-      return `${name}: ${(e as Error).message}`;
+      return (e as Error).message;
     }
   }
 
