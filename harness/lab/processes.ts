@@ -40,20 +40,35 @@ export function processJournal(lab: string): ProcessHooks {
   };
 }
 
-/** Stops the group only if its leader is still the process we started (same PID, same start time). */
-const STOP_IF_SAME = `pid=$1; pgid=$2; st=$3
-cur=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)
-[ "$cur" = "$st" ] || { echo gone; exit 0; }
-kill -TERM -- "-$pgid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
-for i in 1 2 3 4 5 6 7 8 9 10; do
-  cur=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)
-  [ "$cur" = "$st" ] || { echo stopped; exit 0; }
-  sleep 0.2
+/**
+ * Stops what is ours of a journaled command ($1 PID, $2 PGID, $3 start time), in any POSIX sh:
+ * its leader if it is still the process we started, and the processes left in its group and
+ * session even when the leader is gone (a reader that outlived a shell loop still holds a trace
+ * instance). A PGID cannot be reused while a member lives, so a member started no earlier than
+ * the leader is ours; a leader PID now held by another process means nothing is left of ours.
+ * Each process is signalled by PID: dash's kill takes no `--`, and a `kill -- -PGID` that fails
+ * there falls back to the leader alone — which is how a reader once outlived its group.
+ */
+export const STOP_IF_SAME = `pid=$1; pgid=$2; st=$3
+ours() {
+  cat /proc/[0-9]*/stat 2>/dev/null | awk -v l="$pid" -v g="$pgid" -v st="$st" '
+    { p = $1; s = $0; sub(/^.*\\) /, "", s); n = split(s, f, " ") }
+    n < 20 { next }
+    p == l && f[20] != st { reused = 1 }
+    f[1] == "Z" { next }
+    p == l && f[20] == st { list = list " " p; next }
+    l == g && f[3] == g && f[4] == g && f[20] + 0 >= st + 0 { list = list " " p }
+    END { if (!reused) print list }'
+}
+left=$(ours); [ -n "$left" ] || { echo gone; exit 0; }
+kill -TERM $left 2>/dev/null
+i=0
+while [ $i -lt 10 ]; do
+  left=$(ours); [ -n "$left" ] || { echo stopped; exit 0; }
+  sleep 0.2; i=$((i + 1))
 done
-kill -KILL -- "-$pgid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
-sleep 0.2
-cur=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)
-[ "$cur" = "$st" ] && { echo "still running after SIGKILL" >&2; exit 1; }
+kill -KILL $left 2>/dev/null; sleep 0.2
+left=$(ours); [ -z "$left" ] || { echo "still running after SIGKILL:$left" >&2; exit 1; }
 echo killed`;
 
 /**

@@ -126,8 +126,17 @@ const MARK = `exec 4>/dev/kmsg; [ -z "$1" ] || exec 5>"$1/trace_marker"
 for i in 1 2 3 4 5 6 7 8; do echo "rf-sync $EPOCHREALTIME" >&4; [ -z "$1" ] || echo "rf-sync $EPOCHREALTIME" >&5; done
 [ "$2" != close ] || [ -z "$1" ] || echo 0 > "$1/tracing_on"`;
 
+/** rmdir of a tracefs instance; when it fails (EBUSY: a reader still holds it), which processes hold
+ *  files in it — one fork per process, so only then. */
+const REMOVE_INSTANCE = `[ ! -e "$1" ] && exit 0
+rmdir "$1" 2>&1 && exit 0
+for p in /proc/[0-9]*; do
+  ls -l "$p/fd" 2>/dev/null | grep -q -F "$1/" && { c=; read -r c < "$p/comm"; echo "held by pid \${p#/proc/} ($c)"; }
+done
+exit 1`;
+
 /** The remote scripts, for their unit test. */
-export const MONITOR_SCRIPTS = { BOND_POLL, RES_POLL, TRACE_INSTANCE, OPEN, MARK };
+export const MONITOR_SCRIPTS = { BOND_POLL, RES_POLL, TRACE_INSTANCE, OPEN, MARK, REMOVE_INSTANCE };
 
 interface HubNode {
   name: string;
@@ -227,7 +236,7 @@ export class MonitorHub {
     // An instance made is journaled (and removed at close) even when the clock failed: no leftovers.
     if (mk.exitCode === 0) journalInstance(this.lab, name, inst);
     if (offR.status === 'rejected') {
-      if (mk.exitCode === 0 && (await removeInstance(node, inst))) forgetInstance(this.lab, name, inst);
+      if (mk.exitCode === 0 && (await removeInstance(node, inst)) === undefined) forgetInstance(this.lab, name, inst);
       throw offR.reason;
     }
     const off = offR.value;
@@ -278,7 +287,7 @@ export class MonitorHub {
     const node = this.lab.node(n.name);
     await span(`monitors: ${n.name} streams end`, () => node.settle());
     const inst = n.instance;
-    if (inst && (await span(`monitors: ${n.name} trace instance removed`, () => removeInstance(node, inst)))) forgetInstance(this.lab, n.name, inst);
+    if (inst && (await span(`monitors: ${n.name} trace instance removed`, () => removeInstance(node, inst))) === undefined) forgetInstance(this.lab, n.name, inst);
     if (this.nodes.get(n.name) === n) this.nodes.delete(n.name);
   }
 
@@ -361,11 +370,13 @@ function journalInstance(lab: Lab, node: string, inst: string): void {
   writeJournal('trace', lab.loaded.topology.name, j);
 }
 
-/** rmdir of a tracefs instance; true when it is gone (removed now, or already). A reader still
- *  holding it (a monitor not yet stopped) makes rmdir fail with EBUSY: then it stays journaled. */
-export async function removeInstance(node: Node, inst: string): Promise<boolean> {
-  const r = await node.exec(['sh', '-c', '[ ! -e "$1" ] || rmdir "$1"', 'rm-inst', inst], { timeoutMs: 15_000 }).catch(() => undefined);
-  return r?.exitCode === 0;
+
+/** Removes a tracefs instance: undefined when it is gone (removed now, or already), else why not.
+ *  A reader still holding it (a monitor not yet stopped) makes rmdir fail with EBUSY: then it
+ *  stays journaled. */
+export async function removeInstance(node: Node, inst: string): Promise<string | undefined> {
+  const r = await node.exec(['sh', '-c', REMOVE_INSTANCE, 'rm-inst', inst], { timeoutMs: 15_000 }).catch((e: Error) => ({ exitCode: -1, stdout: e.message, stderr: '' }));
+  return r.exitCode === 0 ? undefined : `${r.stdout} ${r.stderr}`.replace(/\s+/g, ' ').trim() || `exit ${r.exitCode}`;
 }
 
 export function forgetInstance(lab: Lab, node: string, inst: string): void {

@@ -175,10 +175,11 @@ export async function cleanStaleTraceInstances(lab: Lab, spare: (node: string, i
     if (!lab.nodes.has(node)) continue;
     for (const inst of insts) {
       if (spare(node, inst)) continue; // a live monitor's (this run's session-long monitors)
-      if (await removeInstance(lab.node(node), inst)) {
+      const why = await removeInstance(lab.node(node), inst);
+      if (why === undefined) {
         forgetInstance(lab, node, inst);
         done.push(`${node}: removed ${inst}`);
-      } else done.push(`FAILED ${node}: ${inst} could not be removed`);
+      } else done.push(`FAILED ${node}: ${inst} could not be removed: ${why}`);
     }
   }
   return done;

@@ -325,6 +325,8 @@ export class SshNode extends BaseNode {
 
   private async sendKill(sig: string, who: string[]): Promise<void> {
     try {
+      // `--` is required: the wrapper execs procps' kill, and procps-ng 4.0.2 reads `kill -KILL -113`
+      // (no such group) as a kill of every process it may signal — the whole guest.
       const { ch, release } = await this.openChannel(['kill', `-${sig}`, '--', ...who], true);
       await new Promise<void>((res) => {
         ch.on('close', () => res());

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunReport } from '../../harness/report/schema.ts';
 import { KnownIssuesError, loadKnownIssues, kernelInRange } from '../../harness/known/known-issues.ts';
+import { releaseSharedLab } from '../../harness/fixture/lab-session.ts';
 
 function mocha(file: string, env: Record<string, string>, args: string[] = []): Promise<{ code: number | null; out: string }> {
   return new Promise((res, rej) => {
@@ -27,7 +28,11 @@ function report(dir: string): RunReport {
 describe('honesty: known issues are strict, and repeats flag an unstable test', function () {
   this.timeout(900_000);
   let dir: string;
-  before(() => (dir = mkdtempSync(join(tmpdir(), 'rf-known-'))));
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'rf-known-'));
+    // The child runs use the lab: this process's session (and its monitors) lets go of it first.
+    await releaseSharedLab({ keepLab: true });
+  });
   after(() => rmSync(dir, { recursive: true, force: true }));
   const env = (reports: string) => ({ RDMA_FAILOVER_REPORTS: reports, RDMA_FAILOVER_KNOWN_ISSUES: 'test/fixtures/known-issues.fixture.yaml', RDMA_FAILOVER_RUN: '1' });
 

@@ -9,9 +9,12 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunReport } from '../../harness/report/schema.ts';
+import { releaseSharedLab } from '../../harness/fixture/lab-session.ts';
 
 describe('honesty: an emulated NIC that stalls stops the attempt at once and retries it', function () {
   this.timeout(600_000);
+  // The child run uses the lab: this process's session (and its monitors) lets go of it first.
+  before(() => releaseSharedLab({ keepLab: true }));
 
   it('the attempt ends within seconds of the watchdog line, the retry passes, the report keeps both', async () => {
     const reports = mkdtempSync(join(tmpdir(), 'rf-stall-'));

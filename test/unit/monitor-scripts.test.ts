@@ -114,4 +114,18 @@ describe('monitor scripts (bash, on files)', function () {
     expect(r.exitCode).to.equal(3);
     expect(r.stderr).to.include('is gone');
   });
+
+  it('removing an instance: gone is done (twice too); one a process holds is not, and the holder is named', async () => {
+    const rm = (path: string) => node.exec(['sh', '-c', MONITOR_SCRIPTS.REMOVE_INSTANCE, 'rm-inst', path]);
+    const empty = join(dir, 'empty');
+    mkdirSync(empty);
+    expect((await rm(empty)).exitCode).to.equal(0);
+    expect((await rm(empty)).exitCode, 'already gone').to.equal(0);
+    // a reader holding a file in it (tracefs says EBUSY; a plain directory, not empty)
+    const lines = follow(['sh', '-c', 'exec 3<"$1"; echo open; exec sleep 30', 'holder', gate]);
+    await waitFor('the holder', () => (lines.includes('open') ? true : undefined), { timeoutMs: 5000 });
+    const r = await rm(inst);
+    expect(r.exitCode).to.equal(1);
+    expect(r.stdout).to.match(/held by pid \d+ \(sleep\)/);
+  });
 });
