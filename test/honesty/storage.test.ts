@@ -9,6 +9,8 @@ import { NfsWorkload } from '../../harness/workload/nfs.ts';
 import { NvmeWorkload } from '../../harness/workload/nvme.ts';
 import { progressPast, type Workload } from '../../harness/workload/workload.ts';
 import { now } from '../../harness/clock.ts';
+import { nvme as nvmeUlp } from '../../harness/ulp/nvme.ts';
+import * as storage from '../../suites/lib/storage.ts';
 
 function failureOf(check: () => void): string {
   try {
@@ -48,6 +50,26 @@ suite('honesty: storage data checks and unreachable targets (VM lab, for real)',
     const [h, tg] = t.pair(['initiator', 'target']);
     const w = await t.workload('nvme', () => new NvmeWorkload(t.lab, { host: h, target: tg, sizeMiB: 32, loops: 1, rateMiBs: 2 }).setup());
     expect(await corrupted(t, w, () => w.corruptNamespace())).to.match(/verify error|error [1-9]/);
+  }, { timeoutMs: 600_000, requires: { modules: ['nvme_rdma', 'nvmet_rdma'] } });
+
+  // RF-03 long's verdict rests on the ULP giving up by itself during the outage. A host told to
+  // keep trying (ctrl_loss_tmo 600 s, the default) does not: the test must fail and say so, not pass
+  // because I/O resumed once the links came back.
+  test('RF-03 long: a host that never gives up during the outage fails the test, which names it', async (t) => {
+    const keepsTrying = storage.storageUlp({
+      ulp: 'nvme',
+      roles: ['initiator', 'target'],
+      sides: ['host', 'target'],
+      step: 8 * 2 ** 20,
+      make: (t, host, target) => new NvmeWorkload(t.lab, { host, target, sizeMiB: 32, reconnectDelayS: 1 }).setup(),
+      makeGivingUp: (t, host, target) => new NvmeWorkload(t.lab, { host, target, sizeMiB: 32, reconnectDelayS: 1, ctrlLossTmoS: 600 }).setup(),
+      liveness: nvmeUlp.liveness,
+    });
+    const msg = await storage.bothDownLong(keepsTrying)(t).then(
+      () => 'passed',
+      (e: Error) => (e.name === 'AssertionError' ? e.message : `not an assertion: ${e.message}`),
+    );
+    expect(msg).to.match(/the nvme workload did not give up within the \d+ ms outage/);
   }, { timeoutMs: 600_000, requires: { modules: ['nvme_rdma', 'nvmet_rdma'] } });
 
   for (const ulp of ['nvme', 'iser'] as const) {
