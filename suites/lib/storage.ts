@@ -4,6 +4,7 @@
 //   test('RF-07 carrier loss on the target's active slave …', { tags: ['full'] }, storage.failover(iser, 'server'));
 import { expect, type TestContext } from '../../harness/fixture/test.ts';
 import { BothDown, CarrierLoss, Failback, Flap, SwitchPortDown } from '../../harness/fault/fault.ts';
+import { faultInConnect, faultInTeardown } from '../../harness/fault/window.ts';
 import { failoverBudget, reconnectBudget, type Ulp } from '../../harness/topology/defaults.ts';
 import { progressPast, type Workload } from '../../harness/workload/workload.ts';
 import type { CmaEvent } from '../../harness/monitor/events.ts';
@@ -238,6 +239,11 @@ export function duringConnect<W extends Workload>(u: StorageUlp<W>): Body {
       const fault = new CarrierLoss(client, bond.activeSlave);
       const setupFrom = now();
       const setup = t.workload(attempt === 1 ? u.ulp : `${u.ulp} attempt ${attempt}`, () => u.make(t, client, server));
+      // when the set-up ended (a failure may come before the fault is even injected)
+      const settled = setup.then(
+        () => now(),
+        () => now(),
+      );
       const started = await t.waitForEvent(`${u.ulp}: the ${u.sides[0]}'s connection starts`, () => connectStarted(t, client, serverIp, setupFrom), 90_000);
       const ref = await t.inject(fault);
       let w: W | undefined;
@@ -247,9 +253,9 @@ export function duringConnect<W extends Workload>(u: StorageUlp<W>): Body {
       } catch (e) {
         firstError = e as Error;
       }
-      const setupEnd = now();
+      const setupEnd = await settled;
       const landed = ref.t + (ref.injectMs ?? 0);
-      const inside = started.t <= landed && (firstError !== undefined || landed <= setupEnd);
+      const inside = faultInConnect({ connectStartedAt: started.t, landedAt: landed, setupEndedAt: setupEnd, setupFailed: firstError !== undefined });
       windows.push(`attempt ${attempt}: connect started ${(started.t - setupFrom).toFixed(0)} ms into the set-up, the fault landed ${(landed - started.t).toFixed(0)} ms after that, the set-up ${firstError ? `failed ${(setupEnd - landed).toFixed(0)} ms later` : `ended ${(setupEnd - landed).toFixed(0)} ms later`}`);
       t.attach(`where the fault fell (attempt ${attempt})`, windows[windows.length - 1]);
       if (!inside) {
@@ -305,7 +311,7 @@ export function duringTeardown<W extends Workload>(u: StorageUlp<W>): Body {
       );
       windows.push(`attempt ${attempt}: the fault landed ${(landed - teardownFrom).toFixed(0)} ms into the teardown; the connection went ${gone ? `${(gone.t - landed).toFixed(0)} ms after the fault (${gone.event ?? gone.point})` : 'away with no trace event'}`);
       t.attach(`where the fault fell (attempt ${attempt})`, windows[windows.length - 1]);
-      if (!gone || gone.t < landed) continue;
+      if (!faultInTeardown({ teardownStartedAt: teardownFrom, landedAt: landed, connectionGoneAt: gone?.t })) continue;
       const ev = await t.evidence({ results: [result], teardownWorkloads: false });
       expect(ev).to.have.deliveredEverything();
       expect(ev).to.have.noKernelWarnings();
