@@ -94,7 +94,9 @@ export async function stopLeftoverProcesses(lab: Lab, spare: (e: JournaledProces
         try {
           const r = await lab.node(node).exec(['sh', '-c', STOP_IF_SAME, 'stop-left', String(e.pid), String(e.pgid), e.startTime], { timeoutMs: 20_000 });
           if (r.exitCode !== 0) throw new Error(r.stderr.trim() || `exit ${r.exitCode}`);
-          done.push(`${node}: ${e.what} (pid ${e.pid}) ${r.stdout.trim()}`);
+          // Gone already (a node rebooted under it, or its exit was never reported): nothing was
+          // done, so it is no repair — the entry is only forgotten.
+          if (r.stdout.trim() !== 'gone') done.push(`${node}: ${e.what} (pid ${e.pid}) ${r.stdout.trim()}`);
         } catch (err) {
           kept.push(e);
           done.push(`FAILED ${node}: ${e.what} (pid ${e.pid}): ${(err as Error).message}`);
