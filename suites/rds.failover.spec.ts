@@ -134,6 +134,29 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
     t.metric('bond switches seen during the short flaps', ev.events.filter((e) => e.source === 'bond' && e.node === client && e.changed.includes('active_slave')).length, 'count');
   });
 
+  // Without a gratuitous ARP the peer keeps the bond's old hardware address until its neighbour
+  // entry goes stale; RDS reconnects from whichever side resolves first. Bounded, and the time is
+  // the figure this test reports.
+  test("RF-08 no gratuitous ARP (num_grat_arp=0) on the client: RDS comes back within the no-GARP bound, every message delivered, time recorded", { tags: ['full'] }, async (t) => {
+    const [client] = t.pair();
+    await t.gratArp(client, 0);
+    const rds = await rdsTraffic(t);
+    const bond = await t.bond(client);
+    const fault = new CarrierLoss(client, bond.activeSlave);
+    await t.inject(fault);
+    const bound = t.topology.budgets?.no_garp_reconnect_ms ?? 120_000;
+    await t.step(`RDS delivers again without a gratuitous ARP (bounded: ${bound} ms)`, () => progressPast(rds, rds.done + RATE, bound));
+    await t.heal(fault);
+    const result = await t.step('traffic finishes and is verified', () => rds.finish());
+    const ev = await t.evidence({ results: [result] });
+    expect(ev).to.have.failedOverTo(bond.backup);
+    expect(ev).to.have.reconnected('rds', { within: bound });
+    expect(ev).to.have.deliveredEverything();
+    expect(ev).to.have.noKernelWarnings();
+    const tl = ev.timelines.find((x) => x.ulp === 'rds');
+    if (tl?.summary.ioResumedMs !== undefined) t.metric('rds back without GARP', tl.summary.ioResumedMs);
+  });
+
   // RDS/IB has no heartbeat of its own: a dead path shows when the RC QP exhausts its transport
   // retries (rdma_cm's retry count 7, QP timeout from the packet lifetime: a few seconds) and RDS
   // drops and reconnects the connection (net/rds/ib_send.c, "disconnecting and reconnecting").
