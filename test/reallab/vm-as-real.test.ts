@@ -2,6 +2,8 @@
 // driven as a real lab — a `kind: real` topology, plain SSH with a known_hosts file made by
 // ssh-keyscan, each slave's carrier cut and restored by argv commands on the controller
 // (`rdma-failover lab link`, playing a switch CLI). The harness's real-lab code cannot tell.
+// The guests carry the user's own storage objects (test/support/user-objects.ts) through the whole
+// quick certification: a real lab is someone else's, and every byte of them must be as it was.
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
@@ -15,6 +17,7 @@ import { loadTopology } from '../../harness/topology/load.ts';
 import { labUp, type VmLab } from '../../harness/vmlab/vm-lab.ts';
 import { qmp } from '../../harness/vmlab/qmp.ts';
 import { cli } from '../support/cli.ts';
+import { changed, moduleChanges, modules, ours, plant, snapshot, unplant } from '../support/user-objects.ts';
 
 const VM_TOPOLOGY = 'topologies/vm-rxe.yaml';
 
@@ -51,6 +54,7 @@ describe('a real lab: the VM guests driven through plain SSH and carrier command
     // This run's own VM session lets go of its fabric: the guests are driven as someone else's lab now.
     await releaseSharedLab({ keepLab: true });
     vm = await labUp(loadTopology(VM_TOPOLOGY));
+    await plant(vm.node('node-b'), vm.node('node-a'));
     dir = mkdtempSync(join(tmpdir(), 'rf-real-'));
     const r = await cli(['lab', 'as-real', VM_TOPOLOGY, '-o', dir], { timeoutMs: 120_000 });
     expect(r.code, r.stderr).to.equal(0);
@@ -60,6 +64,7 @@ describe('a real lab: the VM guests driven through plain SSH and carrier command
   after(async () => {
     const g = vm?.state.guests.find((x) => x.name === 'node-b');
     if (g) await qmp(g.qmpSocket, 'cont').catch(() => undefined);
+    if (vm) await unplant(vm.node('node-b'), vm.node('node-a'));
     await vm?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -80,8 +85,14 @@ describe('a real lab: the VM guests driven through plain SSH and carrier command
     expect(d.capabilities.map((c) => [c.id, c.status])).to.deep.equal([['cap:switch-ports', 'info'], ['cap:machines', 'info']]);
   });
 
-  it('the quick certification passes through it, with carrier loss by command, and leaves the lab as found', async () => {
+  it("the quick certification passes through it, with carrier loss by command, and leaves the lab as found — the user's own targets, exports, records and modules byte for byte", async () => {
     const reports = join(dir, 'quick');
+    const server = vm.node('node-b');
+    const client = vm.node('node-a');
+    const objectsBefore = { server: await snapshot(server), client: await snapshot(client) };
+    expect(objectsBefore.server).to.include('user_disk').and.to.include('user_tpg').and.to.include('/nvmet/ports/1');
+    expect(objectsBefore.client).to.match(/iscsid \d+/).and.to.include('user_iface');
+    const procModulesBefore = await Promise.all([server, client].map(modules));
     const modulesBefore = await loadedModules();
     // one failover per ULP: the quick tests whose own title is a UL-* ID (after the suite's title)
     const r = await cli(['run', '--quick', '--grep', ' UL-[A-Z]+-01 ', '-t', topo], { timeoutMs: 1_500_000, env: childEnv(reports) });
@@ -115,6 +126,17 @@ describe('a real lab: the VM guests driven through plain SSH and carrier command
     const appeared = Object.entries(after).flatMap(([n, ms]) => ms.filter((m) => !modulesBefore[n]!.includes(m) && !/^(crc|crct10dif)/.test(m)).map((m) => `${n}: ${m}`));
     expect(appeared, 'modules the run loaded and left').to.deep.equal([]);
     expect(listJournals('vm-rxe-as-real'), 'no restore journal left open').to.deep.equal([]);
+    // The user's objects: byte for byte; none of the harness's own left; no module of theirs gone.
+    for (const [n, was] of [[server, objectsBefore.server], [client, objectsBefore.client]] as const) {
+      const now = await snapshot(n);
+      expect(changed(was, now).join('\n'), `${n.name}: the user's objects, lines before → after`).to.equal('');
+      expect(now, `${n.name}: byte for byte`).to.equal(was);
+      expect(await ours(n), `${n.name}: the harness's own objects`).to.equal('');
+    }
+    const procModulesAfter = await Promise.all([server, client].map(modules));
+    const mods = [server, client].map((n, i) => ({ node: n.name, ...moduleChanges(procModulesBefore[i]!, procModulesAfter[i]!) }));
+    expect(mods.flatMap((m) => m.problems.map((p) => `${m.node}: ${p}`))).to.deep.equal([]);
+    process.stdout.write(`      measured: modules left after the run, each still in use: ${mods.map((m) => `${m.node} ${m.left.join(', ') || 'none'}`).join('; ')}\n`);
     process.stdout.write(`      measured: carrier command took ${tl.fault.injectMs} ms, carrier lost at ${tl.summary.effectMs} ms, RDS resumed ${tl.summary.ioResumedMs} ms after it\n`);
   });
 
