@@ -33,6 +33,17 @@ const TAINT_DIE = 1 << 7;
 /** The RDMA core's code, and every ULP's (harness/ulp/). */
 const RDMA_STACK = new RegExp([/rdma|ib_|rxe|cma_|cm_|destroy_id/.source, ...allUlps().map((u) => u.stackPattern.source)].join('|'), 'i');
 
+/** A task killed while its asynchronous I/O is stuck under it cannot finish exiting: do_exit waits in
+ *  exit_aio for requests the ULP never completes (measured: the fio an NFS test's teardown killed
+ *  after rxe stopped its QP; its stack holds no RDMA frame). It keeps the mount, and its hung-task
+ *  line, 20 s later, would land in the next test's kernel log. */
+const STUCK_EXITING = /\bexit_aio\b/;
+
+/** Is this task in D state stuck in RDMA/ULP code (or unable to exit because I/O under it is)? */
+export function stuckInRdmaOrUlp(comm: string, stack: string): boolean {
+  return RDMA_STACK.test(stack + comm) || STUCK_EXITING.test(stack);
+}
+
 /** The boot id, then "device count" of transmit timeouts per NIC (summed over its queues). */
 const TX_TIMEOUTS = `cat /proc/sys/kernel/random/boot_id
 for d in /sys/class/net/*/queues/tx-0/tx_timeout; do
@@ -158,11 +169,11 @@ export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGr
     findings.push({ node: node.name, kind: 'oopsed', detail: `the kernel oopsed since boot (taint ${read.taint.trim()}, flag D): not fit for another test`, evidence: [] });
   }
   // D state: sample twice; a task still in D state after the grace period is stuck, not busy.
-  const first = new Map([...parseStuck(read.stuck ?? '')].filter(([, t]) => RDMA_STACK.test(t.stack + t.comm)));
+  const first = new Map([...parseStuck(read.stuck ?? '')].filter(([, t]) => stuckInRdmaOrUlp(t.comm, t.stack)));
   if (first.size) {
     await new Promise((r) => setTimeout(r, opts.dStateGraceMs ?? 3000));
     const second = await stuckTasks(node, timeoutMs);
-    const stuck = [...second.entries()].filter(([pid, t]) => first.has(pid) && RDMA_STACK.test(t.stack + t.comm));
+    const stuck = [...second.entries()].filter(([pid, t]) => first.has(pid) && stuckInRdmaOrUlp(t.comm, t.stack));
     if (stuck.length) {
       findings.push({
         node: node.name,
@@ -177,7 +188,7 @@ export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGr
 
 /** Tasks in D state in RDMA/ULP code right now (one sample): what would make a module unload hang. */
 export async function stuckInRdma(node: Node, timeoutMs = 15_000): Promise<string[]> {
-  return [...(await stuckTasks(node, timeoutMs))].filter(([, t]) => RDMA_STACK.test(t.stack + t.comm)).map(([pid, t]) => `${t.comm}[${pid}]`);
+  return [...(await stuckTasks(node, timeoutMs))].filter(([, t]) => stuckInRdmaOrUlp(t.comm, t.stack)).map(([pid, t]) => `${t.comm}[${pid}]`);
 }
 
 async function stuckTasks(node: Node, timeoutMs: number): Promise<Map<string, { comm: string; stack: string }>> {

@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { consoleFindings, kernelLogFindings, parseProbe, PROBE_SCRIPT } from '../../harness/health/health.ts';
+import { consoleFindings, kernelLogFindings, parseProbe, PROBE_SCRIPT, stuckInRdmaOrUlp } from '../../harness/health/health.ts';
 import type { KmsgEvent } from '../../harness/monitor/events.ts';
 import { classifyKmsg } from '../../harness/monitor/parse.ts';
 
@@ -54,5 +54,16 @@ describe('node probe: one round trip', () => {
     const whole = parseProbe(`${text}#rf end\n`)!;
     expect(whole.get('stuck')).to.equal('@@ 12 kworker/0:1');
     expect(whole.get('wedged')).to.equal('');
+  });
+});
+
+describe('tasks stuck in D state: in RDMA/ULP code, or unable to exit because I/O under them is', () => {
+  // /proc/PID/stack of the fio an NFS test's teardown killed after rxe stopped its QP (VM lab, 6.1):
+  // no RDMA frame, but it never exits, keeps the mount, and its hung-task line fell into the next test.
+  const exitingFio = ['[<0>] exit_aio+0x109/0x110', '[<0>] __mmput+0x12/0x130', '[<0>] do_exit+0x326/0xb10', '[<0>] do_group_exit+0x2d/0x80', '[<0>] get_signal+0x985/0x990'].join('\n');
+  it('a killed task waiting in exit_aio is stuck; one in the block layer alone is not; RDMA frames are', () => {
+    expect(stuckInRdmaOrUlp('fio', exitingFio)).to.equal(true);
+    expect(stuckInRdmaOrUlp('fio', '[<0>] io_schedule+0x42/0x70\n[<0>] blk_mq_get_tag+0x11e/0x2a0')).to.equal(false);
+    expect(stuckInRdmaOrUlp('kworker/0:2', '[<0>] rdma_destroy_id+0x1d/0x30 [rdma_cm]')).to.equal(true);
   });
 });
