@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { now, sleep, waitFor } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
 import type { FaultEvent } from '../monitor/events.ts';
+import { nodeToController, type NodeClock } from '../monitor/clockmap.ts';
 import { clearJournal, readJournal, writeJournal } from '../journal.ts';
 import { readBond } from '../fabric/bond.ts';
 import { sysfsBond } from '../fabric/fabric.ts';
@@ -32,6 +33,8 @@ export interface FaultContext {
   /** a composite fault (Flap) runs each of its parts through this, so each part is a fault of its
    *  own in the evidence (its own timeline); resolves with the part's inject time */
   part?: (part: Fault, inject: () => Promise<number>) => Promise<number>;
+  /** a node's clock while the monitors run: maps a time stamped on the node to controller ms */
+  clock?: (node: string) => NodeClock | undefined;
 }
 
 export interface Fault {
@@ -243,8 +246,14 @@ export class ForcedSwitch implements Fault {
     return `forced switch of ${this.target.node}/${this.target.bond} to ${this.to} (active_slave)`;
   }
   async inject(ctx: FaultContext): Promise<number> {
-    const t = now();
-    await ctx.lab.node(this.target.node).writeFile(sysfsBond(this.target.bond, 'active_slave'), this.to);
+    // No link event marks a forced switch: it starts when the write does. Stamped on the node just
+    // before it, so the channel's set-up (a busy guest under emulation: seconds, once) is not
+    // counted as the bond's time; waiting inside the write (the RTNL) still is.
+    const issued = now();
+    const r = await ctx.lab.node(this.target.node).run(['bash', '-c', 'echo "$EPOCHREALTIME"; echo "$2" > "$1"', 'switch', sysfsBond(this.target.bond, 'active_slave'), this.to]);
+    const stamped = Number(r.stdout.trim().split('\n')[0]) * 1000;
+    const clock = ctx.clock?.(this.target.node);
+    const t = clock && Number.isFinite(stamped) && stamped > 0 ? Math.max(issued, nodeToController(clock, stamped)) : issued;
     ctx.record(event('inject', this, t));
     return t;
   }

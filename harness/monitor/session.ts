@@ -9,6 +9,7 @@ import type { Lab } from '../lab/lab.ts';
 import { measureClockOffset } from '../node/clock-offset.ts';
 import type { LabEvent, WorkloadEvent } from './events.ts';
 import { readJournal } from '../journal.ts';
+import type { NodeClock } from './clockmap.ts';
 import { MonitorHub, forgetInstance, removeInstance, type HubListener, type MonitorOptions } from './hub.ts';
 
 export type { MonitorOptions } from './hub.ts';
@@ -61,6 +62,15 @@ export class MonitorSession implements HubListener {
   private unlisten: (() => void) | undefined;
   private startedAt = 0;
   private stopped = false;
+
+  /** A node's clock (its offset from the controller), while its monitors run. */
+  clockOf(node: string): NodeClock | undefined {
+    try {
+      return this.hub.clock(node);
+    } catch {
+      return undefined;
+    }
+  }
 
   constructor(lab: Lab, opts: MonitorOptions = {}, hub?: MonitorHub) {
     this.lab = lab;
