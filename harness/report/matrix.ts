@@ -119,7 +119,8 @@ ${rows}</table></body></html>
 export function renderMatrixText(m: Matrix): string {
   const out = [`matrix ${m.id}`, ''];
   for (const r of m.rows) {
-    out.push(`${r.planId ?? '-'} ${r.title}`);
+    // the ID once: titles carry it already, most of them
+    out.push(r.planId && !r.title.startsWith(r.planId) ? `${r.planId} ${r.title}` : r.title);
     if (r.diagnosis) out.push(`    → ${r.diagnosis}`);
     r.cells.forEach((c, i) => {
       const t = [c.failoverMs !== undefined ? `failover ${c.failoverMs} ms` : '', c.ioResumedMs !== undefined ? `I/O resumed ${c.ioResumedMs} ms` : ''].filter(Boolean).join(', ');
