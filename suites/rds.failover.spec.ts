@@ -6,7 +6,7 @@ import { suite, test, expect, type TestContext } from '../harness/fixture/test.t
 import { AdminDown, CarrierLoss, BothDown, Failback, Flap, SwitchPortDown } from '../harness/fault/fault.ts';
 import { RdsWorkload, type RdsOptions } from '../harness/workload/rds.ts';
 import { progressPast } from '../harness/workload/workload.ts';
-import { failoverBudget, reconnectBudget } from '../harness/topology/defaults.ts';
+import { failoverBudget, noGarpBudget, reconnectBudget } from '../harness/topology/defaults.ts';
 import { sleep } from '../harness/clock.ts';
 import { rds as rdsUlp } from '../harness/ulp/rds.ts';
 
@@ -144,7 +144,7 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
     const bond = await t.bond(client);
     const fault = new CarrierLoss(client, bond.activeSlave);
     await t.inject(fault);
-    const bound = t.topology.budgets?.no_garp_reconnect_ms ?? 120_000;
+    const bound = noGarpBudget(t.topology);
     await t.step(`RDS delivers again without a gratuitous ARP (bounded: ${bound} ms)`, () => progressPast(rds, rds.done + RATE, bound));
     await t.heal(fault);
     const result = await t.step('traffic finishes and is verified', () => rds.finish());

@@ -370,7 +370,6 @@ function journalInstance(lab: Lab, node: string, inst: string): void {
   writeJournal('trace', lab.loaded.topology.name, j);
 }
 
-
 /** Removes a tracefs instance: undefined when it is gone (removed now, or already), else why not.
  *  A reader still holding it (a monitor not yet stopped) makes rmdir fail with EBUSY: then it
  *  stays journaled. */

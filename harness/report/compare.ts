@@ -20,6 +20,9 @@ export interface Comparison {
 /** A test's identity across runs (compare, matrix, verdicts): its plan ID and title. */
 export const testKey = (t: RunReport['tests'][number]): string => `${t.planId ?? '-'} ${t.title}`;
 
+/** A test for the reader: its title, with its plan ID in front when the title does not carry it. */
+export const testLabel = (t: { planId?: string; title: string }): string => (t.planId && !t.title.startsWith(t.planId) ? `${t.planId} ${t.title}` : t.title);
+
 /** A slower result is a regression when it is worse by more than both thresholds. */
 export function compareRuns(a: RunReport, b: RunReport, thresholds = { ms: 20, pct: 10 }): Comparison {
   const changes: Change[] = [];

@@ -3,7 +3,7 @@
 // is when one kernel ran more than one transport (fails on one: the transport's; on all: the ULP's).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { testKey } from './compare.ts';
+import { testKey, testLabel } from './compare.ts';
 import type { ReportTest, RunReport } from './schema.ts';
 import { htmlToPdf } from './write.ts';
 
@@ -119,8 +119,7 @@ ${rows}</table></body></html>
 export function renderMatrixText(m: Matrix): string {
   const out = [`matrix ${m.id}`, ''];
   for (const r of m.rows) {
-    // the ID once: titles carry it already, most of them
-    out.push(r.planId && !r.title.startsWith(r.planId) ? `${r.planId} ${r.title}` : r.title);
+    out.push(testLabel(r));
     if (r.diagnosis) out.push(`    → ${r.diagnosis}`);
     r.cells.forEach((c, i) => {
       const t = [c.failoverMs !== undefined ? `failover ${c.failoverMs} ms` : '', c.ioResumedMs !== undefined ? `I/O resumed ${c.ioResumedMs} ms` : ''].filter(Boolean).join(', ');

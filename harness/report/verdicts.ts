@@ -3,7 +3,7 @@
 // failed by an intermittent known issue in another (a race the test provokes but cannot force)
 // is told apart from a real change, but never counted as identical.
 import type { RunReport } from './schema.ts';
-import { testKey } from './compare.ts';
+import { testKey, testLabel } from './compare.ts';
 
 type ReportTest = RunReport['tests'][number];
 
@@ -30,7 +30,6 @@ export interface VerdictTable {
   differing: VerdictRow[];
 }
 
-const labelOf = (t: ReportTest): string => (t.planId && !t.title.startsWith(t.planId) ? `${t.planId} ${t.title}` : t.title);
 
 export function verdictOf(t: ReportTest): Verdict {
   return t.status === 'known-failure' ? `known:${t.knownFailure?.id ?? '?'}` : t.status;
@@ -49,7 +48,7 @@ export function summaryLine(r: RunReport): string {
  */
 export function verdictTable(runs: readonly RunReport[], intermittent: ReadonlySet<string>): VerdictTable {
   const keys = new Map<string, string>();
-  for (const r of runs) for (const t of r.tests) if (!keys.has(testKey(t))) keys.set(testKey(t), labelOf(t));
+  for (const r of runs) for (const t of r.tests) if (!keys.has(testKey(t))) keys.set(testKey(t), testLabel(t));
   const rows = [...keys].map(([key, label]): VerdictRow => {
     const verdicts = runs.map((r) => {
       const t = r.tests.find((x) => testKey(x) === key);

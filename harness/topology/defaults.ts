@@ -21,6 +21,11 @@ export function failoverBudget(t: Topology): number {
   return t.budgets?.failover_ms ?? 2000;
 }
 
+/** RF-08: how long a ULP may take to come back when the bond sends no gratuitous ARP. */
+export function noGarpBudget(t: Topology): number {
+  return t.budgets?.no_garp_reconnect_ms ?? 120_000;
+}
+
 export function withBondDefaults(b: BondSpec): BondSpec & typeof bondDefaults {
   return { ...bondDefaults, ...b } as BondSpec & typeof bondDefaults;
 }

@@ -5,7 +5,7 @@
 import { expect, type TestContext } from '../../harness/fixture/test.ts';
 import { BothDown, CarrierLoss, Failback, Flap, SwitchPortDown } from '../../harness/fault/fault.ts';
 import { faultInConnect, faultInTeardown } from '../../harness/fault/window.ts';
-import { failoverBudget, reconnectBudget, type Ulp } from '../../harness/topology/defaults.ts';
+import { failoverBudget, noGarpBudget, reconnectBudget, type Ulp } from '../../harness/topology/defaults.ts';
 import { progressPast, type Workload } from '../../harness/workload/workload.ts';
 import type { CmaEvent } from '../../harness/monitor/events.ts';
 import { now, sleep } from '../../harness/clock.ts';
@@ -361,7 +361,7 @@ export function noGratuitousArp<W extends Workload>(u: StorageUlp<W>): Body {
     const bond = await t.bond(client);
     const fault = new CarrierLoss(client, bond.activeSlave);
     await t.inject(fault);
-    const bound = t.topology.budgets?.no_garp_reconnect_ms ?? 120_000;
+    const bound = noGarpBudget(t.topology);
     await t.step(`${u.ulp} I/O resumes without a gratuitous ARP (bounded: ${bound} ms)`, () => progressPast(w, w.done + u.step, bound));
     await t.heal(fault);
     const ev = await finishVerified(t, w);
