@@ -6,13 +6,14 @@
 import { suite, test, expect } from '../harness/fixture/test.ts';
 import { CarrierLoss } from '../harness/fault/fault.ts';
 import { SrpWorkload } from '../harness/workload/srp.ts';
+import { srp as srpUlp } from '../harness/ulp/srp.ts';
 import { progressPast } from '../harness/workload/workload.ts';
 import { failoverBudget, reconnectBudget } from '../harness/topology/defaults.ts';
 
 /** How soon after ADDR_CHANGE a ULP that handles it starts a new connection (iSER/NVMe/RDS: < 1 s here). */
 const REACT_MS = 5000;
 
-suite('UL-SRP-01 SRP over the RDMA CM on a bond failover (known gap)', { requires: { nodes: 2, modules: ['ib_srp', 'ib_srpt'], tools: ['fio'], capabilities: ['carrier'] } }, () => {
+suite('UL-SRP-01 SRP over the RDMA CM on a bond failover (known gap)', { requires: { nodes: 2, modules: ['ib_srp', 'ib_srpt'], tools: ['fio'], capabilities: ['carrier'], unsupported: srpUlp.unsupported } }, () => {
   test(
     "UL-SRP-01 carrier loss on the initiator's active slave: ADDR_CHANGE unhandled; recovery (if the QP fails) by the SRP reconnect timer, data verified",
     async (t) => {
