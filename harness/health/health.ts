@@ -286,5 +286,48 @@ export async function consoleFindings(node: string, text: string, allow: readonl
   });
   if (idx < 0) return [];
   const first = lines[idx]!.replace(/^\[\s*\d+\.\d+\] /, '');
-  return [{ node, kind: 'kernel-log', detail: `serial console: ${first}`, evidence: lines.slice(Math.max(0, idx - 2), idx + 80) }];
+  // A crash after the first bad line (a hung task, then the oops that killed the node) is the
+  // headline: a node that stopped answering is explained by its last words, not its first.
+  const crash = crashSummary(lines.slice(idx));
+  const end = Math.max(idx + 80, crash ? idx + crash.endLine + 1 : 0);
+  return [{ node, kind: 'kernel-log', detail: `serial console: ${crash ? crash.text : first}`, evidence: lines.slice(Math.max(0, idx - 2), end) }];
+}
+
+const CRASH = /\bOops\b|BUG: kernel NULL pointer dereference|BUG: unable to handle|kernel BUG at|general protection fault|Kernel panic - not syncing/;
+
+/**
+ * A kernel crash in console or dmesg lines, in one line: what it was, where (RIP), the call chain
+ * (innermost first, "? " guesses left out) and whether it panicked — e.g. "kernel crash: BUG:
+ * kernel NULL pointer dereference, address: 0000000000000010 at iscsi_verify_itt+0xd/0xe0
+ * [libiscsi] ← iscsi_itt_to_ctask ← iser_task_rsp ← __ib_process_cq; Kernel panic - not syncing:
+ * Fatal exception in interrupt". endLine: the index of its last line read.
+ */
+export function crashSummary(lines: readonly string[]): { text: string; endLine: number } | undefined {
+  const body = (l: string): string => l.replace(/^\[\s*\d+\.\d+\] /, '').replace(/\r$/, '');
+  const start = lines.findIndex((l) => CRASH.test(body(l)));
+  if (start < 0) return undefined;
+  let what = body(lines[start]!);
+  let rip = '';
+  const calls: string[] = [];
+  let panic = /Kernel panic - not syncing/.test(what) ? what : '';
+  let end = start;
+  let inTrace = false;
+  for (let i = start + 1; i < lines.length && i < start + 120; i++) {
+    const b = body(lines[i]!);
+    if (/^---\[ end Kernel panic/.test(b)) { end = i; break; }
+    if (/Kernel panic - not syncing/.test(b)) { panic ||= b; end = i; continue; }
+    const r = /^RIP: 0010:(\S+(?: \[\w+\])?)/.exec(b); // kernel mode (0033 is user space)
+    if (r && !rip) rip = r[1]!;
+    if (/^Call Trace:/.test(b)) { inTrace = !calls.length; continue; }
+    if (inTrace) {
+      if (/^<\/?(TASK|IRQ|EOI|SOFTIRQ)>$/.test(b.trim())) { if (b.trim() === '</TASK>') inTrace = false; continue; }
+      const f = /^\s*([A-Za-z_][\w.]*)\+0x[0-9a-f]+\/0x[0-9a-f]+/.exec(b);
+      if (f) { if (calls.length < 4) calls.push(f[1]!); continue; }
+    }
+    if (/^(BUG|Oops|general protection)/.test(b) && what.startsWith('Kernel panic')) what = b;
+    end = i;
+  }
+  if (what === panic && !rip) return { text: `kernel crash: ${what}`, endLine: end };
+  const where = rip ? ` at ${rip}${calls.length ? ` ← ${calls.join(' ← ')}` : ''}` : '';
+  return { text: `kernel crash: ${what}${where}${panic && panic !== what ? `; ${panic}` : ''}`, endLine: end };
 }

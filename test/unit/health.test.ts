@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { consoleFindings, kernelLogFindings, parseProbe, PROBE_SCRIPT, stuckInRdmaOrUlp } from '../../harness/health/health.ts';
+import { consoleFindings, crashSummary, kernelLogFindings, parseProbe, PROBE_SCRIPT, stuckInRdmaOrUlp } from '../../harness/health/health.ts';
 import type { KmsgEvent } from '../../harness/monitor/events.ts';
 import { classifyKmsg } from '../../harness/monitor/parse.ts';
 
@@ -30,10 +30,24 @@ describe('kernel log findings', () => {
     const text = readFileSync('test/fixtures/console/sysrq-panic.txt', 'utf8');
     const f = await consoleFindings('node-a', text);
     expect(f.map((x) => x.kind)).to.deep.equal(['kernel-log']);
-    expect(f[0]!.detail).to.match(/serial console: (sysrq: Trigger a crash|Kernel panic)/);
+    expect(f[0]!.detail).to.equal('serial console: kernel crash: Kernel panic - not syncing: sysrq triggered crash');
     expect(f[0]!.evidence.join('\n')).to.match(/Kernel panic - not syncing: sysrq triggered crash/);
     // the boot of the rebooted guest that follows is not a finding
     expect(await consoleFindings('node-a', text.split('\n').filter((l) => !/sysrq|panic/i.test(l)).join('\n'))).to.deep.equal([]);
+  });
+
+  it('a node that hung, then crashed (recorded: RF-03 long iSER, rxe, 6.1): the crash is the headline, with where and how it got there', async () => {
+    const text = readFileSync('test/fixtures/console/console-iser-null-deref.txt', 'utf8');
+    const f = await consoleFindings('node-a', text);
+    expect(f.map((x) => x.kind)).to.deep.equal(['kernel-log']);
+    // the first bad line is a hung task; the oops 13 s later is what took the node away
+    expect(f[0]!.detail).to.equal('serial console: kernel crash: BUG: kernel NULL pointer dereference, address: 0000000000000010 at iscsi_verify_itt+0xd/0xe0 [libiscsi] ← iscsi_itt_to_ctask ← iser_task_rsp ← __ib_process_cq ← ib_poll_handler; Kernel panic - not syncing: Fatal exception in interrupt');
+    expect(f[0]!.evidence.join('\n')).to.match(/INFO: task kworker\/0:2:47 blocked[\s\S]*end Kernel panic/);
+  });
+
+  it('crashSummary: nothing for a log without a crash; a hung task alone is not one', () => {
+    expect(crashSummary(['[  349.531141] INFO: task kworker/0:2:47 blocked for more than 20 seconds.', '[  350.0] rf-mark x'])).to.equal(undefined);
+    expect(crashSummary([])).to.equal(undefined);
   });
 });
 
