@@ -1,7 +1,7 @@
 // One mechanism can fail several tests (a transport bug under several ULPs): a known issue may name
 // several test IDs and ULPs, and must still match nothing else.
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { failureMatches, issuesFor, KnownIssuesError, knownIssues, loadKnownIssues } from '../../harness/known/known-issues.ts';
@@ -45,6 +45,22 @@ describe('known issues: several tests and ULPs per issue', () => {
     expect(failureMatches(k, stall, 'node-a [26.476757] rdma_rxe: rxe_reg_fast_mr: mr->lkey = 0xb3d not free')).to.equal(true);
     expect(failureMatches(k, stall, 'node-a [24.1] bond0: now running without any active interface!'), 'a stall without the rxe message is news').to.equal(false);
     expect(failureMatches(k, 'expected nfs to deliver every byte intact', 'rdma_rxe: rxe_reg_fast_mr: mr->lkey = 0xb3d not free'), 'another failure with the message is news').to.equal(false);
+  });
+
+  it('the shipped iSER panic after a long outage: KNOWN only with its crash signature (recorded console), on RF-03 long iSER over rxe 6.1', () => {
+    const k = knownIssues([]).find((x) => x.id === 'iser-completion-after-unbind')!;
+    expect(k, 'shipped in known-issues.yaml').to.not.equal(undefined);
+    const long = { ...id('RF-03', 'iser'), title: 'RF-03 both links down for longer than replacement_timeout: iSER fails cleanly in bounded time' };
+    expect(issuesFor([k], long).map((x) => x.id)).to.deep.equal([k.id]);
+    expect(issuesFor([k], { ...long, title: 'RF-03 both links down for less than the give-up time' }), 'the short outage').to.be.empty;
+    expect(issuesFor([k], { ...long, transports: ['siw'] })).to.be.empty;
+    // the failure of the full certification of 2026-12-02, as reported (message and console)
+    const msg = 'timed out after 60000 ms waiting for node-a/eth0: carrier back after the heal; last error: node-a: `cat /sys/class/net/eth0/carrier` timed out after 10000 ms (stopped it)';
+    const console = readFileSync('test/fixtures/console/console-iser-null-deref.txt', 'utf8');
+    expect(failureMatches(k, msg, console)).to.equal(true);
+    expect(failureMatches(k, msg, console.split('\n').filter((l) => !/RIP|iser_task_rsp/.test(l)).join('\n')), 'another crash is news').to.equal(false);
+    expect(failureMatches(k, msg, 'INFO: task kworker/0:2:47 blocked for more than 20 seconds.'), 'a hang without the crash is news').to.equal(false);
+    expect(failureMatches(k, 'expected iser to deliver every byte intact', console), 'a data error is news').to.equal(false);
   });
 
   it('the shipped iSCSI unbind workqueue warning is KNOWN only when it is the whole finding', () => {
