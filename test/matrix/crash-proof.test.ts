@@ -50,7 +50,7 @@ describe('crash-proof runs: child runs of the certification suites', function ()
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('a guest kernel that panics mid-test: that test fails with the console evidence, the lab is repaired, the next test passes', async () => {
+  it('a guest kernel that panics mid-test: that test fails with the console evidence, the lab is repaired, the next suite\'s test passes (its requirements probed after the repair)', async () => {
     const reports = join(dir, 'panic');
     const r = await cli(['run', 'test/fixtures/specs/panic.fixture.ts'], { timeoutMs: 900_000, env: childEnv(reports) });
     const rep = latestReport(reports);
