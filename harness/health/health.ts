@@ -285,13 +285,16 @@ export async function consoleFindings(node: string, text: string, allow: readonl
     return !!m && BAD.includes(classifyKmsg(m[1]!)) && !allowed.some((r) => r.test(m[1]!));
   });
   if (idx < 0) return [];
-  const first = lines[idx]!.replace(/^\[\s*\d+\.\d+\] /, '');
+  const first = consoleLineText(lines[idx]!);
   // A crash after the first bad line (a hung task, then the oops that killed the node) is the
   // headline: a node that stopped answering is explained by its last words, not its first.
   const crash = crashSummary(lines.slice(idx));
   const end = Math.max(idx + 80, crash ? idx + crash.endLine + 1 : 0);
   return [{ node, kind: 'kernel-log', detail: `serial console: ${crash ? crash.text : first}`, evidence: lines.slice(Math.max(0, idx - 2), end) }];
 }
+
+/** A console or dmesg line without its "[  123.456789] " stamp (and a serial line's \r). */
+const consoleLineText = (l: string): string => l.replace(/^\[\s*\d+\.\d+\] /, '').replace(/\r$/, '');
 
 const CRASH = /\bOops\b|BUG: kernel NULL pointer dereference|BUG: unable to handle|kernel BUG at|general protection fault|Kernel panic - not syncing/;
 
@@ -303,17 +306,16 @@ const CRASH = /\bOops\b|BUG: kernel NULL pointer dereference|BUG: unable to hand
  * Fatal exception in interrupt". endLine: the index of its last line read.
  */
 export function crashSummary(lines: readonly string[]): { text: string; endLine: number } | undefined {
-  const body = (l: string): string => l.replace(/^\[\s*\d+\.\d+\] /, '').replace(/\r$/, '');
-  const start = lines.findIndex((l) => CRASH.test(body(l)));
+  const start = lines.findIndex((l) => CRASH.test(consoleLineText(l)));
   if (start < 0) return undefined;
-  let what = body(lines[start]!);
+  let what = consoleLineText(lines[start]!);
   let rip = '';
   const calls: string[] = [];
   let panic = /Kernel panic - not syncing/.test(what) ? what : '';
   let end = start;
   let inTrace = false;
   for (let i = start + 1; i < lines.length && i < start + 120; i++) {
-    const b = body(lines[i]!);
+    const b = consoleLineText(lines[i]!);
     if (/^---\[ end Kernel panic/.test(b)) { end = i; break; }
     if (/Kernel panic - not syncing/.test(b)) { panic ||= b; end = i; continue; }
     const r = /^RIP: 0010:(\S+(?: \[\w+\])?)/.exec(b); // kernel mode (0033 is user space)
@@ -327,7 +329,6 @@ export function crashSummary(lines: readonly string[]): { text: string; endLine:
     if (/^(BUG|Oops|general protection)/.test(b) && what.startsWith('Kernel panic')) what = b;
     end = i;
   }
-  if (what === panic && !rip) return { text: `kernel crash: ${what}`, endLine: end };
   const where = rip ? ` at ${rip}${calls.length ? ` ← ${calls.join(' ← ')}` : ''}` : '';
   return { text: `kernel crash: ${what}${where}${panic && panic !== what ? `; ${panic}` : ''}`, endLine: end };
 }

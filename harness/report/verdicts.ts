@@ -30,7 +30,6 @@ export interface VerdictTable {
   differing: VerdictRow[];
 }
 
-
 export function verdictOf(t: ReportTest): Verdict {
   return t.status === 'known-failure' ? `known:${t.knownFailure?.id ?? '?'}` : t.status;
 }

@@ -56,11 +56,11 @@ describe('known issues: several tests and ULPs per issue', () => {
     expect(issuesFor([k], { ...long, transports: ['siw'] })).to.be.empty;
     // the failure of the full certification of 2026-12-02, as reported (message and console)
     const msg = 'timed out after 60000 ms waiting for node-a/eth0: carrier back after the heal; last error: node-a: `cat /sys/class/net/eth0/carrier` timed out after 10000 ms (stopped it)';
-    const console = readFileSync('test/fixtures/console/console-iser-null-deref.txt', 'utf8');
-    expect(failureMatches(k, msg, console)).to.equal(true);
-    expect(failureMatches(k, msg, console.split('\n').filter((l) => !/RIP|iser_task_rsp/.test(l)).join('\n')), 'another crash is news').to.equal(false);
+    const consoleText = readFileSync('test/fixtures/console/console-iser-null-deref.txt', 'utf8');
+    expect(failureMatches(k, msg, consoleText)).to.equal(true);
+    expect(failureMatches(k, msg, consoleText.split('\n').filter((l) => !/RIP|iser_task_rsp/.test(l)).join('\n')), 'another crash is news').to.equal(false);
     expect(failureMatches(k, msg, 'INFO: task kworker/0:2:47 blocked for more than 20 seconds.'), 'a hang without the crash is news').to.equal(false);
-    expect(failureMatches(k, 'expected iser to deliver every byte intact', console), 'a data error is news').to.equal(false);
+    expect(failureMatches(k, 'expected iser to deliver every byte intact', consoleText), 'a data error is news').to.equal(false);
   });
 
   it('the shipped iSCSI unbind workqueue warning is KNOWN only when it is the whole finding', () => {
