@@ -10,9 +10,9 @@ import type { Node } from '../node/node.ts';
 import { ipOf } from '../net/ip.ts';
 import type { ConnectionRef } from '../timeline/timeline.ts';
 import type { Ulp } from '../topology/defaults.ts';
-import { runFio, type FioOptions, type FioResult } from './fio.ts';
+import { nextStamp, runFio, type FioOptions, type FioResult } from './fio.ts';
 import { UndoStack } from './undo.ts';
-import { modulesToLoad } from './modules.ts';
+import { modulesToLoad, perTestModules } from './modules.ts';
 import type { Workload, WorkloadResult } from './workload.ts';
 
 export interface BlockStorageOptions {
@@ -118,19 +118,22 @@ export abstract class BlockStorageWorkload implements Workload {
 
   /**
    * Verified I/O in passes: each pass is one fio run that writes the whole area and then reads every
-   * block back (crc32c + header). Passes follow each other until finish() asks the I/O to end: it
+   * block back (every byte compared with the pass's own stamp and the block's offset). Passes follow each other until finish() asks the I/O to end: it
    * ends after the current pass, so every block written — before, during and after an outage — is
    * verified, and nothing longer than one pass is waited for (the area is sized for that).
    */
   async start(): Promise<void> {
     this.onStart();
     const node = this.lab.node(this.client);
-    const opts: FioOptions = { filename: this.dataPath, sizeMiB: this.size.sizeMiB, loops: 1, ...(this.size.rateMiBs ? { rateMiBs: this.size.rateMiBs } : {}), ...this.fioSettings() };
+    const opts: Omit<FioOptions, 'stamp'> = { filename: this.dataPath, sizeMiB: this.size.sizeMiB, loops: 1, ...(this.size.rateMiBs ? { rateMiBs: this.size.rateMiBs } : {}), ...this.fioSettings() };
     this.passes = (async () => {
       const results: FioResult[] = [];
       let base = 0;
+      let stamp = 0;
       for (let pass = 1; pass <= this.size.loops && !this.torn; pass++) {
-        this.fio = runFio(node, this.name, opts, 30 * 60_000);
+        // a stamp of its own for each pass: a lost write leaves the last pass's block, which must fail
+        stamp = nextStamp(stamp);
+        this.fio = runFio(node, this.name, { ...opts, stamp }, 30 * 60_000);
         const sub = this.fio.events$.subscribe((e) => {
           if (e.kind === 'error') {
             const text = typeof e.data?.text === 'string' ? e.data.text : '';
@@ -202,11 +205,17 @@ export abstract class BlockStorageWorkload implements Workload {
     if (failed) throw failed.reason;
   }
 
-  /** Loads the modules that are missing, and only those are unloaded at teardown. */
+  /**
+   * Loads the modules that are missing; those are unloaded at teardown, except the kernel libraries
+   * among them (SESSION_LIBRARIES), which stay for the lab session and go at fabric down.
+   */
   protected async modules(node: Node, wanted: readonly string[]): Promise<void> {
     const load = await modulesToLoad(node, wanted);
     if (!load.length) return;
-    await this.undo.change({ node: node.name, what: `unload ${load.join(', ')}`, kind: 'modules', modules: load }, () => node.run(['modprobe', '-a', ...wanted], { timeoutMs: 120_000 }));
+    const modprobe = () => node.run(['modprobe', '-a', ...wanted], { timeoutMs: 120_000 });
+    const ours = perTestModules(load);
+    if (!ours.length) return void (await modprobe());
+    await this.undo.change({ node: node.name, what: `unload ${ours.join(', ')}`, kind: 'modules', modules: ours }, modprobe);
   }
 
   /** Starts a daemon (in the foreground, tagged) unless one already runs: then it is left alone. */

@@ -1,6 +1,6 @@
-// fio with end-to-end verification on a node: writes with crc32c verify headers and reads every
-// block back after each write pass, JSON status every second for the
-// progress stream, JSON result parsed at the end. Used by the storage workloads.
+// fio with end-to-end verification on a node: each pass writes every block with a pattern of its own
+// (the pass's stamp and the block's offset) and reads every block back, JSON status every second for
+// the progress stream, JSON result parsed at the end. Used by the storage workloads.
 import { Subject, type Observable, type Subscription } from 'rxjs';
 import type { Node } from '../node/node.ts';
 import type { WorkloadEvent } from '../monitor/events.ts';
@@ -16,6 +16,14 @@ export interface FioOptions {
   direct?: boolean;
   /** MiB/s cap on reads and writes (tests that act between a block's write and its check) */
   rateMiBs?: number;
+  /**
+   * This pass's stamp (non-zero, 32 bits), written into every block beside the block's offset. Each
+   * pass needs its own: the data of a pass is otherwise the same as the last one's, and a block whose
+   * write was lost would still hold the last pass's copy — which verifies.
+   */
+  stamp: number;
+  /** only read the area back and check it against `stamp` (no writes) */
+  verifyOnly?: boolean;
 }
 
 interface FioJob {
@@ -65,6 +73,21 @@ export class JsonObjects {
   }
 }
 
+/** fio's verify_pattern for a stamp: the stamp (4 bytes), then the block's offset (%o). */
+export function stampPattern(stamp: number): string {
+  if (!Number.isInteger(stamp) || stamp <= 0 || stamp > 0xffffffff) throw new Error(`a fio stamp is a non-zero 32-bit integer, not ${stamp}`);
+  return `0x${stamp.toString(16).padStart(8, '0')}%o`;
+}
+
+/** The next pass's stamp: random, never zero (an all-zero block at offset 0 must not verify),
+ *  never the previous pass's. */
+export function nextStamp(previous = 0): number {
+  for (;;) {
+    const s = (Math.floor(Math.random() * 0x7fffffff) | 0x40000000) >>> 0;
+    if (s !== previous) return s;
+  }
+}
+
 export function fioArgv(o: FioOptions): string[] {
   return [
     'fio',
@@ -78,11 +101,15 @@ export function fioArgv(o: FioOptions): string[] {
     `--direct=${o.direct === false ? 0 : 1}`,
     `--loops=${o.loops ?? 3}`,
     ...(o.rateMiBs ? [`--rate=${o.rateMiBs}m`] : []),
-    // After each write pass, every block is read back and checked (crc32c + header with offset):
-    // a block lost, stale or changed behind the ULP's back between its write and its check fails.
-    // (No verify_backlog: it checks each block once, early, and never again.)
-    '--verify=crc32c',
-    '--do_verify=1',
+    // After each write pass, every byte of every block is read back and compared with what the pass
+    // wrote: its stamp and the block's offset, repeated. A block lost, stale (a previous pass's),
+    // misplaced or changed behind the ULP's back between its write and its check fails. Not
+    // --verify=crc32c: for a write-only job fio checks neither a header's seed nor the pattern, so
+    // a block left from an earlier pass (same data, same header) verified. (No verify_backlog: it
+    // checks each block once, early, and never again.)
+    '--verify=pattern',
+    `--verify_pattern=${stampPattern(o.stamp)}`,
+    ...(o.verifyOnly ? ['--verify_only'] : ['--do_verify=1']),
     '--verify_fatal=0',
     '--verify_dump=0',
     // no *-verify.state file in the remote working directory (root's home on a real lab)
@@ -107,7 +134,7 @@ export function runFio(node: Node, workload: string, o: FioOptions, timeoutMs: n
       const read = jobs.reduce((s, j) => s + (j.read?.io_bytes ?? 0), 0);
       const error = jobs.reduce((s, j) => s + (j.error ?? 0), 0);
       const verifyErrors = stderr.filter((l) => /verify|bad magic|crc32c|header|offset/i.test(l)).slice(0, 20);
-      const ok = exitCode === 0 && error === 0 && verifyErrors.length === 0 && written > 0 && read > 0;
+      const ok = exitCode === 0 && error === 0 && verifyErrors.length === 0 && (written > 0 || !!o.verifyOnly) && read > 0;
       events.next({ source: 'workload', t: Date.now(), node: node.name, workload, kind: 'final', done: written + read, data: { error, written, read } });
       events.complete();
       resolve({
