@@ -32,6 +32,37 @@ export async function modulesToLoad(node: Node, wanted: readonly string[]): Prom
   return parseShowDepends(deps.stdout).filter((m) => !have.has(m));
 }
 
+/**
+ * Kernel libraries the storage ULPs pull in that hold no connection, session or export of their own:
+ * checksums and T10 protection information, the SCSI core and disk driver, the DNS upcall. A
+ * workload leaves them loaded for the rest of the lab session — fabric down unloads them with
+ * everything else that appeared since the node's baseline (unloadAppeared) — instead of after every
+ * test, where their rmmods were most of a storage test's teardown under emulation (13 modules,
+ * 10.5 s, after each iSER test). The ULP's own modules, which do hold state, still go after each test.
+ */
+export const SESSION_LIBRARIES: ReadonlySet<string> = new Set([
+  'scsi_common',
+  'scsi_mod',
+  'sd_mod',
+  't10_pi',
+  'crc_t10dif',
+  'crct10dif_common',
+  'crct10dif_generic',
+  'crct10dif_pclmul',
+  'crc64',
+  'crc64_rocksoft',
+  'crc64_rocksoft_generic',
+  'crc32c_generic',
+  'crc32c_intel',
+  'libcrc32c',
+  'dns_resolver',
+]);
+
+/** Of the modules a workload loads, those it unloads after its test (the rest: SESSION_LIBRARIES). */
+export function perTestModules(load: readonly string[]): string[] {
+  return load.filter((m) => !SESSION_LIBRARIES.has(m));
+}
+
 /** The modules loaded now (/proc/modules). */
 export async function loadedModules(node: Node): Promise<Set<string>> {
   const r = await node.run(['cat', '/proc/modules'], { timeoutMs: 15_000 });

@@ -2,7 +2,7 @@
 // (dependencies and soft dependencies included, in load order), never from `modprobe -r`, which also
 // removes any unused dependency — a module the lab's owner loaded among them.
 import { expect } from 'chai';
-import { appearedUnused, holdersToUnload, parseHolders, parseProcModules, parseRmmodEach, parseShowDepends } from '../../harness/workload/modules.ts';
+import { appearedUnused, holdersToUnload, parseHolders, parseProcModules, parseRmmodEach, parseShowDepends, perTestModules } from '../../harness/workload/modules.ts';
 
 // Captured from a 6.1.0-57 guest: `modprobe -a --show-depends ib_srpt rds_rdma siw bonding`.
 const SHOWN = `insmod /lib/modules/6.1.0-57-amd64/kernel/crypto/crct10dif_common.ko 
@@ -113,5 +113,18 @@ describe('modules: every rmmod in one round trip', () => {
     const r = parseRmmodEach('ok ib_isert\n');
     expect(r.has('iscsi_target_mod')).to.equal(false);
     expect(parseRmmodEach('fail rdma_cm\n').get('rdma_cm'), 'a failure without a message is still a failure').to.equal('rmmod failed');
+  });
+});
+
+describe('modules: kernel libraries stay for the lab session, the ULP goes after each test', () => {
+  // `modulesToLoad(node, ['ib_iser', 'sd_mod'])` on a fresh 6.1.0-57 guest, as the iSER workload journaled it
+  const ISER = ['scsi_common', 'scsi_mod', 'scsi_transport_iscsi', 'libiscsi', 'ib_iser', 'crct10dif_common', 'crc64', 'crct10dif_pclmul', 'crct10dif_generic', 'crc_t10dif', 'crc64_rocksoft', 't10_pi', 'sd_mod'];
+  it("unloads after the test the modules that hold the ULP's state, in load order", () => {
+    expect(perTestModules(ISER)).to.deep.equal(['scsi_transport_iscsi', 'libiscsi', 'ib_iser']);
+    expect(perTestModules(['sunrpc', 'rpcrdma', 'grace', 'lockd', 'nfs', 'dns_resolver', 'nfsv4'])).to.deep.equal(['sunrpc', 'rpcrdma', 'grace', 'lockd', 'nfs', 'nfsv4']);
+    expect(perTestModules(['crct10dif_common', 'crc64', 't10_pi', 'nvme_core', 'nvme_fabrics', 'nvme_rdma'])).to.deep.equal(['nvme_core', 'nvme_fabrics', 'nvme_rdma']);
+  });
+  it('a list of libraries only leaves nothing to unload per test (fabric down takes them)', () => {
+    expect(perTestModules(['crc64', 't10_pi', 'sd_mod'])).to.deep.equal([]);
   });
 });
