@@ -23,7 +23,12 @@ export interface VerdictRow {
 }
 
 export interface VerdictTable {
-  runs: { id: string; kernel?: string; summary: string }[];
+  runs: { id: string; kernel?: string; commit?: string; topology?: string; summary: string }[];
+  /**
+   * What differs between the runs' set-ups (harness commit, topology file, guest kernel): verdicts
+   * of different set-ups can still be compared, but they are not repeats of one certification.
+   */
+  setupDiffers: string[];
   rows: VerdictRow[];
   identical: number;
   /** rows that differ (intermittent ones included) */
@@ -58,8 +63,19 @@ export function verdictTable(runs: readonly RunReport[], intermittent: ReadonlyS
     const intermittentOnly = !same && verdicts.every((v) => v === 'passed' || (v?.startsWith('known:') && intermittent.has(v.slice(6)))) && [...kinds].filter((v) => v !== 'passed').length === 1;
     return { key, label, verdicts, same, intermittent: intermittentOnly };
   });
+  const topo = (r: RunReport) => (r.run.topology ? `${r.run.topology.name}${r.run.topology.sha256 ? `@${r.run.topology.sha256.slice(0, 12)}` : ''}` : undefined);
+  const setup: [string, (r: RunReport) => string | undefined][] = [
+    ['harness commit', (r) => r.run.gitCommit],
+    ['topology', topo],
+    ['guest kernel', (r) => r.run.kernel],
+  ];
+  const setupDiffers = setup.flatMap(([what, of]) => {
+    const seen = runs.map((r) => of(r) ?? 'unknown');
+    return new Set(seen).size > 1 ? [`${what}: ${seen.map((v, i) => `run ${i + 1} ${v}`).join(' · ')}`] : [];
+  });
   return {
-    runs: runs.map((r) => ({ id: r.run.id, ...(r.run.kernel ? { kernel: r.run.kernel } : {}), summary: summaryLine(r) })),
+    runs: runs.map((r) => ({ id: r.run.id, ...(r.run.kernel ? { kernel: r.run.kernel } : {}), ...(r.run.gitCommit ? { commit: r.run.gitCommit } : {}), ...(topo(r) ? { topology: topo(r) } : {}), summary: summaryLine(r) })),
+    setupDiffers,
     rows,
     identical: rows.filter((r) => r.same).length,
     differing: rows.filter((r) => !r.same),
@@ -73,7 +89,8 @@ export function verdictsExitCode(t: VerdictTable): number {
 }
 
 export function renderVerdicts(t: VerdictTable): string {
-  const out = t.runs.map((r, i) => `run ${i + 1}: ${r.id}${r.kernel ? ` (${r.kernel})` : ''} — ${r.summary}`);
+  const out = t.runs.map((r, i) => `run ${i + 1}: ${r.id}${r.kernel ? ` (${r.kernel}${r.commit ? `, harness ${r.commit}` : ''})` : r.commit ? ` (harness ${r.commit})` : ''} — ${r.summary}`);
+  if (t.setupDiffers.length) out.push('', 'NOT REPEATS OF ONE SET-UP (the verdicts are compared all the same):', ...t.setupDiffers.map((d) => `  ${d}`));
   out.push('', `${t.identical} of ${t.rows.length} tests: the same verdict in all ${t.runs.length} runs`);
   for (const r of t.differing) {
     out.push(`${r.intermittent ? 'INTERMITTENT' : 'CHANGED     '} ${r.label}`);

@@ -26,8 +26,10 @@ describe('verdicts across runs', () => {
     expect(t.identical).to.equal(t.rows.length);
     expect(verdictsExitCode(t)).to.equal(0);
     const text = renderVerdicts(t);
-    expect(text).to.include('run 3: r3 (debian-stable:6.1.0-56-amd64) — 3 passed · 0 failed · 1 known · 2 skipped · 6 tests');
+    expect(text).to.include('run 3: r3 (debian-stable:6.1.0-56-amd64, harness 9694dfe3a1b1) — 3 passed · 0 failed · 1 known · 2 skipped · 6 tests');
     expect(text).to.include('every verdict reproduced');
+    expect(t.setupDiffers).to.deep.equal([]);
+    expect(text).to.not.include('NOT REPEATS');
   });
 
   it('a pass that became a FAIL is a change: exit 1, both verdicts shown', () => {
@@ -53,5 +55,14 @@ describe('verdicts across runs', () => {
     expect(missing.differing.map((r) => r.verdicts)).to.deep.equal([['passed', undefined]]);
     expect(verdictsExitCode(missing)).to.equal(1);
     expect(renderVerdicts(missing)).to.include('run 2: not run');
+  });
+
+  it('runs of different set-ups (harness commit, topology, kernel) are compared, and said to be no repeats', () => {
+    const t = verdictTable([copy('r1'), copy('r2', (r) => void (r.run.gitCommit = 'b9e8e8f00000')), copy('r3', (r) => void (r.run.topology!.sha256 = 'f'.repeat(64)))], INTERMITTENT);
+    expect(verdictsExitCode(t), 'the verdicts themselves reproduced').to.equal(0);
+    expect(t.setupDiffers).to.deep.equal(['harness commit: run 1 9694dfe3a1b1 · run 2 b9e8e8f00000 · run 3 9694dfe3a1b1', 'topology: run 1 vm-rxe@4fd9d9cdcdd8 · run 2 vm-rxe@4fd9d9cdcdd8 · run 3 vm-rxe@ffffffffffff']);
+    expect(renderVerdicts(t)).to.match(/NOT REPEATS OF ONE SET-UP[\s\S]*harness commit: run 1 9694dfe3a1b1 · run 2 b9e8e8f00000/);
+    const kernels = verdictTable([copy('r1'), copy('r2', (r) => void (r.run.kernel = 'debian-backports:6.12.95+deb12-amd64'))], INTERMITTENT);
+    expect(kernels.setupDiffers).to.deep.equal(['guest kernel: run 1 debian-stable:6.1.0-56-amd64 · run 2 debian-backports:6.12.95+deb12-amd64']);
   });
 });
