@@ -118,9 +118,10 @@ export abstract class BlockStorageWorkload implements Workload {
 
   /**
    * Verified I/O in passes: each pass is one fio run that writes the whole area and then reads every
-   * block back (every byte compared with the pass's own stamp and the block's offset). Passes follow each other until finish() asks the I/O to end: it
-   * ends after the current pass, so every block written — before, during and after an outage — is
-   * verified, and nothing longer than one pass is waited for (the area is sized for that).
+   * block back (every byte compared with the pass's own stamp and the block's offset). Passes follow
+   * each other until finish() asks the I/O to end: it ends after the current pass, so every block
+   * written — before, during and after an outage — is verified, and nothing longer than one pass is
+   * waited for (the area is sized for that).
    */
   async start(): Promise<void> {
     this.onStart();
