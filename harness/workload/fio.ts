@@ -104,9 +104,9 @@ export function fioArgv(o: FioOptions): string[] {
     // After each write pass, every byte of every block is read back and compared with what the pass
     // wrote: its stamp and the block's offset, repeated. A block lost, stale (a previous pass's),
     // misplaced or changed behind the ULP's back between its write and its check fails. Not
-    // --verify=crc32c: for a write-only job fio checks neither a header's seed nor the pattern, so
-    // a block left from an earlier pass (same data, same header) verified. (No verify_backlog: it
-    // checks each block once, early, and never again.)
+    // --verify=crc32c: fio's seeds repeat from run to run, so every pass wrote the same blocks (the
+    // headers differ only in a timestamp verification does not check) and a block left from an
+    // earlier pass verified. (No verify_backlog: it checks each block once, early, and never again.)
     '--verify=pattern',
     `--verify_pattern=${stampPattern(o.stamp)}`,
     ...(o.verifyOnly ? ['--verify_only'] : ['--do_verify=1']),
