@@ -74,7 +74,10 @@ export function verdictTable(runs: readonly RunReport[], intermittent: ReadonlyS
     return new Set(seen).size > 1 ? [`${what}: ${seen.map((v, i) => `run ${i + 1} ${v}`).join(' · ')}`] : [];
   });
   return {
-    runs: runs.map((r) => ({ id: r.run.id, ...(r.run.kernel ? { kernel: r.run.kernel } : {}), ...(r.run.gitCommit ? { commit: r.run.gitCommit } : {}), ...(topo(r) ? { topology: topo(r) } : {}), summary: summaryLine(r) })),
+    runs: runs.map((r) => {
+      const topology = topo(r);
+      return { id: r.run.id, ...(r.run.kernel ? { kernel: r.run.kernel } : {}), ...(r.run.gitCommit ? { commit: r.run.gitCommit } : {}), ...(topology ? { topology } : {}), summary: summaryLine(r) };
+    }),
     setupDiffers,
     rows,
     identical: rows.filter((r) => r.same).length,
