@@ -13,7 +13,7 @@ import * as chai from 'chai';
 import type { CmaEvent, KmsgEvent, BondEvent, ResEvent } from '../monitor/events.ts';
 import { kernelLogFindings } from '../health/health.ts';
 import { renderTimeline, type PhaseId, type Timeline } from '../timeline/timeline.ts';
-import { isEvidence, type Evidence } from './evidence.ts';
+import { isEvidence, newCmIds, type Evidence, type ResourceCount } from './evidence.ts';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -467,11 +467,17 @@ export function failoverAssertions(_chai: Chai.ChaiStatic, utils: Chai.ChaiUtils
       const b = ev.resources!.before.find((x) => x.node === a.node);
       this.assert(
         !!b && a.cmIds <= b.cmIds && a.qps <= b.qps,
-        `expected ${a.node}'s RDMA resources back to the baseline: cm_id ${b?.cmIds ?? '?'} → ${a.cmIds}, qp ${b?.qps ?? '?'} → ${a.qps}`,
+        `expected ${a.node}'s RDMA resources back to the baseline: cm_id ${b?.cmIds ?? '?'} → ${a.cmIds}, qp ${b?.qps ?? '?'} → ${a.qps}${leftOver(b, a)}`,
         `expected a resource leak on ${a.node}`,
       );
     }
   });
+}
+
+/** The cm_ids a leak left, named (state, owner[pid], source → destination), when the counts carry them. */
+function leftOver(before: ResourceCount | undefined, after: ResourceCount): string {
+  const extra = newCmIds(before, after);
+  return extra.length ? `; cm_ids not in the baseline: ${extra.join('; ')}` : '';
 }
 
 chai.use(failoverAssertions);

@@ -9,6 +9,8 @@ export interface ResourceCount {
   node: string;
   cmIds: number;
   qps: number;
+  /** each cm_id, one line (state, owner, addresses): what a leak's message names */
+  cmIdList?: string[];
 }
 
 export interface SlaveCounters {
@@ -89,5 +91,21 @@ export function collectEvidence(i: EvidenceInput): Evidence {
 }
 
 export function countResources(e: ResEvent): ResourceCount {
-  return { node: e.node, cmIds: e.cmIds.length, qps: e.qps.filter((q) => q.type !== 'GSI' && q.type !== 'SMI').length };
+  return {
+    node: e.node,
+    cmIds: e.cmIds.length,
+    qps: e.qps.filter((q) => q.type !== 'GSI' && q.type !== 'SMI').length,
+    cmIdList: e.cmIds.map((c) => `${c.state} ${c.comm ?? '?'}${c.pid !== undefined ? `[${c.pid}]` : ''} ${c.srcAddr ?? '-'} → ${c.dstAddr ?? '-'}`),
+  };
+}
+
+/** The cm_ids in `after` that `before` did not have (a multiset difference of their descriptions). */
+export function newCmIds(before: ResourceCount | undefined, after: ResourceCount): string[] {
+  const left = [...(before?.cmIdList ?? [])];
+  return (after.cmIdList ?? []).filter((d) => {
+    const i = left.indexOf(d);
+    if (i < 0) return true;
+    left.splice(i, 1);
+    return false;
+  });
 }

@@ -129,6 +129,11 @@ describe('failover assertions on recorded evidence', () => {
     fails(() => expect(rebuild(recorded.events, { resources: leakOnOne })).to.have.noResourceLeak({ node: one! }), /cm_id \d+ → \d+/);
     expect(rebuild(recorded.events, { resources: leakOnOne })).to.have.noResourceLeak({ node: other! });
     fails(() => expect(rebuild(recorded.events, { resources: leakOnOne })).to.have.noResourceLeak({ node: 'node-z' }), /resource counts for node-z/);
+    // with the ids listed (rdma res), the message names the ones the baseline did not have
+    const res = (cm: string[]) => ({ node: one!, cmIds: cm.length, qps: 0, cmIdList: cm });
+    const listen = 'LISTEN rping[212] 192.168.50.2:7340 → -';
+    const named = { before: [res([listen])], after: [res([listen, 'CONNECT rping[212] 192.168.50.2:7340 → 192.168.50.1:40123'])] };
+    fails(() => expect(rebuild(recorded.events, { resources: named })).to.have.noResourceLeak(), /not in the baseline: CONNECT rping\[212\] 192\.168\.50\.2:7340 → 192\.168\.50\.1:40123$/);
   });
 
   it('noFailoverStorm (RF-06): more bond switches than carrier drops, or ending on a slave without carrier', () => {
