@@ -69,7 +69,11 @@ export function collectEvidence(i: EvidenceInput): Evidence {
           fault: f,
           connection: c,
           bonds: i.bonds,
-          until: next ? next.t - 1 : i.recording.stoppedAt,
+          // Up to the next fault's injection, not 1 ms short of it: a test injects the next fault
+          // as soon as the progress it waited for arrives, and that progress (0.4 ms before the
+          // failback in a full certification) is this fault's "I/O resumed". Events are stamped to
+          // the µs; an effect of the next fault cannot precede its injection.
+          until: next ? next.t - 0.001 : i.recording.stoppedAt,
           errorBoundMs: i.recording.errorBoundMs,
         }),
       );

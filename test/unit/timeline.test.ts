@@ -5,6 +5,7 @@ import { newNodeClock } from '../../harness/monitor/clockmap.ts';
 import { LineMapper, type SourceKind } from '../../harness/monitor/mapper.ts';
 import type { LabEvent, WorkloadEvent } from '../../harness/monitor/events.ts';
 import { buildTimeline, renderTimeline, type FaultRef, type Timeline } from '../../harness/timeline/timeline.ts';
+import { collectEvidence } from '../../harness/assert/evidence.ts';
 
 const DIR = 'test/fixtures/recorded/failover-rping';
 
@@ -141,6 +142,20 @@ describe('timeline rules (synthetic events)', () => {
     expect(first.summary.failoverMs).to.equal(undefined);
     const second = buildTimeline({ events, fault: { ...drop, t: 3000 }, connection: conn, bonds: b });
     expect(second.summary.failoverMs).to.equal(200);
+  });
+
+  // RF-02 NVMe (full certification at 8e06758): the test waited for I/O to resume over the backup and
+  // injected the failback 0.4 ms after that progress arrived; the first fault's window ended 1 ms
+  // before the failback, so its "I/O resumed" was missing and a good failover FAILED.
+  it('two faults: the progress that ended the wait for the first, just before the second is injected, is the first\'s I/O resumed', () => {
+    const cma = (t: number, event: string): LabEvent => ({ source: 'cma', t, node: 'a', point: 'cm_event_handler', src: '10.0.0.1:1', dst: '10.0.0.2:2', event, fields: {} });
+    const second: FaultRef = { ...fault, t: 4020.06, kind: 'failback', description: 'failback' };
+    const events = [prog(340, 1), cma(2167.4, 'ADDR_RESOLVED'), cma(2243.2, 'ESTABLISHED'), prog(4019.7, 2), prog(5563, 3)];
+    const recording = { startedAt: 0, stoppedAt: 6000, events, clocks: [], errorBoundMs: 5, problems: [] };
+    const ev = collectEvidence({ recording, faults: [fault, second], bonds: b, connections: [conn] });
+    expect(ev.timelines[0]!.phases.find((p) => p.id === 'io_resumed')).to.include({ atMs: 3019.7 });
+    // and the second fault's window still starts at its injection: that progress is not its own
+    expect(ev.timelines[1]!.phases.find((p) => p.id === 'io_resumed')).to.include({ atMs: 1542.9 });
   });
 
   // RF-06 reported an outage of -0.2 ms: the first progress after the command, a few ms before the
