@@ -47,6 +47,14 @@ function testEntry(c: CollectedTest): ReportTest {
     // The kernel log of a failed test, folded in the HTML: what a kernel developer asks for first.
     const lines = ev.events.filter((e) => e.source === 'kmsg').slice(-400).map((e) => (e.source === 'kmsg' ? `${e.node} [${e.kernelTs.toFixed(6)}] ${e.text}` : ''));
     if (lines.length) attachments.push({ name: 'kernel log during the test', contentType: 'text/plain', body: lines.join('\n') });
+    // The RDMA CM's own account (rdma_cma tracepoints) and each node's first cm_id snapshot: which
+    // events reached which id decides between kernel mechanisms (UNREACHABLE before an ADDR_CHANGE,
+    // or not); without them a failure that stops at a step cannot be traced after the run.
+    const cma = ev.events.filter((e) => e.source === 'cma').slice(-400).map((e) => (e.source === 'cma' ? `${e.node} ${(e.raw ?? `${e.point} cm.id=${e.cmId ?? "?"} ${e.event ?? ""}`).trim()}` : ''));
+    if (cma.length) attachments.push({ name: 'RDMA CM trace during the test', contentType: 'text/plain', body: cma.join('\n') });
+    const firstRes = [...new Set(ev.events.filter((e) => e.source === 'res').map((e) => e.node))].map((n) => ev.events.find((e) => e.source === 'res' && e.node === n));
+    const ids = firstRes.flatMap((e) => (e?.source === 'res' ? e.cmIds.map((c) => `${e.node} cm-idn ${c.cmIdn ?? '?'} ${c.state} ${c.comm ?? '?'} ${c.srcAddr ?? '-'} → ${c.dstAddr ?? '-'}`) : []));
+    if (ids.length) attachments.push({ name: 'cm_ids when the monitors started (rdma res)', contentType: 'text/plain', body: ids.join('\n') });
   }
   return {
     ...(r?.planId ? { planId: r.planId } : {}),
