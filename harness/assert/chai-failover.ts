@@ -154,6 +154,9 @@ export interface UnreachableReaction {
   at: number;
   /** the first reaction: the id disconnected or destroyed, or a new connection to the same peer */
   reaction?: { t: number; what: string };
+  /** the next event the RDMA CM delivered to that id, when it came before any reaction: what the
+   *  ULP did after it was that event's handling, not a reaction to UNREACHABLE */
+  superseded?: { t: number; event: string; then?: string };
 }
 
 const REACTIONS = new Set(['cm_disconnect', 'cm_qp_destroy', 'cm_id_destroy']);
@@ -188,11 +191,20 @@ export function unreachableOnEstablished(ev: Evidence, ulp: string): Unreachable
       const next = cma.find(
         (x) => x.t > e.t && ((x.cmId === e.cmId && REACTIONS.has(x.point)) || (x.cmId !== e.cmId && x.point === 'cm_event_handler' && x.event === 'ADDR_RESOLVED' && ip(x.dst) === peer)),
       );
+      const describe = (x: CmaEvent) => (x.cmId === e.cmId ? `${x.point} of cm.id=${e.cmId}` : `a new connection (cm.id=${x.cmId} ADDR_RESOLVED)`);
+      // Measured (RF-03 iSER, the bond back on the other slave): UNREACHABLE, then ADDR_CHANGE 29 ms
+      // later, whose handler destroyed the QP — iSER's ADDR_CHANGE cleanup, which found the
+      // connection already TERMINATING (by its UNREACHABLE handler) and never told iSCSI. A reaction
+      // counts only before the next other event delivered to the same id (a repeated UNREACHABLE is
+      // the same cause).
+      const after = cma.find((x) => x.t > e.t && x.cmId === e.cmId && x.point === 'cm_event_handler' && x.event !== 'UNREACHABLE');
+      const own = next && (!after || next.t < after.t) ? next : undefined;
       out.push({
         node,
         cmId: e.cmId!,
         at: e.t,
-        ...(next ? { reaction: { t: next.t, what: next.cmId === e.cmId ? `${next.point} of cm.id=${e.cmId}` : `a new connection (cm.id=${next.cmId} ADDR_RESOLVED)` } } : {}),
+        ...(own ? { reaction: { t: own.t, what: describe(own) } } : {}),
+        ...(!own && after ? { superseded: { t: after.t, event: after.event ?? after.point, ...(next ? { then: describe(next) } : {}) } } : {}),
       });
     }
   }
@@ -397,7 +409,11 @@ export function failoverAssertions(_chai: Chai.ChaiStatic, utils: Chai.ChaiUtils
     const rel = (t: number) => `${(t - t0).toFixed(1)} ms after the fault`;
     for (const u of unreachableOnEstablished(ev, ulp)) {
       const took = u.reaction ? u.reaction.t - u.at : undefined;
-      const what = u.reaction ? `its first reaction came ${took!.toFixed(0)} ms later (${u.reaction.what} at ${rel(u.reaction.t)})` : 'it never reacted while the test recorded';
+      const what = u.reaction
+        ? `its first reaction came ${took!.toFixed(0)} ms later (${u.reaction.what} at ${rel(u.reaction.t)})`
+        : u.superseded
+          ? `it did not react before the RDMA CM delivered ${u.superseded.event} to that id ${(u.superseded.t - u.at).toFixed(0)} ms later${u.superseded.then ? ` (what followed, ${u.superseded.then}, was that event's handling)` : ''}`
+          : 'it never reacted while the test recorded';
       this.assert(
         took !== undefined && took <= opts.within,
         `${ulp} did not act on RDMA_CM_EVENT_UNREACHABLE delivered to its established connection ${u.node} cm.id=${u.cmId} at ${rel(u.at)} within ${opts.within} ms: ${what}${opts.why ? `\n${opts.why}` : ''}`,

@@ -39,6 +39,22 @@ describe('a ULP must act on UNREACHABLE delivered to its established connection'
     expect(() => expect(load('hung', react(2500))).to.have.actedOnUnreachable('iser', { within: 2000 })).to.throw(/first reaction came 2500 ms later \(cm_disconnect of cm\.id=1/);
   });
 
+  // Recorded at 894d73d (RF-01 then RF-03, as in a full certification: the bond back on the other
+  // slave): UNREACHABLE at 3286 ms, ADDR_CHANGE to the same id at 3315 ms, whose handler destroyed
+  // the QP (cm_qp_destroy) — iSER's ADDR_CHANGE cleanup, not a reaction to UNREACHABLE: the state was
+  // already TERMINATING, iSCSI was never told, and I/O never resumed. It used to count as "reacted
+  // in 29 ms", and the run's verdict depended on whether rxe happened to log something else.
+  it('a reaction that comes only after a later event (ADDR_CHANGE) on the same id is that event\'s, not UNREACHABLE\'s', () => {
+    const ev = load('addr-change');
+    const [u] = unreachableOnEstablished(ev, 'iser');
+    expect(u).to.deep.include({ node: 'node-a', cmId: 9 });
+    expect(u!.reaction).to.equal(undefined);
+    expect(u!.superseded).to.deep.include({ event: 'ADDR_CHANGE', then: 'cm_qp_destroy of cm.id=9' });
+    expect(() => expect(ev).to.have.actedOnUnreachable('iser', { within: 2000 })).to.throw(
+      /iser did not act on RDMA_CM_EVENT_UNREACHABLE delivered to its established connection node-a cm\.id=9 at 3286\.\d ms after the fault within 2000 ms: it did not react before the RDMA CM delivered ADDR_CHANGE to that id 29 ms later \(what followed, cm_qp_destroy of cm\.id=9, was that event's handling\)/,
+    );
+  });
+
   it('UNREACHABLE on an id that never connected (a connect that failed), or on another connection, is not judged', () => {
     const retarget = (cmId: number, extra: LabEvent[] = []) => (events: LabEvent[]) =>
       [...events.map((e) => (e.source === 'cma' && e.event === 'UNREACHABLE' ? { ...e, cmId } : e)), ...extra].sort((a, b) => a.t - b.t);
