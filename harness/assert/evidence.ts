@@ -99,8 +99,13 @@ export function countResources(e: ResEvent): ResourceCount {
     node: e.node,
     cmIds: e.cmIds.length,
     qps: e.qps.filter((q) => q.type !== 'GSI' && q.type !== 'SMI').length,
-    cmIdList: e.cmIds.map((c) => `${c.state} ${c.comm ?? '?'}${c.pid !== undefined ? `[${c.pid}]` : ''} ${c.srcAddr ?? '-'} → ${c.dstAddr ?? '-'}`),
+    cmIdList: e.cmIds.map(describeCmId),
   };
+}
+
+/** One cm_id of `rdma res`, one line: state, owner[pid], source → destination. */
+export function describeCmId(c: ResEvent['cmIds'][number]): string {
+  return `${c.state} ${c.comm ?? '?'}${c.pid !== undefined ? `[${c.pid}]` : ''} ${c.srcAddr ?? '-'} → ${c.dstAddr ?? '-'}`;
 }
 
 /** The cm_ids in `after` that `before` did not have (a multiset difference of their descriptions). */

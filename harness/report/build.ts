@@ -7,6 +7,7 @@ import { PROJECT_ROOT } from '../vmlab/paths.ts';
 import type { RunContext } from './registry.ts';
 import { redactText } from '../secrets.ts';
 import type { ReportTest, RunReport } from './schema.ts';
+import { describeCmId } from '../assert/evidence.ts';
 
 export interface CollectedTest {
   title: string;
@@ -50,10 +51,10 @@ function testEntry(c: CollectedTest): ReportTest {
     // The RDMA CM's own account (rdma_cma tracepoints) and each node's first cm_id snapshot: which
     // events reached which id decides between kernel mechanisms (UNREACHABLE before an ADDR_CHANGE,
     // or not); without them a failure that stops at a step cannot be traced after the run.
-    const cma = ev.events.filter((e) => e.source === 'cma').slice(-400).map((e) => (e.source === 'cma' ? `${e.node} ${(e.raw ?? `${e.point} cm.id=${e.cmId ?? "?"} ${e.event ?? ""}`).trim()}` : ''));
+    const cma = ev.events.filter((e) => e.source === 'cma').slice(-400).map((e) => (e.source === 'cma' ? `${e.node} ${(e.raw ?? `${e.point} cm.id=${e.cmId ?? '?'} ${e.event ?? ''}`).trim()}` : ''));
     if (cma.length) attachments.push({ name: 'RDMA CM trace during the test', contentType: 'text/plain', body: cma.join('\n') });
     const firstRes = [...new Set(ev.events.filter((e) => e.source === 'res').map((e) => e.node))].map((n) => ev.events.find((e) => e.source === 'res' && e.node === n));
-    const ids = firstRes.flatMap((e) => (e?.source === 'res' ? e.cmIds.map((c) => `${e.node} cm-idn ${c.cmIdn ?? '?'} ${c.state} ${c.comm ?? '?'} ${c.srcAddr ?? '-'} → ${c.dstAddr ?? '-'}`) : []));
+    const ids = firstRes.flatMap((e) => (e?.source === 'res' ? e.cmIds.map((c) => `${e.node} cm-idn ${c.cmIdn ?? '?'} ${describeCmId(c)}`) : []));
     if (ids.length) attachments.push({ name: 'cm_ids when the monitors started (rdma res)', contentType: 'text/plain', body: ids.join('\n') });
   }
   return {
