@@ -6,6 +6,7 @@
 //   expect(ev).to.have.gratuitousArpSeenBy('node-b', { count: 1 })
 //   expect(ev).to.have.addrChangeDeliveredTo()            // every id bound to the bond, exactly once
 //   expect(ev).to.have.actedOnUnreachable('iser', { within: 2000 })
+//   expect(ev).to.have.actedOnAddrChange('nfs', { within: 2000 })   // e.g. a server's connections
 //   expect(ev).to.have.deliveredEverything()
 //   expect(ev).to.have.noKernelWarnings()
 //   expect(ev).to.have.noResourceLeak()
@@ -25,6 +26,7 @@ declare global {
       gratuitousArpSeenBy(node: string, opts?: { count?: number; atLeast?: number }): Assertion;
       addrChangeDeliveredTo(ids?: { node: string; cmId: number }[]): Assertion;
       actedOnUnreachable(ulp: string, opts: { within: number; why?: string }): Assertion;
+      actedOnAddrChange(ulp: string, opts: { within: number; why?: string }): Assertion;
       noFailoverStorm(node: string, opts: { drops: number }): Assertion;
       noSpuriousAddrChange(node: string): Assertion;
       deliveredEverything(): Assertion;
@@ -146,34 +148,43 @@ export function bondMacAt(ev: Evidence, node: string, bond: string, t: number, b
   return samples.filter((e) => e.t <= t).pop()?.address ?? samples[0]?.address;
 }
 
-/** An RDMA_CM_EVENT_UNREACHABLE the kernel delivered to an established connection of a ULP, and
- *  what the ULP did next on that node. */
-export interface UnreachableReaction {
+/** An RDMA CM event (UNREACHABLE, ADDR_CHANGE) the kernel delivered to an established connection
+ *  of a ULP, and what the ULP did next on that node. */
+export interface CmEventReaction {
   node: string;
   cmId: number;
   at: number;
   /** the first reaction: the id disconnected or destroyed, or a new connection to the same peer */
   reaction?: { t: number; what: string };
   /** the next event the RDMA CM delivered to that id, when it came before any reaction: what the
-   *  ULP did after it was that event's handling, not a reaction to UNREACHABLE */
+   *  ULP did after it was that event's handling, not a reaction to this one */
   superseded?: { t: number; event: string; then?: string };
 }
+
+/** The events a ULP must act on when they reach an established connection. */
+export type ConnectionEvent = 'UNREACHABLE' | 'ADDR_CHANGE';
 
 const REACTIONS = new Set(['cm_disconnect', 'cm_qp_destroy', 'cm_id_destroy']);
 
 /**
- * Since 6.0 the RDMA CM also reports UNREACHABLE on an *established* connection: when the neighbour
- * entry of its peer changes to another hardware address or fails (cma.c cma_netevent_callback →
- * cma_netevent_work_handler). Those events on the ULP's connections (its two ends' addresses),
- * each with the ULP's first reaction on that node: the id disconnected or destroyed (rdma_cma trace),
- * or a new connection to the same peer address resolving.
+ * `event` delivered to the ULP's established connections (its two ends' addresses), each with the
+ * ULP's first reaction on that node: the id disconnected or destroyed (rdma_cma trace), or a new
+ * connection to the same peer address resolving.
+ * - UNREACHABLE: since 6.0 the RDMA CM reports it on an established connection when the neighbour
+ *   entry of its peer changes to another hardware address or fails (cma.c cma_netevent_callback →
+ *   cma_netevent_work_handler).
+ * - ADDR_CHANGE: the node's own bond changed its address (cma.c cma_netdev_change): the connection's
+ *   address vector is stale, and only the ULP can drop it — a server side cannot reconnect, so
+ *   unless it disconnects, its peer learns only from its own timers.
+ * An id counts once the ULP has it connected and until it ends (an end event, or the ULP's own
+ * disconnect or destroy): an id the ULP already let go of has nothing left to act on.
  */
-export function unreachableOnEstablished(ev: Evidence, ulp: string): UnreachableReaction[] {
+export function cmEventOnEstablished(ev: Evidence, ulp: string, event: ConnectionEvent): CmEventReaction[] {
   const conn = ev.connections.find((c) => c.ulp === ulp);
   if (!conn) return [];
   const ip = (a?: string) => a?.replace(/:\d+$/, '');
   const ours = (e: CmaEvent) => conn.ips.includes(ip(e.src) ?? '') && conn.ips.includes(ip(e.dst) ?? '');
-  const out: UnreachableReaction[] = [];
+  const out: CmEventReaction[] = [];
   for (const node of conn.nodes) {
     const cma = ev.events.filter((e): e is CmaEvent => e.source === 'cma' && e.node === node && e.cmId !== undefined);
     const established = new Set<number>();
@@ -183,9 +194,15 @@ export function unreachableOnEstablished(ev: Evidence, ulp: string): Unreachable
       if (c.cmIdn !== undefined && c.state === 'CONNECT' && conn.ips.includes(ip(c.srcAddr) ?? '') && conn.ips.includes(ip(c.dstAddr) ?? '')) established.add(c.cmIdn);
     }
     for (const e of cma) {
-      if (e.point !== 'cm_event_handler') continue;
-      if (e.event === 'ESTABLISHED' && ours(e)) established.add(e.cmId!);
-      if (e.event !== 'UNREACHABLE' || !established.has(e.cmId!)) continue;
+      if (e.point === 'cm_event_handler' && e.event === 'ESTABLISHED' && ours(e)) {
+        established.add(e.cmId!);
+        continue;
+      }
+      if (!established.has(e.cmId!)) continue;
+      if (e.point !== 'cm_event_handler' || e.event !== event) {
+        if (REACTIONS.has(e.point) || (e.point === 'cm_event_handler' && ENDS.has(e.event ?? ''))) established.delete(e.cmId!);
+        continue;
+      }
       established.delete(e.cmId!);
       const peer = ip(e.dst);
       const next = cma.find(
@@ -195,9 +212,9 @@ export function unreachableOnEstablished(ev: Evidence, ulp: string): Unreachable
       // Measured (RF-03 iSER, the bond back on the other slave): UNREACHABLE, then ADDR_CHANGE 29 ms
       // later, whose handler destroyed the QP — iSER's ADDR_CHANGE cleanup, which found the
       // connection already TERMINATING (by its UNREACHABLE handler) and never told iSCSI. A reaction
-      // counts only before the next other event delivered to the same id (a repeated UNREACHABLE is
-      // the same cause).
-      const after = cma.find((x) => x.t > e.t && x.cmId === e.cmId && x.point === 'cm_event_handler' && x.event !== 'UNREACHABLE');
+      // counts only before the next other event delivered to the same id (a repeat of the same
+      // event is the same cause).
+      const after = cma.find((x) => x.t > e.t && x.cmId === e.cmId && x.point === 'cm_event_handler' && x.event !== event);
       const own = next && (!after || next.t < after.t) ? next : undefined;
       out.push({
         node,
@@ -211,10 +228,35 @@ export function unreachableOnEstablished(ev: Evidence, ulp: string): Unreachable
   return out;
 }
 
+/** UNREACHABLE on the ULP's established connections (see cmEventOnEstablished). */
+export function unreachableOnEstablished(ev: Evidence, ulp: string): CmEventReaction[] {
+  return cmEventOnEstablished(ev, ulp, 'UNREACHABLE');
+}
+
 /** How a time is counted, when the fault's command took a while before the carrier dropped. */
 function sinceEffect(tl: Timeline): string {
   const e = tl.summary.effectMs;
   return e !== undefined && e >= 50 ? `, counted from the carrier loss ${e} ms after the fault command was issued` : '';
+}
+
+/** The ULP acted on `event` at each of its established connections within the bound. */
+function assertActedOn(a: Chai.AssertionStatic, ulp: string, event: ConnectionEvent, opts: { within: number; why?: string }): void {
+  const ev = evidenceOf(a._obj);
+  const t0 = ev.faults[0]?.t ?? ev.recording.startedAt;
+  const rel = (t: number) => `${(t - t0).toFixed(1)} ms after the fault`;
+  for (const u of cmEventOnEstablished(ev, ulp, event)) {
+    const took = u.reaction ? u.reaction.t - u.at : undefined;
+    const what = u.reaction
+      ? `its first reaction came ${took!.toFixed(0)} ms later (${u.reaction.what} at ${rel(u.reaction.t)})`
+      : u.superseded
+        ? `it did not react before the RDMA CM delivered ${u.superseded.event} to that id ${(u.superseded.t - u.at).toFixed(0)} ms later${u.superseded.then ? ` (what followed, ${u.superseded.then}, was that event's handling)` : ''}`
+        : 'it never reacted while the test recorded';
+    a.assert(
+      took !== undefined && took <= opts.within,
+      `${ulp} did not act on RDMA_CM_EVENT_${event} delivered to its established connection ${u.node} cm.id=${u.cmId} at ${rel(u.at)} within ${opts.within} ms: ${what}${opts.why ? `\n${opts.why}` : ''}`,
+      `expected ${ulp} not to act on ${event}, but ${what}`,
+    );
+  }
 }
 
 export function failoverAssertions(_chai: Chai.ChaiStatic, utils: Chai.ChaiUtils): void {
@@ -404,22 +446,14 @@ export function failoverAssertions(_chai: Chai.ChaiStatic, utils: Chai.ChaiUtils
   // where the ULP's own liveness check cannot see a connection it has already written off, the
   // event is its only chance. Judged per event, not by luck: the time to the first reaction.
   Assertion.addMethod('actedOnUnreachable', function (this: Chai.AssertionStatic, ulp: string, opts: { within: number; why?: string }) {
-    const ev = evidenceOf(this._obj);
-    const t0 = ev.faults[0]?.t ?? ev.recording.startedAt;
-    const rel = (t: number) => `${(t - t0).toFixed(1)} ms after the fault`;
-    for (const u of unreachableOnEstablished(ev, ulp)) {
-      const took = u.reaction ? u.reaction.t - u.at : undefined;
-      const what = u.reaction
-        ? `its first reaction came ${took!.toFixed(0)} ms later (${u.reaction.what} at ${rel(u.reaction.t)})`
-        : u.superseded
-          ? `it did not react before the RDMA CM delivered ${u.superseded.event} to that id ${(u.superseded.t - u.at).toFixed(0)} ms later${u.superseded.then ? ` (what followed, ${u.superseded.then}, was that event's handling)` : ''}`
-          : 'it never reacted while the test recorded';
-      this.assert(
-        took !== undefined && took <= opts.within,
-        `${ulp} did not act on RDMA_CM_EVENT_UNREACHABLE delivered to its established connection ${u.node} cm.id=${u.cmId} at ${rel(u.at)} within ${opts.within} ms: ${what}${opts.why ? `\n${opts.why}` : ''}`,
-        `expected ${ulp} not to act on UNREACHABLE, but ${what}`,
-      );
-    }
+    assertActedOn(this, ulp, 'UNREACHABLE', opts);
+  });
+
+  // A ULP whose own node's bond changed address must drop the connections bound to it (cma.c
+  // cma_netdev_change delivers ADDR_CHANGE): a server side cannot reconnect, and a connection it
+  // keeps stalls until the peer's own timers notice — a race, not a verdict. Judged per event.
+  Assertion.addMethod('actedOnAddrChange', function (this: Chai.AssertionStatic, ulp: string, opts: { within: number; why?: string }) {
+    assertActedOn(this, ulp, 'ADDR_CHANGE', opts);
   });
 
   // RF-06: a bond that sees short carrier drops switches at most once per drop, and ends on a slave

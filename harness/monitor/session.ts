@@ -126,6 +126,18 @@ export class MonitorSession implements HubListener {
     return this;
   }
 
+  /** Waits until everything the nodes' kernels logged and traced until now has been read (a burst
+   *  of markers through each node's streams); what went wrong is a problem of the recording. */
+  async flush(): Promise<void> {
+    if (this.stopped) return;
+    await Promise.all(
+      [...this.clockReports.keys()].map(async (n) => {
+        const p = await span(`monitors: ${n} flush`, () => this.hub.barrier(n));
+        if (p) this.problem(`${n}: flush marker: ${p}`);
+      }),
+    );
+  }
+
   /** Ends the window; returns the recording. Safe to call twice. */
   async stop(): Promise<Recording> {
     if (!this.stopped) {

@@ -8,6 +8,8 @@ import { faultInConnect, faultInTeardown } from '../../harness/fault/window.ts';
 import { failoverBudget, noGarpBudget, reconnectBudget, type Ulp } from '../../harness/topology/defaults.ts';
 import { progressPast, type Workload } from '../../harness/workload/workload.ts';
 import type { CmaEvent } from '../../harness/monitor/events.ts';
+import { cmEventOnEstablished, type ConnectionEvent } from '../../harness/assert/chai-failover.ts';
+import type { Evidence } from '../../harness/assert/evidence.ts';
 import { now, sleep } from '../../harness/clock.ts';
 import type { UlpLiveness } from '../../harness/ulp/ulp.ts';
 
@@ -39,8 +41,9 @@ export function storageUlp<W extends Workload>(u: StorageUlp<W>): StorageUlp<W> 
 
 type Body = (t: TestContext) => Promise<void>;
 
-/** How long a ULP may take to act on UNREACHABLE: its CM handler runs at once; 2 s is generous. */
-const UNREACHABLE_REACTION_MS = 2000;
+/** How long a ULP may take to act on UNREACHABLE or ADDR_CHANGE: its CM handler runs at once (or
+ *  hands the connection to a worker); 2 s is generous. */
+const REACTION_MS = 2000;
 
 /**
  * The time of the tests with two set-ups on their failure path (RF-03 long: set-up, outage, teardown
@@ -67,15 +70,24 @@ async function running<W extends Workload>(t: TestContext, u: StorageUlp<W>): Pr
  * Waits for I/O to pass its next step within the budget. If it does not, the verdict comes from
  * the evidence: the reconnect assertion fails with the timeline, showing how far the failover got.
  */
-async function resumes<W extends Workload>(t: TestContext, u: StorageUlp<W>, w: W, via: string, budgetMs: number): Promise<void> {
+async function resumes<W extends Workload>(t: TestContext, u: StorageUlp<W>, w: W, via: string, budgetMs: number, judgeFirst?: (resumed: boolean) => Promise<void>): Promise<void> {
   const ok = await t.step(`${u.ulp} I/O resumes`, () => progressPast(w, w.done + u.step, budgetMs + 10_000)).then(
     () => true,
     () => false,
   );
+  await judgeFirst?.(ok);
   if (ok) return;
   const ev = await t.evidence({ teardownWorkloads: false });
   expect(ev).to.have.reconnected(u.ulp, { via, within: budgetMs });
   throw new Error(`${u.ulp}: I/O did not pass ${w.done + u.step} within ${budgetMs + 10_000} ms, although the timeline shows a reconnect`);
+}
+
+/** The evidence once every `event` delivered to the ULP's established connections has had its
+ *  REACTION_MS (a reaction not read yet must not count as none). */
+async function reactionsSettled(t: TestContext, ulp: Ulp, event: ConnectionEvent): Promise<Evidence> {
+  const ev = await t.evidenceSettled();
+  const due = Math.max(0, ...cmEventOnEstablished(ev, ulp, event).filter((u) => !u.reaction && !u.superseded).map((u) => u.at + REACTION_MS + 50));
+  return due > Date.now() ? t.evidenceSettled(due) : ev;
 }
 
 async function finishVerified(t: TestContext, w: Workload) {
@@ -102,7 +114,15 @@ export function failover<W extends Workload>(u: StorageUlp<W>, side: 'client' | 
     const bond = await t.bond(victim);
     const fault = new CarrierLoss(victim, bond.activeSlave);
     await t.inject(fault);
-    await resumes(t, u, w, bond.backup, budget(t, u.ulp));
+    // The server's bond changed its address: it must drop its connections (it cannot reconnect
+    // them). Whether the client then gets back in time by its own timers is a race; the reaction is
+    // the kernel's part, judged on the event, before the outcome (which the message carries).
+    const judge = async (resumed: boolean) => {
+      const outcome = resumed ? `In this run I/O resumed anyway (the ${u.sides[0]}'s own timers found the connection dead).` : `In this run I/O did not resume within ${budget(t, u.ulp) + 10_000} ms.`;
+      const seen = await reactionsSettled(t, u.ulp, 'ADDR_CHANGE');
+      expect(seen).to.have.actedOnAddrChange(u.ulp, { within: REACTION_MS, why: `The ${u.sides[1]} kept a connection whose address vector is stale: the ${u.sides[0]} can find out only by its own timers.\n${outcome}` });
+    };
+    await resumes(t, u, w, bond.backup, budget(t, u.ulp), side === 'server' ? judge : undefined);
     await t.heal(fault);
     const ev = await finishVerified(t, w);
     expect(ev).to.have.failedOverTo(bond.backup).within(failoverBudget(t.topology));
@@ -165,9 +185,9 @@ export function bothDownShort<W extends Workload>(u: StorageUlp<W>): Body {
     );
     if (u.mustActOnUnreachable) {
       // Judged on the event itself, not on whether a timer happened to be running when it came.
-      const seen = t.evidenceSoFar();
+      const seen = await reactionsSettled(t, u.ulp, 'UNREACHABLE');
       const outcome = stalled ? `In this run I/O did not resume: ${stalled.message.split('\n')[0]}` : 'In this run I/O resumed anyway (a liveness probe was already in flight).';
-      expect(seen).to.have.actedOnUnreachable(u.ulp, { within: UNREACHABLE_REACTION_MS, why: `${u.mustActOnUnreachable}\n${outcome}` });
+      expect(seen).to.have.actedOnUnreachable(u.ulp, { within: REACTION_MS, why: `${u.mustActOnUnreachable}\n${outcome}` });
     }
     if (stalled) throw stalled;
     const ev = await finishVerified(t, w);
