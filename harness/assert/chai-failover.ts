@@ -159,6 +159,9 @@ export interface CmEventReaction {
   /** the next event the RDMA CM delivered to that id, when it came before any reaction: what the
    *  ULP did after it was that event's handling, not a reaction to this one */
   superseded?: { t: number; event: string; then?: string };
+  /** the id's QP failed on its own before any reaction (a send naming a GID the failover removed,
+   *  or the QP seen in ERR): what the ULP did after it was that failure's handling */
+  qpFailed?: { t: number; what: string; then?: string };
 }
 
 /** The events a ULP must act on when they reach an established connection. */
@@ -215,17 +218,54 @@ export function cmEventOnEstablished(ev: Evidence, ulp: string, event: Connectio
       // counts only before the next other event delivered to the same id (a repeat of the same
       // event is the same cause).
       const after = cma.find((x) => x.t > e.t && x.cmId === e.cmId && x.point === 'cm_event_handler' && x.event !== event);
-      const own = next && (!after || next.t < after.t) ? next : undefined;
+      // Measured (RF-07 NFS, 6.1): svcrdma ignored ADDR_CHANGE, and its connection went down 2.2 s
+      // later only because the QP's next send (a retransmission) named the GID slot the failover
+      // had removed ("rdma_rxe: qp#31 Failed allocating skb"): the QP error's handling, not a
+      // reaction. When that send is a reply already due, it comes within milliseconds — so a
+      // reaction counts only before the id's QP fails on its own.
+      const failed = qpFailedAfter(ev, node, qpnOf(ev, node, e.cmId!), e.t);
+      const first = [after, failed].filter((x): x is NonNullable<typeof x> => x !== undefined).reduce<number>((m, x) => Math.min(m, x.t), Infinity);
+      const own = next && next.t < first ? next : undefined;
+      const superseded = !own && after && after.t === first ? after : undefined;
       out.push({
         node,
         cmId: e.cmId!,
         at: e.t,
         ...(own ? { reaction: { t: own.t, what: describe(own) } } : {}),
-        ...(!own && after ? { superseded: { t: after.t, event: after.event ?? after.point, ...(next ? { then: describe(next) } : {}) } } : {}),
+        ...(superseded ? { superseded: { t: superseded.t, event: superseded.event ?? superseded.point, ...(next ? { then: describe(next) } : {}) } } : {}),
+        ...(!own && !superseded && failed ? { qpFailed: { t: failed.t, what: failed.what, ...(next ? { then: describe(next) } : {}) } } : {}),
       });
     }
   }
   return out;
+}
+
+/** The QP number of a cm_id on a node: from rdma res (`lqpn`) or the trace's cm_qp_create. */
+function qpnOf(ev: Evidence, node: string, cmId: number): number | undefined {
+  for (const e of ev.events) {
+    if (e.node !== node) continue;
+    if (e.source === 'res') {
+      const c = e.cmIds.find((x) => x.cmIdn === cmId && x.lqpn !== undefined);
+      if (c) return c.lqpn;
+    } else if (e.source === 'cma' && e.cmId === cmId && e.point === 'cm_qp_create') {
+      const n = Number(e.fields.qp_num);
+      if (Number.isInteger(n) && n > 0) return n;
+    }
+  }
+  return undefined;
+}
+
+/** The first sign after t that QP `qpn` failed on its own: rxe's kernel line for a send it could not
+ *  build, or rdma res showing the QP in ERR/SQE. */
+function qpFailedAfter(ev: Evidence, node: string, qpn: number | undefined, t: number): { t: number; what: string } | undefined {
+  if (qpn === undefined) return undefined;
+  const line = new RegExp(`\\bqp#${qpn}\\b.*\\bfail`, 'i');
+  for (const e of ev.events) {
+    if (e.node !== node || e.t <= t) continue;
+    if (e.source === 'kmsg' && line.test(e.text)) return { t: e.t, what: `kernel: ${e.text.trim()}` };
+    if (e.source === 'res' && e.qps.some((q) => q.lqpn === qpn && (q.state === 'ERR' || q.state === 'SQE'))) return { t: e.t, what: `rdma res: QP ${qpn} in ${e.qps.find((q) => q.lqpn === qpn)!.state}` };
+  }
+  return undefined;
 }
 
 /** UNREACHABLE on the ULP's established connections (see cmEventOnEstablished). */
@@ -250,7 +290,9 @@ function assertActedOn(a: Chai.AssertionStatic, ulp: string, event: ConnectionEv
       ? `its first reaction came ${took!.toFixed(0)} ms later (${u.reaction.what} at ${rel(u.reaction.t)})`
       : u.superseded
         ? `it did not react before the RDMA CM delivered ${u.superseded.event} to that id ${(u.superseded.t - u.at).toFixed(0)} ms later${u.superseded.then ? ` (what followed, ${u.superseded.then}, was that event's handling)` : ''}`
-        : 'it never reacted while the test recorded';
+        : u.qpFailed
+          ? `it did not react before the connection's QP failed on its own ${(u.qpFailed.t - u.at).toFixed(0)} ms later (${u.qpFailed.what})${u.qpFailed.then ? `; what followed, ${u.qpFailed.then}, was that failure's handling` : ''}`
+          : 'it never reacted while the test recorded';
     a.assert(
       took !== undefined && took <= opts.within,
       `${ulp} did not act on RDMA_CM_EVENT_${event} delivered to its established connection ${u.node} cm.id=${u.cmId} at ${rel(u.at)} within ${opts.within} ms: ${what}${opts.why ? `\n${opts.why}` : ''}`,

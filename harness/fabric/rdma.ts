@@ -29,6 +29,8 @@ export interface RdmaCmId {
   srcPort?: number;
   dstAddr?: string;
   dstPort?: number;
+  /** the id's QP number (`lqpn`), once it has one */
+  lqpn?: number;
 }
 
 export interface RdmaQp {
@@ -85,6 +87,7 @@ export function parseCmIds(text: string): RdmaCmId[] {
     if (num(c['src-port']) !== undefined) id.srcPort = num(c['src-port']);
     if (str(c['dst-addr'])) id.dstAddr = str(c['dst-addr']);
     if (num(c['dst-port']) !== undefined) id.dstPort = num(c['dst-port']);
+    if (num(c.lqpn) !== undefined) id.lqpn = num(c.lqpn);
     return id;
   });
 }

@@ -114,7 +114,7 @@ export interface ResEvent extends Base {
   source: 'res';
   /** the cm_id list describes an instant between t and until (when the poller says) */
   until?: number;
-  cmIds: { cmIdn?: number; state: string; srcAddr?: string; dstAddr?: string; srcPort?: number; dstPort?: number; comm?: string; pid?: number; ps?: string }[];
+  cmIds: { cmIdn?: number; state: string; srcAddr?: string; dstAddr?: string; srcPort?: number; dstPort?: number; comm?: string; pid?: number; ps?: string; lqpn?: number }[];
   qps: { lqpn: number; type: string; state: string; comm?: string; ifname: string }[];
 }
 
