@@ -263,7 +263,8 @@ function qpFailedAfter(ev: Evidence, node: string, qpn: number | undefined, t: n
   for (const e of ev.events) {
     if (e.node !== node || e.t <= t) continue;
     if (e.source === 'kmsg' && line.test(e.text)) return { t: e.t, what: `kernel: ${e.text.trim()}` };
-    if (e.source === 'res' && e.qps.some((q) => q.lqpn === qpn && (q.state === 'ERR' || q.state === 'SQE'))) return { t: e.t, what: `rdma res: QP ${qpn} in ${e.qps.find((q) => q.lqpn === qpn)!.state}` };
+    const q = e.source === 'res' ? e.qps.find((x) => x.lqpn === qpn && (x.state === 'ERR' || x.state === 'SQE')) : undefined;
+    if (q) return { t: e.t, what: `rdma res: QP ${qpn} in ${q.state}` };
   }
   return undefined;
 }

@@ -82,11 +82,12 @@ async function resumes<W extends Workload>(t: TestContext, u: StorageUlp<W>, w: 
   throw new Error(`${u.ulp}: I/O did not pass ${w.done + u.step} within ${budgetMs + 10_000} ms, although the timeline shows a reconnect`);
 }
 
-/** The evidence once every `event` delivered to the ULP's established connections has had its
- *  REACTION_MS (a reaction not read yet must not count as none). */
+/** The evidence once every `event` delivered to the ULP's established connections and not yet
+ *  decided (no reaction, no later event, no QP failure) has had its REACTION_MS (a reaction not read
+ *  yet must not count as none). */
 async function reactionsSettled(t: TestContext, ulp: Ulp, event: ConnectionEvent): Promise<Evidence> {
   const ev = await t.evidenceSettled();
-  const due = Math.max(0, ...cmEventOnEstablished(ev, ulp, event).filter((u) => !u.reaction && !u.superseded).map((u) => u.at + REACTION_MS + 50));
+  const due = Math.max(0, ...cmEventOnEstablished(ev, ulp, event).filter((u) => !u.reaction && !u.superseded && !u.qpFailed).map((u) => u.at + REACTION_MS + 50));
   return due > Date.now() ? t.evidenceSettled(due) : ev;
 }
 
