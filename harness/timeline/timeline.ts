@@ -337,7 +337,9 @@ export function buildTimeline(input: TimelineInput): Timeline {
     if (b.t - a.t >= stallGap && (!gap || b.t - a.t > gap.end.t - gap.start.t)) gap = { start: a, end: b };
   }
   const lastInc = seq[seq.length - 1];
-  const trailing = lastInc && !final ? ioUntil - lastInc.t : 0;
+  // A workload that finished in the window did not stall at its end; one that finished after the
+  // window (a later fault cut it) did stall, if its last progress was long before the window ended.
+  const trailing = lastInc && !(final && final.t <= until) ? ioUntil - lastInc.t : 0;
   // I/O resumes after the fault took effect (a carrier drop seen a few ms after the command): a
   // progress report between the command and the drop is I/O from before the outage.
   const resumeFrom = est?.t ?? (effectAt !== undefined ? Math.max(effectAt, fault.t) : fault.t);
