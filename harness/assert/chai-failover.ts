@@ -14,7 +14,7 @@ import * as chai from 'chai';
 import type { CmaEvent, KmsgEvent, BondEvent, ResEvent } from '../monitor/events.ts';
 import { kernelLogFindings } from '../health/health.ts';
 import { renderTimeline, type PhaseId, type Timeline } from '../timeline/timeline.ts';
-import { isEvidence, newCmIds, type Evidence, type ResourceCount } from './evidence.ts';
+import { isEvidence, newCmIds, timelineBeyondNextFault, type Evidence, type ResourceCount } from './evidence.ts';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -354,17 +354,24 @@ export function failoverAssertions(_chai: Chai.ChaiStatic, utils: Chai.ChaiUtils
     this.assert(tls.length > 0, `expected a ${ulp} connection in the evidence, found none`, '');
     const errors = ev.workloads.filter((w) => w.ulp === ulp).flatMap((w) => w.errors).slice(0, 8);
     const tail = errors.length ? `\n${ulp} reported:\n  ${errors.join('\n  ')}` : '';
-    for (const tl of tls) {
-      const resumed = tl.phases.find((p) => p.id === 'io_resumed');
-      const est = tl.phases.find((p) => p.id === 'established');
-      const hasIo = !resumed?.reason?.startsWith('no workload progress stream');
-      const proof = hasIo ? resumed : est;
+    for (const cut of tls) {
+      // A later fault that came before this outage ended (a flap schedule does not wait for the
+      // ULP) ends the fault's window, not its outage: measure it to its end, within the budget.
+      const proofOf = (t: Timeline) => {
+        const resumed = t.phases.find((p) => p.id === 'io_resumed');
+        const hasIo = !resumed?.reason?.startsWith('no workload progress stream');
+        return { hasIo, proof: hasIo ? resumed : t.phases.find((p) => p.id === 'established') };
+      };
+      const cutProof = proofOf(cut).proof;
+      const beyond = !cutProof || cutProof.missing ? timelineBeyondNextFault(ev, cut, cut.fault.t + (cut.summary.effectMs ?? 0) + opts.within + cut.errorBoundMs) : undefined;
+      const tl = beyond ?? cut;
+      const { hasIo, proof } = proofOf(tl);
       const addrChange = tl.phases.find((p) => p.id === 'addr_change');
       const effect = tl.summary.effectMs ?? 0;
       const took = proof?.atMs !== undefined ? Math.round((proof.atMs - effect) * 10) / 10 : undefined;
       const why = proof?.missing
-        ? `no ${hasIo ? 'I/O resumed' : 're-established connection'}${addrChange && !addrChange.missing ? ` (ADDR_CHANGE was delivered at ${addrChange.atMs} ms and nothing reconnected)` : ''}`
-        : `${hasIo ? 'I/O resumed' : 'connection re-established'} after ${took} ms (±${tl.errorBoundMs} ms)${sinceEffect(tl)}`;
+        ? `no ${hasIo ? 'I/O resumed' : 're-established connection'}${addrChange && !addrChange.missing ? ` (ADDR_CHANGE was delivered at ${addrChange.atMs} ms and nothing reconnected)` : ''}${beyond ? ` within the budget, looked for past the next fault (at ${cut.windowMs} ms)` : ''}`
+        : `${hasIo ? 'I/O resumed' : 'connection re-established'} after ${took} ms (±${tl.errorBoundMs} ms)${sinceEffect(tl)}${beyond ? `, after the next fault (at ${cut.windowMs} ms) had come` : ''}`;
       this.assert(
         !!proof && !proof.missing && took! + tl.errorBoundMs <= opts.within,
         `expected ${ulp} to reconnect within ${opts.within} ms of "${tl.fault.description}": ${why}\n${renderTimeline(tl, { only: SLICE_RECONNECT })}${tail}`,

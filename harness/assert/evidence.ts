@@ -37,6 +37,26 @@ export interface Evidence {
   events: LabEvent[];
 }
 
+/**
+ * The timeline of `tl`'s fault looked at past the next fault, up to `until`: for an outage that
+ * outlasted the gap between two faults (a flap schedule does not wait for the ULP), where the
+ * per-fault window ends before the outage does. Undefined when no later fault cut the window short
+ * of `until` or the connection is not in the evidence.
+ */
+export function timelineBeyondNextFault(ev: Evidence, tl: Timeline, until: number): Timeline | undefined {
+  const cut = ev.faults.some((f) => f.t > tl.fault.t && f.t < until);
+  const connection = ev.connections.find((c) => c.ulp === tl.ulp && c.label === tl.connection);
+  if (!cut || !connection) return undefined;
+  return buildTimeline({
+    events: ev.events,
+    fault: tl.fault,
+    connection,
+    bonds: ev.bonds,
+    until: Math.min(until, ev.recording.stoppedAt),
+    errorBoundMs: ev.recording.errorBoundMs,
+  });
+}
+
 export function isEvidence(x: unknown): x is Evidence {
   return !!x && typeof x === 'object' && (x as { kind?: unknown }).kind === 'failover-evidence';
 }

@@ -101,6 +101,32 @@ describe('failover assertions on recorded evidence', () => {
     fails(() => expect(rebuild(recorded.events, { counters: swapped })).to.have.reconnected('rds', { via: newSlave, within: 10_000 }), /go through/);
   });
 
+  // RF-01's flaps come on a schedule: in a CI run RDS's connect duels took 6.4 s and the next flap
+  // came before the first outage was over. That outage is measured to its end, against the budget.
+  it('reconnected: an outage the next fault came into is measured past it, to its end', () => {
+    // The recording's outage made 2 s longer (everything after the stall began comes 2 s later),
+    // and a second fault 1.5 s after the first: inside the outage, before the reconnect.
+    const tl0 = rebuild(recorded.events).timelines[0]!;
+    const stallAt = fault.t + tl0.phases.find((p) => p.id === 'io_stalled')!.atMs! + 1;
+    const longer = recorded.events.map((e) => (e.t > stallAt ? { ...e, t: e.t + 2000 } : e));
+    const nextFault = { ...fault, t: fault.t + 1500, description: 'the next flap' };
+    const flapped = (events: LabEvent[]): Evidence =>
+      collectEvidence({ recording: { ...recorded.recording, events, stoppedAt: recorded.recording.stoppedAt + 2000 }, faults: [fault, nextFault], bonds: recorded.bonds, connections: recorded.connections, workloads: recorded.workloads, allowKernel: recorded.allowKernel });
+    const ev = flapped(longer);
+    // The cut window has no resume: its stall runs to the window's end (before the timeline fix, the
+    // workload's final report — after the window — hid that stall, and "I/O resumed" was the
+    // progress report 114 ms after the fault, from before the outage: a false resume).
+    expect(ev.timelines[0]!.phases.find((p) => p.id === 'io_resumed')!.missing, 'the first window ends before the resume').to.equal(true);
+    expect(ev).to.have.reconnected('rds', { within: 10_000 });
+    // budgets the outage (2400.4 ms from the carrier loss) does not fit: the clock bound tips the
+    // first; the second ends the look before the resume
+    fails(() => expect(ev).to.have.reconnected('rds', { within: 2400 }), /expected rds to reconnect within 2400 ms .*I\/O resumed after 2[\d.]+ ms .*after the next fault \(at 1500 ms\) had come/s);
+    fails(() => expect(ev).to.have.reconnected('rds', { within: 2000 }), /expected rds to reconnect within 2000 ms .*no I\/O resumed .*within the budget, looked for past the next fault \(at 1500 ms\)/s);
+    // nothing resumed after the first fault: still no reconnect, however far it looks
+    const stalled = longer.filter((e) => !(e.source === 'workload' && e.t > fault.t));
+    fails(() => expect(flapped(stalled)).to.have.reconnected('rds', { within: 10_000 }), /no I\/O resumed/);
+  });
+
   it('gratuitousArpSeenBy: none captured at the peer, and too many', () => {
     const noGarp = recorded.events.filter((e) => !(e.source === 'arp' && e.gratuitous));
     fails(() => expect(rebuild(noGarp)).to.have.gratuitousArpSeenBy(peer, { count: 1 }), /it saw 0/);
