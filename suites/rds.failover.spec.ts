@@ -90,12 +90,17 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
     const ev = await t.evidence({ results: [result] });
     expect(ev.faults).to.have.length(flaps);
     expect(ev).to.have.failedOver({ node: client }).within(failoverBudget(t.topology));
-    expect(ev).to.have.reconnected('rds', { within: Math.min(reconnectBudget(t.topology, 'rds'), period) });
+    // Each flap's outage against the test plan's RDS budget, measured to its end even when the next
+    // flap came first: RDS/IB reconnects from both ends and settles the duel by a random backoff
+    // (net/rds/threads.c rds_queue_reconnect, ≤ 1 s a round), so an outage longer than the flap
+    // period is RDS working as designed, not a failure of it (a CI run: 6.4 s; 50 flaps here: median
+    // 490 ms, 3 over 1 s, up to 17 rejected connects each). A reject loop that outlasts the budget fails.
+    expect(ev).to.have.reconnected('rds', { within: reconnectBudget(t.topology, 'rds') });
     expect(ev).to.have.deliveredEverything();
     expect(ev).to.have.noKernelWarnings();
     expect(ev).to.have.noResourceLeak();
     const outages = ev.timelines.map((tl) => tl.summary.ioResumedMs ?? NaN);
-    t.attach('reconnect latency distribution (ms)', { ioResumedMs: outages });
+    t.attach('reconnect latency distribution (ms)', { ioResumedMs: outages, connectRacesRejected: ev.timelines.map((tl) => tl.summary.rejectsBeforeEstablished ?? 0) });
   });
 
   test('RF-03 both links down for a short while: RDS stalls, then resumes with nothing lost', async (t) => {
