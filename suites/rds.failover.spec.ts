@@ -100,7 +100,11 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
     expect(ev).to.have.noKernelWarnings();
     expect(ev).to.have.noResourceLeak();
     const outages = ev.timelines.map((tl) => tl.summary.ioResumedMs ?? NaN);
-    t.attach('reconnect latency distribution (ms)', { ioResumedMs: outages, connectRacesRejected: ev.timelines.map((tl) => tl.summary.rejectsBeforeEstablished ?? 0) });
+    t.attach('reconnect latency distribution (ms)', {
+      ioResumedMs: outages,
+      connectRacesRejected: ev.timelines.map((tl) => tl.summary.rejectsBeforeEstablished ?? 0),
+      flapPeriodsMs: flap.downs.slice(1).map((d, i) => Math.round(d - flap.downs[i]!)),
+    });
   });
 
   test('RF-03 both links down for a short while: RDS stalls, then resumes with nothing lost', async (t) => {

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { now, sleep, waitFor } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
-import type { FaultEvent } from '../monitor/events.ts';
+import type { FaultEvent, LabEvent } from '../monitor/events.ts';
 import { nodeToController, type NodeClock } from '../monitor/clockmap.ts';
 import { clearJournal, readJournal, writeJournal } from '../journal.ts';
 import { readBond } from '../fabric/bond.ts';
@@ -35,6 +35,10 @@ export interface FaultContext {
   part?: (part: Fault, inject: () => Promise<number>) => Promise<number>;
   /** a node's clock while the monitors run: maps a time stamped on the node to controller ms */
   clock?: (node: string) => NodeClock | undefined;
+  /** the monitors' events so far (a live list; undefined while none run): a heal waits on them */
+  events?: () => readonly LabEvent[] | undefined;
+  /** the node's active slave now (the test's bond view: the monitors' stream while they run) */
+  activeSlave?: (node: string) => Promise<string>;
 }
 
 export interface Fault {
@@ -145,15 +149,19 @@ abstract class LinkFault implements Fault {
   }
   abstract describe(): string;
   protected abstract cut(lab: Lab): Promise<void>;
+  /** when the last cut was issued (controller ms) */
+  private cutAt = 0;
   async inject(ctx: FaultContext): Promise<number> {
     const t = now();
+    this.cutAt = t;
     await this.cut(ctx.lab);
     ctx.record(event('inject', this, t));
     return t;
   }
   async heal(ctx: FaultContext): Promise<void> {
+    const from = ctx.events?.()?.length ?? 0;
     await this.restore(ctx);
-    await this.linkUp(ctx.lab);
+    await this.linkUp(ctx, from);
   }
   /** Undoes the cut (the heal event marks this moment) without waiting for the link. */
   async restore(ctx: FaultContext): Promise<void> {
@@ -166,9 +174,23 @@ abstract class LinkFault implements Fault {
    * real HCA port, which trains for seconds) reports carrier some time after the switch side is up,
    * and a flap's "up" half or the next test must not start before it. Bounded.
    */
-  async linkUp(lab: Lab): Promise<void> {
+  async linkUp(ctx: FaultContext, from = 0): Promise<void> {
     if (!this.carrierFollows) return;
+    const { lab } = ctx;
     const { node, ifname } = this.target;
+    // The link monitor reports the carrier within milliseconds; an SSH read under load takes
+    // 0.5–1.5 s on the VM lab (measured: a flap's up half ran 1.2–3.4 s long). The events that
+    // arrived since the restore began are enough; without them (no monitors, or none within a
+    // second) the node is asked.
+    if (ctx.events?.()) {
+      const seen = await waitFor(
+        `${node}/${ifname}: carrier back (link monitor)`,
+        // arrived since the restore began and stamped after the cut: not a late report from before it
+        () => ((ctx.events?.() ?? []).slice(from).some((e) => e.node === node && e.source === 'link' && e.ifname === ifname && e.carrier && e.t > this.cutAt) ? true : undefined),
+        { timeoutMs: 1000, intervalMs: 10 },
+      ).catch(() => false);
+      if (seen) return;
+    }
     await waitFor(
       `${node}/${ifname}: carrier back after the heal`,
       async () => ((await lab.node(node).exec(['cat', `/sys/class/net/${ifname}/carrier`], { timeoutMs: 10_000 })).stdout.trim() === '1' ? true : undefined),
@@ -287,11 +309,12 @@ export class BothDown implements Fault {
   async heal(ctx: FaultContext, injectedAt?: number): Promise<void> {
     if (injectedAt !== undefined) await sleep(Math.max(0, injectedAt + this.downMs - now()));
     const t = now();
+    const from = ctx.events?.()?.length ?? 0;
     const quiet: FaultContext = { ...ctx, record: () => undefined };
     // in order (the first slave back is the one the bond takes), then both links seen up
     for (const s of this.slaves) await s.restore(quiet);
     ctx.record(event('heal', this, t));
-    await Promise.all(this.slaves.map((s) => s.linkUp(ctx.lab)));
+    await Promise.all(this.slaves.map((s) => s.linkUp(ctx, from)));
   }
 }
 
@@ -322,23 +345,32 @@ export class Flap implements Fault {
     const what = this.follow ? `the active slave of ${this.target.node} (${this.link.describe()} first)` : this.link.describe();
     return `${this.count} flaps (${this.periodMs / 2} ms down / ${this.periodMs / 2} ms up) of ${what}`;
   }
-  /** Runs every flap to completion; the link is up when it returns. */
+  /**
+   * Runs every flap to completion; the link is up when it returns. Down for half the period from
+   * each injection; the next flap comes one period after the last one (the test plan's "every T"),
+   * the heal, the wait for the node's carrier and the next slave's lookup all inside the up half.
+   * Only when they take longer than it is the next flap late (the evidence has every injection time).
+   */
   async inject(ctx: FaultContext): Promise<number> {
     const start = now();
+    let last: number | undefined;
     for (let i = 0; i < this.count; i++) {
       if (i > 0 && this.follow && this.link.target.ifname) {
-        const r = await ctx.lab.node(this.target.node).run(['cat', `/sys/class/net/${this.link.target.ifname}/master/bonding/active_slave`], { timeoutMs: 15_000 });
-        const active = r.stdout.trim();
+        const active = ctx.activeSlave
+          ? await ctx.activeSlave(this.target.node)
+          : (await ctx.lab.node(this.target.node).run(['cat', `/sys/class/net/${this.link.target.ifname}/master/bonding/active_slave`], { timeoutMs: 15_000 })).stdout.trim();
         if (active && active !== this.link.target.ifname) this.link = this.follow(active);
       }
+      if (last !== undefined) await sleep(Math.max(0, last + this.periodMs - now()));
       const link = this.link;
       const t = await (ctx.part ?? ((_f: Fault, run: () => Promise<number>) => run()))(link, () => link.inject(ctx));
       this.downs.push(t);
+      last = t;
       await sleep(Math.max(0, t + this.periodMs / 2 - now()));
-      // up for half the period from when the node sees the link again (heal waits for it)
       await link.heal(ctx);
-      await sleep(this.periodMs / 2);
     }
+    // the last flap's up half, too
+    await sleep(Math.max(0, last! + this.periodMs - now()));
     return start;
   }
   heal(ctx: FaultContext): Promise<void> {
