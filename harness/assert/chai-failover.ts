@@ -372,9 +372,11 @@ export function failoverAssertions(_chai: Chai.ChaiStatic, utils: Chai.ChaiUtils
       const why = proof?.missing
         ? `no ${hasIo ? 'I/O resumed' : 're-established connection'}${addrChange && !addrChange.missing ? ` (ADDR_CHANGE was delivered at ${addrChange.atMs} ms and nothing reconnected)` : ''}${beyond ? ` within the budget, looked for past the next fault (at ${cut.windowMs} ms)` : ''}`
         : `${hasIo ? 'I/O resumed' : 'connection re-established'} after ${took} ms (±${tl.errorBoundMs} ms)${sinceEffect(tl)}${beyond ? `, after the next fault (at ${cut.windowMs} ms) had come` : ''}`;
+      // connect races (both ends connecting, each rejecting the other: RDS/IB) are half the story
+      const races = tl.summary.rejectsBeforeEstablished ? `\n${tl.summary.rejectsBeforeEstablished} connect attempts rejected before it was re-established` : '';
       this.assert(
         !!proof && !proof.missing && took! + tl.errorBoundMs <= opts.within,
-        `expected ${ulp} to reconnect within ${opts.within} ms of "${tl.fault.description}": ${why}\n${renderTimeline(tl, { only: SLICE_RECONNECT })}${tail}`,
+        `expected ${ulp} to reconnect within ${opts.within} ms of "${tl.fault.description}": ${why}\n${renderTimeline(tl, { only: SLICE_RECONNECT })}${races}${tail}`,
         `expected ${ulp} not to reconnect within ${opts.within} ms, but ${why}`,
       );
       if (opts.via) {
