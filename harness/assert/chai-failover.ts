@@ -363,7 +363,7 @@ export function failoverAssertions(_chai: Chai.ChaiStatic, utils: Chai.ChaiUtils
         return { hasIo, proof: hasIo ? resumed : t.phases.find((p) => p.id === 'established') };
       };
       const cutProof = proofOf(cut).proof;
-      const beyond = !cutProof || cutProof.missing ? timelineBeyondNextFault(ev, cut, cut.fault.t + (cut.summary.effectMs ?? 0) + opts.within + cut.errorBoundMs) : undefined;
+      const beyond = !cutProof || cutProof.missing ? timelineBeyondNextFault(ev, cut, opts.within) : undefined;
       const tl = beyond ?? cut;
       const { hasIo, proof } = proofOf(tl);
       const addrChange = tl.phases.find((p) => p.id === 'addr_change');

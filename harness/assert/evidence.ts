@@ -38,12 +38,14 @@ export interface Evidence {
 }
 
 /**
- * The timeline of `tl`'s fault looked at past the next fault, up to `until`: for an outage that
- * outlasted the gap between two faults (a flap schedule does not wait for the ULP), where the
- * per-fault window ends before the outage does. Undefined when no later fault cut the window short
- * of `until` or the connection is not in the evidence.
+ * The timeline of `tl`'s fault looked at past the next fault, as far as a budget of `budgetMs` from
+ * the fault's effect reaches (the clock bound included): for an outage that outlasted the gap
+ * between two faults (a flap schedule does not wait for the ULP), where the per-fault window ends
+ * before the outage does. Undefined when no later fault cut the window short of that, or the
+ * connection is not in the evidence.
  */
-export function timelineBeyondNextFault(ev: Evidence, tl: Timeline, until: number): Timeline | undefined {
+export function timelineBeyondNextFault(ev: Evidence, tl: Timeline, budgetMs: number): Timeline | undefined {
+  const until = tl.fault.t + (tl.summary.effectMs ?? 0) + budgetMs + tl.errorBoundMs;
   const cut = ev.faults.some((f) => f.t > tl.fault.t && f.t < until);
   const connection = ev.connections.find((c) => c.ulp === tl.ulp && c.label === tl.connection);
   if (!cut || !connection) return undefined;
