@@ -95,4 +95,17 @@ describe('known issues: several tests and ULPs per issue', () => {
     // a test with no such issue is not excused by it (the run retries it on a fresh lab instead)
     for (const k of issuesFor(shipped, id('UL-RDS-01', 'rds'))) expect(failureMatches(k, stopped, qp1), k.id).to.equal(false);
   });
+
+  it("the shipped iSER login-thread issue: KNOWN on RF-01 iSER only with the target's login timeouts for connections that never sent a login", () => {
+    const k = knownIssues([]).find((x) => x.id === 'isert-login-thread-held-by-half-open-connections')!;
+    expect(k, 'shipped in known-issues.yaml').to.not.equal(undefined);
+    expect(issuesFor([k], id('RF-01', 'iser')).map((x) => x.id)).to.deep.equal([k.id]);
+    expect(issuesFor([k], id('RF-01', 'nfs')), 'NFS has no iSCSI login').to.be.empty;
+    // run 20261202-212303 (harness 7108eee), as reported and as node-b logged it
+    const stall = 'iser: progress did not pass 19202048 within 40000 ms (at 10813440)';
+    const log = ['iSCSI Login timeout on Network Portal 192.168.50.2:3260', 'isert: isert_get_login_rx: isert_conn 00000000ce708708 interrupted before got login req', 'iSCSI Login negotiation failed.'].join('\n');
+    expect(failureMatches(k, stall, log)).to.equal(true);
+    expect(failureMatches(k, stall, ' connection2:0: detected conn error (1011)'), 'a stall without the login timeouts is news').to.equal(false);
+    expect(failureMatches(k, 'expected iser to deliver every byte intact', log), 'lost data is news').to.equal(false);
+  });
 });
