@@ -134,16 +134,29 @@ export function liveIdsAt(ev: Evidence, node: string, ip: string, t: number): nu
 /**
  * The bond's hardware address over time, with the windows in which a change happened: from the
  * bonding driver's "new active one" line (kernel-stamped) to the first sample that shows the new
- * address (the poller, rtnetlink). An instant inside a window (± the clock bound) is undetermined.
+ * address (the poller, rtnetlink). An instant inside a window (± the clock bound) is undetermined —
+ * unless it is an rdma_cma trace instant (`ip`: the bond's address) after the RDMA CM's own
+ * ADDR_CHANGE for that change: the same trace clock orders the two exactly, and the RDMA CM raises
+ * ADDR_CHANGE only once the bond's dev_addr is the new one (cma_netdev_callback, NETDEV_CHANGEADDR).
  */
-export function bondMacAt(ev: Evidence, node: string, bond: string, t: number, boundMs: number): string | undefined {
+export function bondMacAt(ev: Evidence, node: string, bond: string, t: number, boundMs: number, ip?: string): string | undefined {
   const samples = ev.events.filter((e): e is BondEvent => e.source === 'bond' && e.node === node && e.bond === bond && !!e.address);
   const changes = samples.filter((e, i) => i > 0 && e.address !== samples[i - 1]!.address);
-  for (const c of changes) {
+  for (const [i, c] of changes.entries()) {
     const log = ev.events.filter((e): e is KmsgEvent => e.source === 'kmsg' && e.node === node && e.cls === 'bonding' && e.t <= c.t && /new active one|now running without/.test(e.text)).pop();
     const prev = samples.filter((x) => x.t < c.t).pop();
     const from = Math.max(log?.t ?? prev?.t ?? -Infinity, prev?.t ?? -Infinity);
-    if (t >= from - boundMs && t <= c.t + boundMs) return undefined;
+    if (t >= from - boundMs && t <= c.t + boundMs) {
+      // This change's ADDR_CHANGE: inside its window, and clear of the previous change's callbacks.
+      const earlier = changes[i - 1];
+      const proof =
+        ip === undefined
+          ? undefined
+          : ev.events.find((e): e is CmaEvent => e.source === 'cma' && e.node === node && e.point === 'cm_event_handler' && e.event === 'ADDR_CHANGE' && e.src?.split(':')[0] === ip && e.t > from - boundMs && e.t <= c.t + boundMs && (!earlier || e.t > earlier.t + CMA_CALLBACK_GRACE_MS));
+      // (the bound again as a margin: an id whose address was copied just before the change and
+      // attached just after the callback went by would otherwise count as bound at the new one)
+      return proof && t > proof.t + boundMs ? c.address : undefined;
+    }
   }
   return samples.filter((e) => e.t <= t).pop()?.address ?? samples[0]?.address;
 }
@@ -454,7 +467,7 @@ export function failoverAssertions(_chai: Chai.ChaiStatic, utils: Chai.ChaiUtils
         ev.events.find((e): e is KmsgEvent => e.source === 'kmsg' && e.node === tl.fault.node && e.t >= tl.fault.t - tl.errorBoundMs && e.t <= until && e.text.includes(`RDMA CM addr change for ndev ${bond?.bond ?? ''} `))?.t ??
         changes.find((c) => c.node === tl.fault.node)?.t;
       const live = ids ? ids.map((i) => ({ ...i, due: true, why: 'named by the test' })) : boundIdsAt(ev, tl.fault.node, bond?.ip ?? '?', tl.fault.t).map((b) => {
-        const mac = b.boundAt === undefined ? tl.fault.before?.address : bondMacAt(ev, tl.fault.node, bond?.bond ?? '', b.boundAt, tl.errorBoundMs + 5);
+        const mac = b.boundAt === undefined ? tl.fault.before?.address : bondMacAt(ev, tl.fault.node, bond?.bond ?? '', b.boundAt, tl.errorBoundMs + 5, bond?.ip);
         const when = b.boundAt === undefined ? 'before the monitors started' : `at ${(b.boundAt - tl.fault.t).toFixed(0)} ms`;
         let due = mac === undefined || !newMac ? undefined : mac !== newMac;
         let why = `bound ${when} with the bond at ${mac ?? 'an address that was changing'}; the new address is ${newMac ?? '?'}`;

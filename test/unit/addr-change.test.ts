@@ -5,7 +5,7 @@
 // "expected exactly one ADDR_CHANGE for node-a cm.id=48, saw 0" while RDS recovered in 238 ms.)
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import '../../harness/assert/chai-failover.ts';
+import { bondMacAt } from '../../harness/assert/chai-failover.ts';
 import { collectEvidence, type Evidence } from '../../harness/assert/evidence.ts';
 import type { BondEvent, LabEvent } from '../../harness/monitor/events.ts';
 import type { FaultRef } from '../../harness/timeline/timeline.ts';
@@ -107,5 +107,32 @@ describe('ADDR_CHANGE on recorded RF-02 runs (RDS, VM lab, 6.1)', () => {
     expect(() => expect(recordedRf02('lagging-res')).to.have.addrChangeDeliveredTo()).to.throw(/found none in the rdma_cma trace/);
     const withEnd = (events: LabEvent[]) => events.map((e) => (e.source === 'res' ? { ...e, until: e.t + 450 } : e));
     expect(recordedRf02('lagging-res', withEnd)).to.have.addrChangeDeliveredTo();
+  });
+
+  // Run 3 (K0, harness 7108eee): RDS's reconnect after the first failover was accepted on node-a
+  // (passive id 67, attached 9 ms after the bond poller's first sample of the new address, inside
+  // the change's window ± the clock bound) — the only id at the failback, judged neither way, so
+  // "expected some cm_id on node-a to be due an ADDR_CHANGE". The RDMA CM's own ADDR_CHANGE for that
+  // change (id 65, 42 ms before the attach on the same trace clock) shows the bond's address was the
+  // new one when 67 was bound: it is owed one at the failback, and got it.
+  it("an id bound after the RDMA CM's own ADDR_CHANGE for a change is bound at the new address, though inside the change's window", () => {
+    expect(recordedRf02('bound-in-change')).to.have.addrChangeDeliveredTo();
+    const ev = recordedRf02('bound-in-change');
+    const attach = ev.events.find((e) => e.source === 'cma' && e.node === 'node-a' && e.cmId === 67 && e.point === 'cm_event_handler')!.t;
+    const bound = ev.recording.errorBoundMs + 5;
+    expect(bondMacAt(ev, 'node-a', 'bond0', attach, bound, '192.168.50.1')).to.equal('52:54:e7:ad:00:01');
+    expect(bondMacAt(ev, 'node-a', 'bond0', attach, bound), 'by the samples alone: undetermined').to.equal(undefined);
+    // the proof must come before the bind by more than the bound, on that node, from the bond's address
+    const shift = (dt: number, node = 'node-a', src?: string) => (events: LabEvent[]) => events.map((e) => (e.source === 'cma' && e.node === 'node-a' && e.cmId === 65 && e.event === 'ADDR_CHANGE' ? { ...e, t: e.t + dt, node, ...(src ? { src } : {}) } : e));
+    const at = (edit: (events: LabEvent[]) => LabEvent[]) => bondMacAt(recordedRf02('bound-in-change', edit), 'node-a', 'bond0', attach, bound, '192.168.50.1');
+    expect(at(shift(36))).to.equal(undefined);
+    expect(at(shift(0, 'node-b'))).to.equal(undefined);
+    expect(at(shift(0, 'node-a', '192.168.60.1:18634'))).to.equal(undefined);
+  });
+
+  it('the same id judged and its failback ADDR_CHANGE missing: it fails, and says so', () => {
+    const fault = (events: LabEvent[]) => events.filter((e) => e.source === 'fault').pop()!.t;
+    const drop = (events: LabEvent[]) => events.filter((e) => !(e.source === 'cma' && e.node === 'node-a' && e.cmId === 67 && e.event === 'ADDR_CHANGE' && e.t > fault(events)));
+    expect(() => expect(recordedRf02('bound-in-change', drop)).to.have.addrChangeDeliveredTo()).to.throw(/expected exactly one ADDR_CHANGE for node-a cm\.id=67 .*bound at -6\d\d ms with the bond at 52:54:e7:ad:00:01; the new address is 52:54:e7:ad:00:02\), saw 0/s);
   });
 });
