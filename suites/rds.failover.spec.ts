@@ -74,8 +74,7 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
     expect(ev).to.have.failedOverTo(bond.backup, { index: 0 }).within(failoverBudget(t.topology));
     expect(ev).to.have.failedOverTo(primary, { index: 1 }).within(failoverBudget(t.topology));
     expect(ev).to.have.addrChangeDeliveredTo();
-    const budget = reconnectBudget(t.topology, 'rds');
-    expect(ev).to.have.reconnected('rds', { within: budget });
+    expect(ev).to.have.reconnected('rds', { within: reconnectBudget(t.topology, 'rds') });
     expect(ev).to.have.deliveredEverything();
     expect(ev).to.have.noKernelWarnings();
   });

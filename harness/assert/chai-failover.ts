@@ -149,10 +149,7 @@ export function bondMacAt(ev: Evidence, node: string, bond: string, t: number, b
     if (t >= from - boundMs && t <= c.t + boundMs) {
       // This change's ADDR_CHANGE: inside its window, and clear of the previous change's callbacks.
       const earlier = changes[i - 1];
-      const proof =
-        ip === undefined
-          ? undefined
-          : ev.events.find((e): e is CmaEvent => e.source === 'cma' && e.node === node && e.point === 'cm_event_handler' && e.event === 'ADDR_CHANGE' && e.src?.split(':')[0] === ip && e.t > from - boundMs && e.t <= c.t + boundMs && (!earlier || e.t > earlier.t + CMA_CALLBACK_GRACE_MS));
+      const proof = ip === undefined ? undefined : ev.events.find((e): e is CmaEvent => e.source === 'cma' && e.node === node && e.point === 'cm_event_handler' && e.event === 'ADDR_CHANGE' && !!e.src?.startsWith(`${ip}:`) && e.t > from - boundMs && e.t <= c.t + boundMs && (!earlier || e.t > earlier.t + CMA_CALLBACK_GRACE_MS));
       // (the bound again as a margin: an id whose address was copied just before the change and
       // attached just after the callback went by would otherwise count as bound at the new one)
       return proof && t > proof.t + boundMs ? c.address : undefined;
