@@ -40,6 +40,13 @@ function childrenOf(pid: number): number[] {
   return r.stdout.split('\n').filter(Boolean).map(Number);
 }
 
+/** The runner's suites process, once started: not any child (tsx's esbuild service is one while
+ *  the runner still loads, and a Ctrl-C then ends the runner before it has started anything). */
+function suitesOf(pid: number): number[] {
+  const r = spawnSync('pgrep', ['-P', String(pid), '-f', 'mocha-main'], { encoding: 'utf8' });
+  return r.stdout.split('\n').filter(Boolean).map(Number);
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -121,7 +128,7 @@ describe('stopping a run leaves the lab as found', function () {
     const run = startRun(['rds.failover', '--grep', 'RF-03 both links down'], childEnv(join(dir, 'early')));
     // the moment the runner has started the suites: neither mocha nor the suites can stop in order yet
     const t0 = Date.now();
-    while (!childrenOf(run.child.pid!).length && Date.now() - t0 < 60_000) await sleep(20);
+    while (!suitesOf(run.child.pid!).length && Date.now() - t0 < 60_000) await sleep(20);
     process.kill(-run.child.pid!, 'SIGINT');
     const { code } = await run.exited;
     expect(code, run.output().slice(-3000)).to.equal(130);
@@ -135,7 +142,7 @@ describe('stopping a run leaves the lab as found', function () {
     const run = startRun(['rds.failover', '--grep', 'RF-03 both links down'], childEnv(reports));
     await faultInjected(300_000, run.output);
     await sleep(1000); // inside the 3 s outage
-    const suites = childrenOf(run.child.pid!);
+    const suites = suitesOf(run.child.pid!);
     expect(suites, 'the suites run in a process of their own').to.have.length(1);
     process.kill(-run.child.pid!, 'SIGKILL');
     await run.exited;
