@@ -12,6 +12,7 @@ import { type Subscription } from 'rxjs';
 import { now, sleep, span, waitFor } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
 import { measureClockOffset } from '../node/clock-offset.ts';
+import { outsideGates } from '../node/gate.ts';
 import type { Node } from '../node/node.ts';
 import { newNodeClock, type NodeClock } from './clockmap.ts';
 import type { BondEvent, LabEvent } from './events.ts';
@@ -191,6 +192,12 @@ export class MonitorHub {
   /** Opens a window on a node: its monitors started (or restarted), the trace systems loaded
    *  since enabled, the gate opened, each bond's state now emitted as a sample. */
   async open(name: string): Promise<void> {
+    // Outside the opening test's gate (node/gate.ts): the streams started here serve the tests
+    // after it, and a start cut short by that test's stop would leave the node's monitors half made.
+    return outsideGates(() => this.openNode(name));
+  }
+
+  private async openNode(name: string): Promise<void> {
     if (this.closed) throw new Error('the monitors were closed');
     const live = this.nodes.get(name);
     if (live?.alive) {

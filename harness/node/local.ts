@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { Observable } from 'rxjs';
 import { now } from '../clock.ts';
 import { BaseNode } from './base.ts';
+import { admit, refusal, refusedStream } from './gate.ts';
 import { LineSplitter, OutputBuffer } from './lines.ts';
 import {
   CommandFailedError,
@@ -132,9 +133,15 @@ export class LocalNode extends BaseNode {
   exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
     const start = now();
+    let stopInFlight: ((why: string) => Promise<void>) | undefined;
+    const gate = admit(this.name, argv, (why) => stopInFlight?.(why) ?? Promise.resolve());
+    if ('refused' in gate) return Promise.reject(gate.refused);
     return new Promise((resolve, reject) => {
       const [cmd, ...args] = argv;
-      if (!cmd) return reject(new Error('empty argv'));
+      if (!cmd) {
+        gate.release();
+        return reject(new Error('empty argv'));
+      }
       const child = spawn(cmd, args, {
         detached: true,
         stdio: ['pipe', 'pipe', 'pipe'],
@@ -148,19 +155,34 @@ export class LocalNode extends BaseNode {
       if (opts.input !== undefined) child.stdin.end(opts.input);
       else child.stdin.end();
       let timedOut = false;
+      let stoppedWhy: string | undefined;
       let spawnError = false;
+      let ended: () => void = () => undefined;
+      const endedP = new Promise<void>((res) => (ended = res));
       const tracked = new Tracked(child, () => {
         clearTimeout(timer);
+        gate.release();
+        ended();
         if (spawnError) return;
         const note = tracked.note ? `${err.text() ? '\n' : ''}[rdma-failover: ${tracked.note}]` : '';
         const result: ExecResult = { argv, exitCode: tracked.exitCode, signal: tracked.signal, stdout: out.text(), stderr: err.text() + note, durationMs: now() - start };
-        if (timedOut) reject(new CommandTimeoutError(this.name, result, timeoutMs));
+        if (stoppedWhy) reject(refusal(this.name, argv, stoppedWhy, true));
+        else if (timedOut) reject(new CommandTimeoutError(this.name, result, timeoutMs));
         else resolve(result);
       });
       const timer = setTimeout(() => {
         timedOut = true;
         tracked.stop(opts.killGraceMs ?? 2000);
       }, timeoutMs);
+      // the test that started it has stopped (see gate.ts): stopped as at its timeout
+      stopInFlight = (why) => {
+        if (!timedOut) {
+          stoppedWhy = why;
+          clearTimeout(timer);
+          tracked.stop(opts.killGraceMs ?? 2000);
+        }
+        return endedP;
+      };
       child.on('error', (e) => {
         clearTimeout(timer);
         spawnError = true;
@@ -180,6 +202,8 @@ export class LocalNode extends BaseNode {
         sub.error(new Error('empty argv'));
         return;
       }
+      const refused = refusedStream(this.name, argv);
+      if (refused) return sub.error(refused);
       const start = now();
       const child = spawn(cmd, args, { detached: true, stdio: [opts.input ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: opts.env ? { ...process.env, ...opts.env } : process.env });
       const proc = child.pid ? { pid: child.pid, pgid: child.pid, startTime: startTimeOf(child.pid) } : undefined;

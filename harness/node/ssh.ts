@@ -13,6 +13,7 @@ import { now, sleep } from '../clock.ts';
 import { nodeLog } from '../log.ts';
 import { quoteArgv, showArgv } from './argv.ts';
 import { BaseNode } from './base.ts';
+import { admit, refusal, refusedStream } from './gate.ts';
 import { ALL_HOST_KEY_ALGORITHMS, algorithmsForKeyType, fingerprint, keyTypeOf, type HostKeyPolicy } from './hostkey.ts';
 import { ChannelLimiter } from './limiter.ts';
 import { LineSplitter, OutputBuffer } from './lines.ts';
@@ -344,6 +345,9 @@ export class SshNode extends BaseNode {
     const full = envArgv(argv, opts.env);
     const timeoutMs = opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
     const start = now();
+    let stopInFlight: ((why: string) => Promise<void>) | undefined;
+    const gate = admit(this.name, argv, (why) => stopInFlight?.(why) ?? Promise.resolve());
+    if ('refused' in gate) return Promise.reject(gate.refused);
     return new Promise<ExecResult>((resolve, reject) => {
       let settled = false;
       let channel: ClientChannel | undefined;
@@ -363,14 +367,20 @@ export class SshNode extends BaseNode {
         clearTimeout(timer);
         this.ops.delete(op);
         releaseSlot?.();
+        gate.release();
         fn();
       };
       const op: Op = {
         fail: (err) => finish(() => reject(err)),
       };
       this.ops.add(op);
-      const timer = setTimeout(() => {
+      // At its timeout, or when the test that started it stops (see gate.ts): the same stop.
+      let halting: Promise<void> | undefined;
+      const halt = (error: () => Error): Promise<void> => {
+        if (settled) return Promise.resolve();
+        if (halting) return halting;
         timedOut = true;
+        clearTimeout(timer);
         const graceMs = opts.killGraceMs ?? 2000;
         const p = (async () => {
           // The wrapper may not have reported its process group yet: give it a moment.
@@ -382,10 +392,14 @@ export class SshNode extends BaseNode {
           const deadline = now() + 1000;
           while (!exited && now() < deadline) await sleep(20);
           channel?.close();
-          finish(() => reject(new CommandTimeoutError(this.name, result(), timeoutMs)));
+          finish(() => reject(error()));
         });
         this.track(p);
-      }, timeoutMs);
+        halting = p;
+        return p;
+      };
+      const timer = setTimeout(() => void halt(() => new CommandTimeoutError(this.name, result(), timeoutMs)), timeoutMs);
+      stopInFlight = (why) => halt(() => refusal(this.name, argv, why, true));
 
       this.openChannel(full)
         .then(({ ch, release, client, exit }) => {
@@ -436,6 +450,8 @@ export class SshNode extends BaseNode {
   stream(argv: readonly string[], opts: StreamOptions = {}): Observable<OutputLine> {
     const full = envArgv(argv, opts.env);
     return new Observable<OutputLine>((sub) => {
+      const refused = refusedStream(this.name, argv);
+      if (refused) return sub.error(refused);
       const start = now();
       let channel: ClientChannel | undefined;
       let releaseSlot: (() => void) | undefined;

@@ -1,9 +1,10 @@
 // The behaviour every Node must have, run against LocalNode and against SshNode on a real sshd.
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { firstValueFrom, lastValueFrom, toArray, take, timer, map } from 'rxjs';
 import { CommandFailedError, CommandTimeoutError, FileWriteError, type Node } from '../../harness/node/node.ts';
+import { CommandGate, CommandRefusedError, outsideGates } from '../../harness/node/gate.ts';
 import { sleep } from '../../harness/clock.ts';
 
 /** Is the process alive on this machine? (both node kinds run here in tests). Zombies count as dead. */
@@ -125,5 +126,87 @@ export function nodeContract(getNode: () => Node, scratch: () => string): void {
     const err = await node.writeFile(`${scratch()}/no/such/dir/file`, '1').catch((e: unknown) => e);
     expect(err).to.be.instanceOf(FileWriteError);
     expect((err as FileWriteError).errno).to.equal('ENOENT');
+  });
+
+  describe('behind the gate of a stopped test (node/gate.ts)', () => {
+    it('runs while open; once closed, refuses a new exec, run, readFile, writeFile and stream — as a rejection, never a throw', async () => {
+      const node = getNode();
+      const gate = new CommandGate();
+      const before = await gate.run(() => node.run(['echo', 'ok']));
+      expect(before.stdout).to.equal('ok\n');
+      gate.close('the deadline passed');
+      const f = `${scratch()}/gated`;
+      const tries = await gate.run(() =>
+        Promise.all([
+          node.exec(['touch', f]).catch((e: unknown) => e),
+          node.run(['touch', f]).catch((e: unknown) => e),
+          node.readFile('/etc/hostname').catch((e: unknown) => e),
+          node.writeFile(f, 'x').catch((e: unknown) => e),
+          lastValueFrom(node.stream(['touch', f])).catch((e: unknown) => e),
+        ]),
+      );
+      for (const e of tries) {
+        expect(e).to.be.instanceOf(CommandRefusedError);
+        expect((e as Error).message).to.match(/not run: the test that started it has stopped \(the deadline passed\)/);
+      }
+      expect(existsSync(f), 'a refused command ran').to.equal(false);
+    });
+
+    it('stops a command in flight at the close, with its process group; stopped() resolves once it ended', async () => {
+      const node = getNode();
+      const gate = new CommandGate();
+      const pidFile = `${scratch()}/gate.pids`;
+      const running = gate.run(() => node.exec(['sh', '-c', `sleep 300 & echo $! > ${pidFile}; echo $$ >> ${pidFile}; wait`], { timeoutMs: 120_000 })).catch((e: unknown) => e);
+      while (!existsSync(pidFile) || readFileSync(pidFile, 'utf8').trim().split('\n').length < 2) await sleep(20);
+      const t0 = Date.now();
+      gate.close('Ctrl-C');
+      await gate.stopped();
+      expect(Date.now() - t0, 'the stop is bounded (TERM, KILL after the grace)').to.be.lessThan(6000);
+      const err = await running;
+      expect(err).to.be.instanceOf(CommandRefusedError);
+      expect((err as Error).message).to.match(/stopped: the test that started it has stopped \(Ctrl-C\)/);
+      await sleep(200);
+      for (const pid of readFileSync(pidFile, 'utf8').trim().split('\n').map(Number)) expect(alive(pid), `pid ${pid} still running`).to.equal(false);
+      expect(gate.size, 'nothing left in flight').to.equal(0);
+    });
+
+    it('reaches commands started at any depth of the body (after awaits and timers); outsideGates escapes it; other bodies are not affected', async () => {
+      const node = getNode();
+      const stopped = new CommandGate();
+      const other = new CommandGate();
+      const deep = stopped.run(async () => {
+        await sleep(50);
+        await new Promise((res) => setTimeout(res, 50));
+        return node.exec(['true']).catch((e: unknown) => e);
+      });
+      const outside = stopped.run(async () => {
+        await sleep(100);
+        return outsideGates(() => node.exec(['true']));
+      });
+      const unaffected = other.run(async () => {
+        await sleep(100);
+        return node.exec(['true']);
+      });
+      stopped.close('the lab broke');
+      expect(await deep).to.be.instanceOf(CommandRefusedError);
+      expect((await outside).exitCode).to.equal(0);
+      expect((await unaffected).exitCode).to.equal(0);
+      expect((await node.exec(['true'])).exitCode, 'outside any gate').to.equal(0);
+    });
+
+    it('leaves a stream already running to its owner (a monitor is ended by its teardown)', async () => {
+      const node = getNode();
+      const gate = new CommandGate();
+      const lines: string[] = [];
+      const sub = gate.run(() => node.stream(['sh', '-c', 'while :; do echo tick; sleep 0.1; done']).subscribe({ next: (l) => lines.push(l.text), error: () => lines.push('ERROR') }));
+      while (!lines.length) await sleep(20);
+      gate.close('the deadline passed');
+      await gate.stopped();
+      const n = lines.length;
+      await sleep(500);
+      sub.unsubscribe();
+      expect(lines.length, 'it kept running').to.be.greaterThan(n + 2);
+      expect(lines).to.not.include('ERROR');
+    });
   });
 }
