@@ -229,7 +229,7 @@ export function kernelLogFindings(events: readonly LabEvent[], allow: readonly {
   }
   // rxe failing to send on the GSI QP: the VM lab's stand-in wedged (see probeNode's gsi-qp-error).
   for (const e of kmsg) {
-    if (/rdma_rxe: qp#1 Failed allocating skb/.test(e.text)) {
+    if (GSI_SEND_FAILED.test(e.text)) {
       out.push({ node: e.node, kind: 'gsi-qp-error', detail: 'rdma_rxe could not send on the GSI QP (qp#1) during the failover: its receive side goes to ERROR for good and CM traffic stops (see probeNode)', evidence: [`[${e.kernelTs.toFixed(6)}] ${e.text}`], labInfrastructure: true });
     }
   }
@@ -243,6 +243,14 @@ export function kernelLogFindings(events: readonly LabEvent[], allow: readonly {
     }
   }
   return out;
+}
+
+/** rxe's words for a send on the GSI QP that failed (see probeNode: its receive side stays in ERROR). */
+export const GSI_SEND_FAILED = /rdma_rxe: qp#1 Failed allocating skb/;
+
+/** Why an attempt was stopped at rxe's failed GSI send (known issues match these words). */
+export function gsiSendFailedMessage(node: string, line: string, during: string): string {
+  return `lab infrastructure: ${node}'s soft-RoCE GSI QP (qp#1) failed a send ("${line.trim()}"): rxe leaves its receive side in ERROR, so no RDMA CM connection can be made on ${node} any more${during ? ` — stopped during ${during}` : ''}`;
 }
 
 /** The guest kernel's words for a virtio-net transmit ring QEMU stopped consuming. */
