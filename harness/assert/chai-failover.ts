@@ -24,6 +24,7 @@ declare global {
       failedOver(opts?: FaultSelector): Assertion;
       reconnected(ulp: string, opts: { via?: string; within: number }): Assertion;
       gratuitousArpSeenBy(node: string, opts?: { count?: number; atLeast?: number }): Assertion;
+      gratuitousArpSpaced(opts: { delayMs: number; tickMs: number }): Assertion;
       addrChangeDeliveredTo(ids?: { node: string; cmId: number }[]): Assertion;
       actedOnUnreachable(ulp: string, opts: { within: number; why?: string }): Assertion;
       actedOnAddrChange(ulp: string, opts: { within: number; why?: string }): Assertion;
@@ -68,6 +69,8 @@ function perFault(ev: Evidence, sel: FaultSelector = {}): Timeline[] {
 
 const SLICE_FAILOVER: PhaseId[] = ['fault', 'carrier_lost', 'bond_failover', 'bond_address'];
 const SLICE_RECONNECT: PhaseId[] = ['fault', 'bond_failover', 'addr_change', 'disconnected', 'addr_resolved', 'established', 'io_stalled', 'io_resumed'];
+/** The longest jiffy of a kernel we test (HZ=100): how much earlier than its delay a timer may run. */
+const JIFFY_MS = 10;
 const SLICE_GARP: PhaseId[] = ['fault', 'bond_failover', 'bond_address', 'garp_sent', 'garp_seen', 'neigh_updated'];
 
 /** A cm_id connected over a bond at some instant, and when it recorded its source hardware address. */
@@ -439,6 +442,30 @@ export function failoverAssertions(_chai: Chai.ChaiStatic, utils: Chai.ChaiUtils
         ok,
         `expected ${node} to see ${want} gratuitous ARP(s) for ${faulted?.ip ?? '?'} with the new address ${tl.summary.newAddress ?? '?'} after "${tl.fault.description}", it saw ${n}\n${renderTimeline(tl, { only: SLICE_GARP })}`,
         `expected ${node} not to see ${want} gratuitous ARP(s), it saw ${n}`,
+      );
+    }
+  });
+
+  // The spacing bonding gives its announcements (peer_notif_delay), as the failing-over node sent
+  // them: its own capture on the bond, in its kernel's time — at the peer, delivery jitter under
+  // emulation moved a gap by 10 ms (BC-06, L0: 108.7 ms sent, 99.2 ms received). 6.1 bond_main.c:
+  // the first leaves from the failover itself (bond_change_active_slave: send_peer_notif =
+  // num_peer_notif × delay ticks, one sent at once); the same miimon tick counts down once more
+  // (bond_mii_monitor, line 2931, with should_notify_peers read before the commit), so the second
+  // goes one tick early — gaps of delay − tick, then delay. Each tick re-arms `miimon` after it ran,
+  // so a gap is never shorter than that by more than a jiffy (10 ms at HZ=100), and may be late.
+  Assertion.addMethod('gratuitousArpSpaced', function (this: Chai.AssertionStatic, opts: { delayMs: number; tickMs: number }) {
+    const ev = evidenceOf(this._obj);
+    for (const tl of perFault(ev)) {
+      const faulted = ev.bonds.find((b) => b.node === tl.fault.node);
+      const sent = ev.events.filter((e) => e.source === 'arp' && e.node === tl.fault.node && e.ifname === faulted?.bond && e.direction === 'out' && e.gratuitous && e.senderIp === faulted?.ip && e.t >= tl.fault.t && e.t <= tl.fault.t + tl.windowMs);
+      const gaps = sent.slice(1).map((g, i) => Math.round((g.t - sent[i]!.t) * 10) / 10);
+      const [lo, hi] = [opts.delayMs - opts.tickMs - JIFFY_MS, opts.delayMs + opts.tickMs + 100];
+      const bad = gaps.filter((g) => g < lo || g > hi);
+      this.assert(
+        sent.length > 1 && !bad.length,
+        `expected ${tl.fault.node}'s announcements after "${tl.fault.description}" to be ${opts.delayMs} ms apart (${lo}–${hi} ms: one miimon tick early, or late), the gaps were ${gaps.length ? gaps.map((g) => `${g} ms`).join(', ') : `none (${sent.length} sent)`}`,
+        `expected ${tl.fault.node}'s announcements not to be ${opts.delayMs} ms apart, the gaps were ${gaps.join(', ')} ms`,
       );
     }
   });

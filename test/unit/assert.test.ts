@@ -182,3 +182,28 @@ describe('failover assertions on recorded evidence', () => {
     fails(() => expect(rebuild([...recorded.events, again].sort((a, b) => a.t - b.t))).to.have.noSpuriousAddrChange(fault.node), /beyond the bond's 1 address change\(s\)/);
   });
 });
+
+describe('gratuitousArpSpaced on a recorded BC-06 run (VM lab, 6.1, L0)', () => {
+  // 3 announcements, peer_notify_delay 200 ms, miimon 100: sent 108.7 and 208.0 ms apart (the first
+  // gap one tick short, as bond_mii_monitor counts down twice in the failover's tick); received at
+  // the peer 99.2 and 207.1 ms apart — the first frame delivered 12 ms late. The old check at the
+  // peer failed that run; the kernel's spacing is what is judged.
+  const bc06 = JSON.parse(readFileSync('test/fixtures/recorded/evidence-bc06-garp-jitter.json', 'utf8')) as Evidence;
+  const ev = (edit: (events: LabEvent[]) => LabEvent[] = (e) => e): Evidence =>
+    collectEvidence({ recording: { ...bc06.recording, events: edit(bc06.events) }, faults: bc06.faults, bonds: bc06.bonds, connections: bc06.connections, allowKernel: bc06.allowKernel });
+  const sentOnBond = (e: LabEvent) => e.source === 'arp' && e.node === 'node-a' && e.ifname === 'bond0' && e.direction === 'out' && e.gratuitous;
+
+  it('passes on the spacing bonding gave', () => {
+    expect(ev()).to.have.gratuitousArpSpaced({ delayMs: 200, tickMs: 100 });
+  });
+
+  it('fails when announcements come without the delay, too late, or only once', () => {
+    const sent = bc06.events.filter(sentOnBond);
+    const squeeze = (events: LabEvent[]) => events.map((e) => (e === sent[1] ? { ...e, t: sent[0]!.t + 20 } : e));
+    fails(() => expect(ev(squeeze)).to.have.gratuitousArpSpaced({ delayMs: 200, tickMs: 100 }), /to be 200 ms apart \(90–400 ms.*the gaps were 20 ms/);
+    const late = (events: LabEvent[]) => events.map((e) => (e === sent[2] ? { ...e, t: sent[1]!.t + 650 } : e));
+    fails(() => expect(ev(late)).to.have.gratuitousArpSpaced({ delayMs: 200, tickMs: 100 }), /the gaps were 108\.7 ms, 650 ms/);
+    const once = (events: LabEvent[]) => events.filter((e) => e === sent[0] || !sentOnBond(e));
+    fails(() => expect(ev(once)).to.have.gratuitousArpSpaced({ delayMs: 200, tickMs: 100 }), /none \(1 sent\)/);
+  });
+});
