@@ -31,7 +31,7 @@ suite('UL-ISER-01 iSER survives the loss of the active link', { requires: { node
   test('RF-02 failback to the primary during iSER I/O: a failover each way, I/O recovers both times', { tags: ['full'] }, storage.failback(iser));
   test('RF-01 five flaps of the active slave during iSER I/O: no data error, no leak, no kernel warning', { tags: ['long'] }, storage.flapping(iser));
   test('RF-03 both links down for less than the give-up time: iSER I/O stalls, then resumes with no errors', { tags: ['full'] }, storage.bothDownShort(iser));
-  test('RF-03 both links down for longer than replacement_timeout: iSER fails cleanly in bounded time, and logs in again once the links return', { tags: ['long'], timeoutMs: storage.TWO_SETUPS_MS }, storage.bothDownLong(iser));
+  test('RF-03 both links down for longer than replacement_timeout: iSER fails cleanly in bounded time, and logs in again once the links return', { tags: ['long'], timeoutMs: storage.TWO_SETUPS_MS, allowKernel: storage.LONG_OUTAGE_ALLOW_KERNEL }, storage.bothDownLong(iser));
   test('RF-04 a failover while the initiator logs in: it logs in (or fails cleanly and a retry succeeds), then verified I/O', { tags: ['full'], timeoutMs: storage.TWO_SETUPS_MS }, storage.duringConnect(iser));
   test('RF-05 a failover during logout: it completes and leaks nothing', { tags: ['full'] }, storage.duringTeardown(iser));
   test("RF-06 carrier drops shorter than miimon on the initiator's active slave: no failover storm, no spurious ADDR_CHANGE, I/O verified", { tags: ['full'] }, storage.shortFlaps(iser));

@@ -33,7 +33,7 @@ suite('UL-NVME-01 NVMe over RDMA survives the loss of the active link', { requir
   test('RF-02 failback to the primary during NVMe I/O: a failover each way, I/O recovers both times', { tags: ['full'] }, storage.failback(nvme));
   test('RF-01 five flaps of the active slave during NVMe I/O: no data error, no leak, no kernel warning', { tags: ['long'] }, storage.flapping(nvme));
   test('RF-03 both links down for less than the give-up time: NVMe I/O stalls, then resumes with no errors', { tags: ['full'] }, storage.bothDownShort(nvme));
-  test('RF-03 both links down for longer than ctrl_loss_tmo: NVMe fails cleanly in bounded time, and connects again once the links return', { tags: ['long'], timeoutMs: storage.TWO_SETUPS_MS }, storage.bothDownLong(nvme));
+  test('RF-03 both links down for longer than ctrl_loss_tmo: NVMe fails cleanly in bounded time, and connects again once the links return', { tags: ['long'], timeoutMs: storage.TWO_SETUPS_MS, allowKernel: storage.LONG_OUTAGE_ALLOW_KERNEL }, storage.bothDownLong(nvme));
   test('RF-04 a failover while the host connects: it connects (or fails cleanly and a retry succeeds), then verified I/O', { tags: ['full'], timeoutMs: storage.TWO_SETUPS_MS }, storage.duringConnect(nvme));
   test('RF-05 a failover during disconnect: it completes and leaks nothing', { tags: ['full'] }, storage.duringTeardown(nvme));
   test("RF-06 carrier drops shorter than miimon on the host's active slave: no failover storm, no spurious ADDR_CHANGE, I/O verified", { tags: ['full'] }, storage.shortFlaps(nvme));

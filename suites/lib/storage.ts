@@ -54,6 +54,22 @@ const REACTION_MS = 2000;
  */
 export const TWO_SETUPS_MS = 480_000;
 
+/**
+ * RF-03 long holds both links down for 45 s; the VM lab reports a task blocked for 20 s (its own
+ * early hung-task threshold, guest.ts; the kernel's default is 120 s). A ULP's teardown that waits
+ * for the RDMA CM's disconnect sleeps through the outage by design — L0: iSER's session gave up at
+ * +20.5 s, iser_release_work waited for the connection's ib_completion until the links returned
+ * (+45 s) and the detector, which looks every 20 s, caught it once (K1 did not: a race of the
+ * detector's period). Such a report is not a verdict; a task still stuck after the links return is:
+ * the node probe after the test finds it in D state in RDMA/ULP code (stuckInRdma), and the test fails.
+ */
+export const LONG_OUTAGE_ALLOW_KERNEL = [
+  {
+    pattern: 'INFO: task .* blocked for more than \\d+ seconds|hung_task_timeout_secs" disables this message',
+    reason: 'the 45 s outage is longer than the VM lab\'s 20 s hung-task threshold: a teardown waiting for the RDMA CM through it is reported; one still stuck afterwards fails the test (node probe)',
+  },
+];
+
 const budget = (t: TestContext, ulp: Ulp) => reconnectBudget(t.topology, ulp);
 
 /** Sets the workload up, starts monitors and I/O, waits until I/O flows. */

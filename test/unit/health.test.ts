@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { consoleFindings, crashSummary, kernelLogFindings, parseProbe, PROBE_SCRIPT, stuckInRdmaOrUlp } from '../../harness/health/health.ts';
 import type { KmsgEvent } from '../../harness/monitor/events.ts';
 import { classifyKmsg } from '../../harness/monitor/parse.ts';
+import { LONG_OUTAGE_ALLOW_KERNEL } from '../../suites/lib/storage.ts';
 
 const k = (node: string, ts: number, text: string): KmsgEvent => ({ source: 'kmsg', t: ts * 1000, node, kernelTs: ts, level: 4, text, cls: classifyKmsg(text) });
 
@@ -68,6 +69,30 @@ describe('node probe: one round trip', () => {
     const whole = parseProbe(`${text}#rf end\n`)!;
     expect(whole.get('stuck')).to.equal('@@ 12 kworker/0:1');
     expect(whole.get('wedged')).to.equal('');
+  });
+});
+
+describe("RF-03 long's outage and the VM lab's 20 s hung-task threshold", () => {
+  // L0 (Debian 6.1.0-57): iSER gave up at +20.5 s of the 45 s outage; its release work waited for
+  // the connection's disconnect until the links came back, and the detector reported it once.
+  const l0 = [
+    k('node-a', 247.952, ' session2: session recovery timed out after 10 secs'),
+    k('node-a', 267.408, 'INFO: task kworker/0:3:254 blocked for more than 20 seconds.'),
+    k('node-a', 267.41, '      Not tainted 6.1.0-57-amd64 #1 Debian 6.1.192-3'),
+    k('node-a', 267.41, '"echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.'),
+    k('node-a', 267.41, 'task:kworker/0:3     state:D stack:0     pid:254   ppid:2      flags:0x00004000'),
+    k('node-a', 267.411, 'Workqueue: release workqueue iser_release_work [ib_iser]'),
+    k('node-a', 267.413, ' iser_release_work+0x29/0x50 [ib_iser]'),
+  ];
+  it('the report of a teardown waiting through the outage is allowed there, and only that', () => {
+    expect(kernelLogFindings(l0).map((f) => f.detail)).to.deep.equal(['2 kernel log line(s) of class hung: INFO: task kworker/0:3:254 blocked for more than 20 seconds.']);
+    expect(kernelLogFindings(l0, LONG_OUTAGE_ALLOW_KERNEL)).to.deep.equal([]);
+    // anything else in the same window is still a finding
+    const oops = [...l0, k('node-a', 270.1, 'BUG: kernel NULL pointer dereference, address: 0000000000000010')];
+    expect(kernelLogFindings(oops, LONG_OUTAGE_ALLOW_KERNEL).map((f) => f.detail)).to.deep.equal(['1 kernel log line(s) of class oops: BUG: kernel NULL pointer dereference, address: 0000000000000010']);
+  });
+  it('a task still stuck afterwards is the node probe\'s finding, allowance or not', () => {
+    expect(stuckInRdmaOrUlp('kworker/0:3', '[<0>] __wait_for_common+0x94/0x1e0\n[<0>] iser_release_work+0x29/0x50 [ib_iser]')).to.equal(true);
   });
 });
 
