@@ -73,10 +73,10 @@ echo killed`;
 
 /**
  * Stops what an earlier (killed) run left running on the lab's nodes. An entry is forgotten only
- * when its process is known to be gone; a node that does not answer keeps its entries.
- * Returns what it did, one line per process.
+ * when its process is known to be gone; a node that does not answer keeps its entries, and is added
+ * to `deaf` (the next phases of a restore skip it). Returns what it did, one line per process.
  */
-export async function stopLeftoverProcesses(lab: Lab, spare: (e: JournaledProcess) => boolean = () => false): Promise<string[]> {
+export async function stopLeftoverProcesses(lab: Lab, spare: (e: JournaledProcess) => boolean = () => false, deaf: Set<string> = new Set()): Promise<string[]> {
   const name = lab.loaded.topology.name;
   // what a live owner still uses (this run's session-long monitors) is not a leftover
   const list = entries(name).filter((e) => !spare(e));
@@ -103,6 +103,7 @@ export async function stopLeftoverProcesses(lab: Lab, spare: (e: JournaledProces
           // A node that does not answer will not for the next entry either: keep the rest for later
           // (a rebooted VM has none of them; a real lab's operator gets the journal).
           if (err instanceof NodeUnreachableError) {
+            deaf.add(node);
             kept.push(...mine.slice(i + 1));
             if (i + 1 < mine.length) done.push(`FAILED ${node}: ${mine.length - i - 1} more process(es) not tried: the node does not answer`);
             return;

@@ -189,12 +189,16 @@ export class MonitorSession implements HubListener {
 
 /** Removes tracefs instances a killed run left behind (from the journal); an instance that cannot be
  *  removed stays journaled. Stop the processes that held them first (stopLeftoverProcesses). */
-export async function cleanStaleTraceInstances(lab: Lab, spare: (node: string, inst: string) => boolean = () => false): Promise<string[]> {
+export async function cleanStaleTraceInstances(lab: Lab, spare: (node: string, inst: string) => boolean = () => false, deaf: ReadonlySet<string> = new Set()): Promise<string[]> {
   const j = readJournal<Record<string, string[]>>('trace', lab.loaded.topology.name);
   if (!j) return [];
   const done: string[] = [];
   for (const [node, insts] of Object.entries(j)) {
     if (!lab.nodes.has(node)) continue;
+    if (deaf.has(node)) {
+      done.push(`FAILED ${node}: ${insts.length} trace instance(s) not removed: the node does not answer`);
+      continue;
+    }
     for (const inst of insts) {
       if (spare(node, inst)) continue; // a live monitor's (this run's session-long monitors)
       const why = await removeInstance(lab.node(node), inst);

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { span } from '../clock.ts';
 import { clearJournal, readJournal, writeJournal } from '../journal.ts';
 import type { Lab } from '../lab/lab.ts';
+import { NodeUnreachableError } from '../node/node.ts';
 import { unloadModules } from './modules.ts';
 
 interface UndoCommon {
@@ -122,20 +123,29 @@ export class UndoStack {
   }
 }
 
-/** Undoes what killed runs' workloads left (newest first); returns what it did. */
-export async function replayUndoJournal(lab: Lab): Promise<string[]> {
+/** Undoes what killed runs' workloads left (newest first); returns what it did. A node in `deaf`
+ *  (it did not answer earlier in this restore), or found not answering here, keeps its entries
+ *  untried: each would wait out the SSH handshake in turn. */
+export async function replayUndoJournal(lab: Lab, deaf: Set<string> = new Set()): Promise<string[]> {
   const name = lab.loaded.topology.name;
   const done: string[] = [];
   const boots = new Map<string, Promise<string | undefined>>();
+  const untried = new Map<string, number>();
   for (const a of [...entries(name)].reverse()) {
     if (!lab.nodes.has(a.node)) continue;
+    if (deaf.has(a.node)) {
+      untried.set(a.node, (untried.get(a.node) ?? 0) + 1);
+      continue;
+    }
     try {
       const ran = await runAction(lab, a, boots);
       save(name, entries(name).filter((e) => e.id !== a.id));
       done.push(`${a.node}: ${a.what}${ran ? '' : GONE}`);
     } catch (e) {
       done.push(`FAILED ${a.node}: ${a.what}: ${(e as Error).message}`);
+      if (e instanceof NodeUnreachableError) deaf.add(a.node);
     }
   }
+  for (const [node, n] of untried) done.push(`FAILED ${node}: ${n} undo(s) not tried: the node does not answer`);
   return done;
 }
