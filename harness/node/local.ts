@@ -133,15 +133,12 @@ export class LocalNode extends BaseNode {
   exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
     const start = now();
+    const [cmd, ...args] = argv;
+    if (!cmd) return Promise.reject(new Error('empty argv'));
     let stopInFlight: ((why: string) => Promise<void>) | undefined;
     const gate = admit(this.name, argv, (why) => stopInFlight?.(why) ?? Promise.resolve());
     if ('refused' in gate) return Promise.reject(gate.refused);
     return new Promise((resolve, reject) => {
-      const [cmd, ...args] = argv;
-      if (!cmd) {
-        gate.release();
-        return reject(new Error('empty argv'));
-      }
       const child = spawn(cmd, args, {
         detached: true,
         stdio: ['pipe', 'pipe', 'pipe'],

@@ -431,7 +431,7 @@ export class SshNode extends BaseNode {
           if (exit.seen) exited = true;
           ch.on('close', () => {
             exited = true;
-            if (timedOut) return; // the timeout path settles
+            if (timedOut) return; // halt() (timeout or gate) settles
             if (!exit.seen) {
               // closed without an exit status: the connection went away under us
               const why = this.lastDisconnect ?? 'channel closed without exit status';
