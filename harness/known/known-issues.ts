@@ -8,6 +8,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { FromSchema } from 'json-schema-to-ts';
 import { PROJECT_ROOT } from '../vmlab/paths.ts';
+import type { HealthKind } from '../health/health.ts';
 
 const TEST_ID = { type: 'string', pattern: '^(BC|CM|UL|RF)-([A-Z]+-)?\\d{2}$' } as const;
 
@@ -140,4 +141,28 @@ export function failureMatches(k: KnownIssue, message: string, kernelText: strin
 export function issuesFor(all: readonly KnownIssue[], t: TestIdentity): KnownIssue[] {
   const has = (v: string | readonly string[] | undefined, x: string | undefined) => v === undefined || (typeof v === 'string' ? v === x : x !== undefined && v.includes(x));
   return all.filter((k) => t.planId !== undefined && has(k.test, t.planId) && has(k.ulp, t.ulp) && (!k.title || new RegExp(k.title).test(t.title ?? '')) && kernelInRange(t.kernel, k.kernel) && (!k.transport || t.transports.includes(k.transport)));
+}
+
+/** A node health finding a test may leave without failing: kind + pattern (on the finding's detail
+ *  and evidence) + reason; `kernel`: only on those releases. */
+export interface HealthAllowance {
+  kind: HealthKind;
+  pattern: string;
+  reason: string;
+  kernel?: KnownIssue['kernel'];
+}
+
+/** A known kernel warning (a false positive, such as a WARN_ONCE the ULP's teardown trips) as a
+ *  health allowance, for a test outside the plan that uses the same ULP (an honesty test): only a
+ *  kernel-log finding that is exactly `lines` lines of class warning with the issue's evidence, on
+ *  the issue's kernels. The issue's entry stays the one place that says why. */
+export function knownWarning(id: string, lines: number, all: readonly KnownIssue[] = knownIssues()): HealthAllowance {
+  const k = all.find((x) => x.id === id);
+  if (!k?.evidence) throw new KnownIssuesError(`known issue ${id} ${k ? 'has no evidence pattern' : 'is not defined'}: it cannot be allowed by its evidence`);
+  return {
+    kind: 'kernel-log',
+    pattern: `^${lines} kernel log line\\(s\\) of class warning: [\\s\\S]*(?:${k.evidence})`,
+    reason: `known issue ${k.id} (${k.file.split('/').pop()}:${k.line}): ${k.summary}`,
+    ...(k.kernel ? { kernel: k.kernel } : {}),
+  };
 }

@@ -11,6 +11,11 @@ import { progressPast, type Workload } from '../../harness/workload/workload.ts'
 import { now } from '../../harness/clock.ts';
 import { nvme as nvmeUlp } from '../../harness/ulp/nvme.ts';
 import * as storage from '../../suites/lib/storage.ts';
+import { knownWarning } from '../../harness/known/known-issues.ts';
+
+// iSER's logout may trip 6.1's WARN_ONCE false positive (known-issues.yaml): the certification
+// tests list it as a known issue; these tests have no plan ID, so they allow exactly that warning.
+const ISCSI_UNBIND_WARNING = knownWarning('workqueue-warns-iscsi-unbind-cancels-pm-work', 2);
 
 function failureOf(check: () => void): string {
   try {
@@ -38,7 +43,7 @@ suite('honesty: storage data checks and unreachable targets (VM lab, for real)',
     const [i, tg] = t.pair(['initiator', 'target']);
     const w = await t.workload('iser', () => new IserWorkload(t.lab, { initiator: i, target: tg, sizeMiB: 32, loops: 1, rateMiBs: 2 }).setup());
     expect(await corrupted(t, w, () => w.corruptBackstore())).to.match(/verify error|error [1-9]/);
-  }, { timeoutMs: 600_000, requires: { modules: ['ib_iser', 'ib_isert'] } });
+  }, { timeoutMs: 600_000, requires: { modules: ['ib_iser', 'ib_isert'] }, allowHealth: [ISCSI_UNBIND_WARNING] });
 
   test('NFS over RDMA: bytes overwritten in the exported file fail the verification', async (t) => {
     const [c, s] = t.pair(['client', 'server']);
@@ -111,7 +116,7 @@ suite('honesty: storage data checks and unreachable targets (VM lab, for real)',
         { kind: 'kernel-log', pattern: 'iser_release_work|I/O error|conn error|offlined', reason: 'the target vanished mid-session on purpose: hung iSER cleanup and I/O errors are logged' },
         // the serial console may hold only the hung-task line of iSER's cleanup worker (no stack)
         ...(ulp === 'iser'
-          ? [{ kind: 'kernel-log' as const, pattern: '^serial console: INFO: task kworker/\\S+ blocked for more than \\d+ seconds', reason: 'the target vanished mid-session on purpose: the iSER cleanup worker blocks (hung-task line on the console)' }]
+          ? [{ kind: 'kernel-log' as const, pattern: '^serial console: INFO: task kworker/\\S+ blocked for more than \\d+ seconds', reason: 'the target vanished mid-session on purpose: the iSER cleanup worker blocks (hung-task line on the console)' }, ISCSI_UNBIND_WARNING]
           : []),
       ],
     });

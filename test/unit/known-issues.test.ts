@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gsiSendFailedMessage } from '../../harness/health/health.ts';
-import { failureMatches, issuesFor, KnownIssuesError, knownIssues, loadKnownIssues } from '../../harness/known/known-issues.ts';
+import { failureMatches, issuesFor, kernelInRange, KnownIssuesError, knownIssues, knownWarning, loadKnownIssues } from '../../harness/known/known-issues.ts';
 
 describe('known issues: several tests and ULPs per issue', () => {
   let dir: string;
@@ -76,6 +76,28 @@ describe('known issues: several tests and ULPs per issue', () => {
     expect(failureMatches(k, seen.replace('2 kernel', '3 kernel'), warn), 'another warning beside it is news').to.equal(false);
     expect(failureMatches(k, `${seen}\nnode-b: 1 kernel log line(s) of class warning: WARNING: x`, warn), 'a warning on the other node is news').to.equal(false);
     expect(failureMatches(k, seen, 'WARNING: CPU: 0 PID: 9 at kernel/workqueue.c:2635'), 'another flush warning is news').to.equal(false);
+  });
+
+  it('a known warning allowed by an honesty test allows exactly that finding, on the issue\'s kernels', () => {
+    const a = knownWarning('workqueue-warns-iscsi-unbind-cancels-pm-work', 2, knownIssues([]));
+    const allows = (detail: string, evidence: string[]) => new RegExp(a.pattern).test(`${detail}\n${evidence.join('\n')}`);
+    // the finding of the CI failure at ccbfd99 (honesty: iSER blocks overwritten), as reported
+    const detail = '2 kernel log line(s) of class warning: ------------[ cut here ]------------';
+    const evidence = [
+      '[51.526699] sd 0:0:0:0: [sda] Attached SCSI disk',
+      '[73.278512] ------------[ cut here ]------------',
+      '[73.280424] workqueue: WQ_MEM_RECLAIM iscsi_ctrl_0:2:__iscsi_unbind_session [scsi_transport_iscsi] is flushing !WQ_MEM_RECLAIM pm:pm_runtime_work',
+      '[73.282100] WARNING: CPU: 0 PID: 9 at kernel/workqueue.c:2635 check_flush_dependency.part.0+0xb4/0x100',
+    ];
+    expect(a.kind).to.equal('kernel-log');
+    expect(allows(detail, evidence)).to.equal(true);
+    expect(allows(detail.replace('2 kernel', '3 kernel'), evidence), 'another warning beside it').to.equal(false);
+    expect(allows(detail, evidence.filter((l) => !l.includes('iscsi_ctrl'))), 'another cut-here warning').to.equal(false);
+    expect(allows(`1 kernel log line(s) of class oops: BUG: kernel NULL pointer dereference`, evidence), 'an oops').to.equal(false);
+    expect(kernelInRange('6.1.0-57-amd64', a.kernel), 'on 6.1').to.equal(true);
+    expect(kernelInRange('6.12.95+deb12-amd64', a.kernel), 'fixed upstream in 6.13, in 6.12.y: not allowed there').to.equal(false);
+    expect(a.reason).to.match(/^known issue workqueue-warns-iscsi-unbind-cancels-pm-work \(known-issues\.yaml:\d+\)/);
+    expect(() => knownWarning('no-such-issue', 2, knownIssues([]))).to.throw(/not defined/);
   });
 
   it("an attempt stopped at rxe's failed GSI send is KNOWN where the shipped issues name that mechanism, and only with its line (and theirs) in the kernel log", () => {
