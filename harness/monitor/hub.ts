@@ -37,7 +37,7 @@ export function monitorDefaults(lab: Lab, opts: MonitorOptions = {}): Required<M
     nodes: opts.nodes ?? lab.loaded.topology.nodes.filter((n) => n.bonds?.length).map((n) => n.name),
     bondPollMs: opts.bondPollMs ?? 50,
     resPollMs: opts.resPollMs ?? 1000,
-    traceSystems: opts.traceSystems ?? ['rdma_cma', 'ib_cma', 'rpcrdma'],
+    traceSystems: opts.traceSystems ?? ['rdma_cma', 'ib_cma', 'rpcrdma', 'sunrpc'],
     arp: opts.arp ?? true,
   };
 }
@@ -85,7 +85,8 @@ done`;
 
 /** Enables the systems ($@) present in instance $i whose events are all off — a module loaded (or
  *  reloaded) since the last window brings its events disabled. RPC/RDMA traces every RPC: only its
- *  connection-level and error events (not the data path). Prints the systems traced. */
+ *  connection-level and error events (not the data path), SunRPC only its failed calls. Prints
+ *  the systems traced. */
 const ENABLE = `for s in "$@"; do
   [ -d "$i/events/$s" ] || continue
   st=; read -r st < "$i/events/$s/enable"
@@ -93,8 +94,11 @@ const ENABLE = `for s in "$@"; do
     if [ "$s" = rpcrdma ]; then
       for e in "$i/events/rpcrdma/"*/; do
         n=\${e%/}; n=\${n##*/} # no basename process per event (rpcrdma has over a hundred)
-        case "$n" in *connect*|*disconnect*|*cm_event*|*qp_err*|*accept*|*removal*|*_flush|*op_set_cto|*_err) echo 1 > "$e/enable";; esac
+        case "$n" in *connect*|*disconnect*|*cm_event*|*qp_err*|*accept*|*removal*|*_flush|*op_set_cto|*_err|*_failed|*maperr|*sgerr) echo 1 > "$e/enable";; esac
       done
+    elif [ "$s" = sunrpc ]; then
+      # an RPC ended with an error (a short NFS write's cause): one event per failed task
+      [ -d "$i/events/sunrpc/rpc_call_rpcerror" ] && echo 1 > "$i/events/sunrpc/rpc_call_rpcerror/enable"
     else echo 1 > "$i/events/$s/enable"; fi
   fi
   echo "traced $s"

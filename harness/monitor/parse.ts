@@ -93,7 +93,7 @@ export function parseTrace(line: string): ParsedTrace {
     const mk = MARKER_RE.exec(body);
     return mk ? { stamp, marker: Number(mk[1]) * 1000 } : undefined;
   }
-  if (/^(xprtrdma|svcrdma|rpcrdma)_/.test(point)) {
+  if (/^(xprtrdma|svcrdma|rpcrdma)_|^rpc_call_rpcerror$/.test(point)) {
     return { stamp, event: { source: 'rpcrdma', point, fields: fieldsOf(body), text: body, raw: line } };
   }
   if (/^i?cm_/.test(point)) {

@@ -54,6 +54,15 @@ describe('monitor parsers (recorded in the VM lab)', () => {
     expect(listener.dst, '0.0.0.0:0 is no address').to.equal(undefined);
   });
 
+  it("trace_pipe: an RPC that ends with an error (sunrpc's rpc_call_rpcerror) is kept with the RPC/RDMA events", () => {
+    // the 6.1 format (include/trace/events/sunrpc.h: task:%08x@%08x tk_status=%d rpc_status=%d)
+    const p = parseTrace('   kworker/u2:1-45      [000] .....    92.154321: rpc_call_rpcerror: task:0000004e@00000003 tk_status=-5 rpc_status=-5');
+    const ev = p && 'event' in p ? p.event : undefined;
+    expect(ev?.source).to.equal('rpcrdma');
+    expect(ev && 'point' in ev ? ev.point : '').to.equal('rpc_call_rpcerror');
+    expect(ev && 'text' in ev ? ev.text : '').to.include('tk_status=-5');
+  });
+
   it('dmesg -r: levels, kernel timestamps and classes', () => {
     const p = lines('node-a.dmesg.txt').map(parseKmsg);
     const evs = p.filter((x) => x && 'event' in x).map((x) => (x as unknown as { event: KmsgEvent }).event);

@@ -94,11 +94,16 @@ describe('monitor scripts (bash, on files)', function () {
     put(join(inst, 'events/rpcrdma/xprtrdma_op_connect/enable'), '0');
     put(join(inst, 'events/rpcrdma/svcrdma_qp_err/enable'), '0');
     put(join(inst, 'events/rpcrdma/xprtrdma_post_send/enable'), '0');
+    put(join(inst, 'events/rpcrdma/xprtrdma_marshal_failed/enable'), '0');
+    put(join(inst, 'events/rpcrdma/xprtrdma_frwr_maperr/enable'), '0');
+    put(join(inst, 'events/sunrpc/enable'), '0');
+    put(join(inst, 'events/sunrpc/rpc_call_rpcerror/enable'), '0');
+    put(join(inst, 'events/sunrpc/rpc_task_begin/enable'), '0');
     put(gate, '0');
-    const r = await node.exec(['bash', '-c', MONITOR_SCRIPTS.OPEN, 'mon-open', inst, net, 'bond0:eth0,eth1', 'rdma_cma', 'ib_cma', 'rpcrdma', 'nosuchsystem']);
+    const r = await node.exec(['bash', '-c', MONITOR_SCRIPTS.OPEN, 'mon-open', inst, net, 'bond0:eth0,eth1', 'rdma_cma', 'ib_cma', 'rpcrdma', 'sunrpc', 'nosuchsystem']);
     expect(r.exitCode, r.stderr).to.equal(0);
     const out = r.stdout.trim().split('\n');
-    expect(out.filter((l) => l.startsWith('traced '))).to.deep.equal(['traced rdma_cma', 'traced ib_cma', 'traced rpcrdma']);
+    expect(out.filter((l) => l.startsWith('traced '))).to.deep.equal(['traced rdma_cma', 'traced ib_cma', 'traced rpcrdma', 'traced sunrpc']);
     expect(out.filter((l) => l.startsWith('bond '))).to.have.length(1);
     expect(out.find((l) => l.startsWith('bond '))).to.match(/^bond bond0 \d+\.\d+ eth0\|up\|52:54:00:00:00:01\| eth0=1 eth1=1$/);
     expect(read(join(inst, 'events/rdma_cma/enable'))).to.equal('1');
@@ -106,6 +111,11 @@ describe('monitor scripts (bash, on files)', function () {
     expect(read(join(inst, 'events/rpcrdma/xprtrdma_op_connect/enable'))).to.equal('1');
     expect(read(join(inst, 'events/rpcrdma/svcrdma_qp_err/enable'))).to.equal('1');
     expect(read(join(inst, 'events/rpcrdma/xprtrdma_post_send/enable')), 'the data path stays off').to.equal('0');
+    // the transport's failures behind an RPC that ends with an error, and that end itself
+    expect(read(join(inst, 'events/rpcrdma/xprtrdma_marshal_failed/enable'))).to.equal('1');
+    expect(read(join(inst, 'events/rpcrdma/xprtrdma_frwr_maperr/enable'))).to.equal('1');
+    expect(read(join(inst, 'events/sunrpc/rpc_call_rpcerror/enable'))).to.equal('1');
+    expect(read(join(inst, 'events/sunrpc/rpc_task_begin/enable')), 'every RPC stays off').to.equal('0');
     expect(read(gate)).to.equal('1');
   });
 
