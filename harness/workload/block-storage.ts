@@ -85,8 +85,9 @@ export abstract class BlockStorageWorkload implements Workload {
   protected fioSettings(): Partial<FioOptions> {
     return {};
   }
-  /** The ULP's state when the I/O ended, for the summary, and data errors beyond fio's (SCSI errors). */
-  protected finalState(): Promise<{ words: string; details: Record<string, unknown>; dataErrors: string[] }> {
+  /** The ULP's state when the I/O ended (fio's passes given), for the summary, and data errors
+   *  beyond fio's (SCSI errors). */
+  protected finalState(_passes: readonly FioResult[]): Promise<{ words: string; details: Record<string, unknown>; dataErrors: string[] }> {
     return Promise.resolve({ words: '', details: {}, dataErrors: [] });
   }
   /** Started with the I/O (e.g. a controller-state poller); stopped at teardown. */
@@ -163,7 +164,7 @@ export abstract class BlockStorageWorkload implements Workload {
   async finish(timeoutMs = 10 * 60_000): Promise<WorkloadResult> {
     this.ending = true;
     const passes = this.passes ? await Promise.race([this.passes, sleep(timeoutMs).then(() => undefined)]) : undefined;
-    const st = await this.finalState().catch((e: Error) => ({ words: `state unknown (${e.message})`, details: {}, dataErrors: [] as string[] }));
+    const st = await this.finalState(passes ?? []).catch((e: Error) => ({ words: `state unknown (${e.message})`, details: {}, dataErrors: [] as string[] }));
     const written = (passes ?? []).reduce((a, r) => a + r.writtenBytes, 0);
     const read = (passes ?? []).reduce((a, r) => a + r.readBytes, 0);
     const bad = (passes ?? []).find((r) => !r.ok);

@@ -10,6 +10,8 @@ import { waitFor, within } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
 import type { ConnectionRef } from '../timeline/timeline.ts';
 import { BlockStorageWorkload, LabPreconditionError, type BlockStorageOptions } from './block-storage.ts';
+import { parseNfsMountStats, rpcTrouble } from './nfs-stats.ts';
+import type { FioResult } from './fio.ts';
 
 export interface NfsOptions extends BlockStorageOptions {
   server: string;
@@ -147,6 +149,16 @@ export class NfsWorkload extends BlockStorageWorkload {
     const mine = this.mountstats.split(/\n(?=device )/).find((b) => b.includes(` mounted on ${MOUNT} `)) ?? '';
     if (!/\bxprt:\s+rdma\b/.test(mine)) throw new Error(`the NFS mount on ${MOUNT} does not use RDMA:\n${mine.slice(0, 800)}`);
     return `${MOUNT}/rf-verify.dat`;
+  }
+
+  /** The client's RPC account when the I/O ended (in the details): which RPCs failed. Said in the
+   *  summary after a short write, its cause; otherwise RPCs the client retried (NFS4ERR_DELAY, an
+   *  -EAGAIN marshal for want of MRs) are routine. */
+  protected override async finalState(passes: readonly FioResult[]): Promise<{ words: string; details: Record<string, unknown>; dataErrors: string[] }> {
+    const r = await this.lab.node(this.client).run(['cat', '/proc/self/mountstats'], { timeoutMs: 10_000 });
+    const stats = parseNfsMountStats(r.stdout, MOUNT);
+    const short = passes.some((p) => p.shortWrites > 0);
+    return { words: short && stats ? rpcTrouble(stats) : '', details: stats ? { rpcStats: stats } : {}, dataErrors: [] };
   }
 
   /** TEST HOOK: overwrite part of the exported file on the server behind the client's back. */
