@@ -5,6 +5,7 @@ import { stuckInRdma } from '../health/health.ts';
 import { parseCmIds } from '../fabric/rdma.ts';
 import { log } from '../log.ts';
 import { sleep } from '../clock.ts';
+import { CommandRefusedError } from '../node/gate.ts';
 
 /**
  * Module names from `modprobe --show-depends` ("insmod PATH/name.ko[.xz] [params]", "builtin name"),
@@ -147,7 +148,12 @@ export function parseRmmodEach(text: string): RmmodResults {
  */
 async function rmmodEach(node: Node, modules: readonly string[]): Promise<RmmodResults> {
   if (!modules.length) return new Map();
-  const r = await node.exec(['sh', '-c', RMMOD_EACH, 'rmmod-each', ...modules], { timeoutMs: 30_000 + 15_000 * modules.length }).catch((e: Error) => ({ exitCode: -1, stdout: '', stderr: e.message }));
+  const r = await node.exec(['sh', '-c', RMMOD_EACH, 'rmmod-each', ...modules], { timeoutMs: 30_000 + 15_000 * modules.length }).catch((e: Error) => {
+    // A stopped test's own clean-up (its set-up failing because the test stopped) is refused: not
+    // an unload that failed but one not made — thrown, so its undo stays journaled for the restore.
+    if (e instanceof CommandRefusedError) throw e;
+    return { exitCode: -1, stdout: '', stderr: e.message };
+  });
   const res = parseRmmodEach(r.stdout);
   for (const m of modules) if (!res.has(m)) res.set(m, `not tried: the unload stopped before it (${r.stderr.trim().split('\n').pop() || `exit ${r.exitCode}`})`);
   return res;

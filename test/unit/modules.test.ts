@@ -2,7 +2,9 @@
 // (dependencies and soft dependencies included, in load order), never from `modprobe -r`, which also
 // removes any unused dependency — a module the lab's owner loaded among them.
 import { expect } from 'chai';
-import { appearedUnused, holdersToUnload, parseHolders, parseProcModules, parseRmmodEach, parseShowDepends, perTestModules } from '../../harness/workload/modules.ts';
+import { appearedUnused, holdersToUnload, parseHolders, parseProcModules, parseRmmodEach, parseShowDepends, perTestModules, unloadModules } from '../../harness/workload/modules.ts';
+import { CommandGate, CommandRefusedError } from '../../harness/node/gate.ts';
+import { LocalNode } from '../../harness/node/local.ts';
 
 // Captured from a 6.1.0-57 guest: `modprobe -a --show-depends ib_srpt rds_rdma siw bonding`.
 const SHOWN = `insmod /lib/modules/6.1.0-57-amd64/kernel/crypto/crct10dif_common.ko 
@@ -126,5 +128,18 @@ describe('modules: kernel libraries stay for the lab session, the ULP goes after
   });
   it('a list of libraries only leaves nothing to unload per test (fabric down takes them)', () => {
     expect(perTestModules(['crc64', 't10_pi', 'sd_mod'])).to.deep.equal([]);
+  });
+
+  // M1 (c1c1157): RF-04 iSER stopped at rxe's GSI line; its set-up, failing because the test had
+  // stopped, undid itself behind the closed gate, and the unload's refusal was taken for "still
+  // loaded": the entry left the journal and node-b kept ib_isert & co. A refusal must throw.
+  it('an unload refused behind a stopped test\'s gate throws (its undo stays journaled), it is not "still loaded"', async () => {
+    const gate = new CommandGate();
+    gate.close('the test stopped');
+    const tried = await gate.run(() => unloadModules(new LocalNode(), ['rf_no_such_module'])).then(
+      () => 'resolved',
+      (e: Error) => e,
+    );
+    expect(tried).to.be.instanceOf(CommandRefusedError);
   });
 });
