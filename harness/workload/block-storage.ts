@@ -10,7 +10,7 @@ import type { Node } from '../node/node.ts';
 import { ipOf } from '../net/ip.ts';
 import type { ConnectionRef } from '../timeline/timeline.ts';
 import type { Ulp } from '../topology/defaults.ts';
-import { nextStamp, runFio, type FioOptions, type FioResult } from './fio.ts';
+import { meansIoFailed, nextStamp, runFio, type FioOptions, type FioResult } from './fio.ts';
 import { UndoStack } from './undo.ts';
 import { modulesToLoad, perTestModules } from './modules.ts';
 import type { Workload, WorkloadResult } from './workload.ts';
@@ -140,7 +140,7 @@ export abstract class BlockStorageWorkload implements Workload {
           if (e.kind === 'error') {
             const text = typeof e.data?.text === 'string' ? e.data.text : '';
             this.errors.push(text);
-            if (/error/i.test(text)) this.ioFailed ??= text;
+            if (meansIoFailed(text)) this.ioFailed ??= text;
           }
           if (e.kind === 'final') return; // the run's own final event comes after the last pass
           // After an I/O error, fio's byte counts include failed I/O: that is not I/O resuming.

@@ -67,6 +67,20 @@ export interface FioResult {
 export const SHORT_WRITE = 'came back short';
 
 
+/**
+ * fio's stderr lines that say nothing about the I/O: its own statistics. "error calculating latency
+ * percentiles" comes from stat.c (calc_clat_percentiles) when a status report's histogram does not
+ * reach a percentile — seen once right after an outage's stalled I/O (M4, RF-09 iSER), where taking
+ * it for an I/O error hid the I/O that resumed. Any other line that says "error" is an I/O error.
+ */
+const STATS_ONLY = [/^fio: error calculating latency percentiles$/];
+
+/** Does this fio stderr line mean the I/O failed (not only fio's statistics)? */
+export function meansIoFailed(line: string): boolean {
+  const l = line.trim();
+  return /error/i.test(l) && !STATS_ONLY.some((re) => re.test(l));
+}
+
 /** Splits fio's stream of pretty-printed JSON objects (one per --status-interval) into objects. */
 export class JsonObjects {
   private depth = 0;
