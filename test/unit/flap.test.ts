@@ -77,8 +77,12 @@ describe('flap schedule', function () {
     await flap.inject(s.ctx);
     expect(s.cuts).to.have.length(4);
     expect(s.sshReads, 'no SSH read of the carrier').to.equal(0);
-    for (const g of gaps(s.cuts)) expect(g).to.be.at.least(400 - EARLY).and.below(650);
-    s.cuts.forEach((c, i) => expect(s.restores[i]!.t - c.t, 'down half').to.be.at.least(200 - EARLY).and.below(450));
+    // Judged on the flap's own injection times (taken just before each cut, as the timeline does):
+    // the stand-in's cut is stamped a little later, by as much as a loaded CPU delays it, so gaps
+    // between the stand-in's stamps can be short of the period by that much (397.3 ms, seen once).
+    const downs = flap.downs.map((t) => ({ t }));
+    for (const g of gaps(downs)) expect(g).to.be.at.least(400 - EARLY).and.below(650);
+    downs.forEach((d, i) => expect(s.restores[i]!.t - d.t, 'down half').to.be.at.least(200 - EARLY).and.below(450));
   });
 
   it('without monitor events it asks the node, and a flap is late rather than early or short', async () => {
@@ -88,7 +92,7 @@ describe('flap schedule', function () {
     expect(s.sshReads).to.be.at.least(3);
     // each up half lasts at least until the node said its carrier was back (600 ms after the restore)
     s.restores.slice(0, -1).forEach((r, i) => expect(s.cuts[i + 1]!.t - r.t).to.be.at.least(600 - EARLY));
-    for (const g of gaps(s.cuts)) expect(g).to.be.at.least(400 - EARLY);
+    for (const g of gaps(flap.downs.map((t) => ({ t })))) expect(g).to.be.at.least(400 - EARLY);
   });
 
   it('a carrier event that never comes falls back to the node after a second; one from before the cut does not count', async () => {
