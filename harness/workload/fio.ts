@@ -66,7 +66,6 @@ export interface FioResult {
  */
 export const SHORT_WRITE = 'came back short';
 
-
 /**
  * fio's stderr lines that say nothing about the I/O: its own statistics. "error calculating latency
  * percentiles" comes from stat.c (calc_clat_percentiles) when a status report's histogram does not

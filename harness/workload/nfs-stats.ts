@@ -16,9 +16,14 @@ export interface NfsMountStats {
   ops: Record<string, RpcOpStats>;
 }
 
+/** The block of /proc/self/mountstats for the mount on `mountpoint` ('' when there is none). */
+export function mountBlock(text: string, mountpoint: string): string {
+  return text.split(/\n(?=device )/).find((b) => b.includes(` mounted on ${mountpoint} `)) ?? '';
+}
+
 /** The block of /proc/self/mountstats for the mount on `mountpoint`, parsed (6.1's formats). */
 export function parseNfsMountStats(text: string, mountpoint: string): NfsMountStats | undefined {
-  const block = text.split(/\n(?=device )/).find((b) => b.includes(` mounted on ${mountpoint} `));
+  const block = mountBlock(text, mountpoint);
   if (!block) return undefined;
   const out: NfsMountStats = { ops: {} };
   let inOps = false;

@@ -10,7 +10,7 @@ import { waitFor, within } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
 import type { ConnectionRef } from '../timeline/timeline.ts';
 import { BlockStorageWorkload, LabPreconditionError, type BlockStorageOptions } from './block-storage.ts';
-import { parseNfsMountStats, rpcTrouble } from './nfs-stats.ts';
+import { mountBlock, parseNfsMountStats, rpcTrouble } from './nfs-stats.ts';
 import type { FioResult } from './fio.ts';
 
 export interface NfsOptions extends BlockStorageOptions {
@@ -146,7 +146,7 @@ export class NfsWorkload extends BlockStorageWorkload {
     });
     // Prove the mount is RDMA: the transport line of /proc/self/mountstats says "xprt: rdma".
     this.mountstats = (await c.run(['cat', '/proc/self/mountstats'])).stdout;
-    const mine = this.mountstats.split(/\n(?=device )/).find((b) => b.includes(` mounted on ${MOUNT} `)) ?? '';
+    const mine = mountBlock(this.mountstats, MOUNT);
     if (!/\bxprt:\s+rdma\b/.test(mine)) throw new Error(`the NFS mount on ${MOUNT} does not use RDMA:\n${mine.slice(0, 800)}`);
     return `${MOUNT}/rf-verify.dat`;
   }
