@@ -75,9 +75,14 @@ export function admit(node: string, argv: readonly string[], stop: Stopper): { r
   return { release: gate.enter(stop) };
 }
 
+/** Why the gate of the code running now has closed; undefined outside a gate or while it is open. */
+export function closedGate(): string | undefined {
+  return storage.getStore()?.closed;
+}
+
 /** Streams are not stopped in flight (their owner's teardown ends them), only refused. */
 export function refusedStream(node: string, argv: readonly string[]): CommandRefusedError | undefined {
-  const why = storage.getStore()?.closed;
+  const why = closedGate();
   return why ? refusal(node, argv, why) : undefined;
 }
 

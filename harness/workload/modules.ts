@@ -149,8 +149,9 @@ export function parseRmmodEach(text: string): RmmodResults {
 async function rmmodEach(node: Node, modules: readonly string[]): Promise<RmmodResults> {
   if (!modules.length) return new Map();
   const r = await node.exec(['sh', '-c', RMMOD_EACH, 'rmmod-each', ...modules], { timeoutMs: 30_000 + 15_000 * modules.length }).catch((e: Error) => {
-    // A stopped test's own clean-up (its set-up failing because the test stopped) is refused: not
-    // an unload that failed but one not made — thrown, so its undo stays journaled for the restore.
+    // Stopped in flight because its test stopped (runAction does not start an undo behind a closed
+    // gate, but the gate can close during one): not an unload that failed but one not made —
+    // thrown, so its undo stays journaled for the restore.
     if (e instanceof CommandRefusedError) throw e;
     return { exitCode: -1, stdout: '', stderr: e.message };
   });

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { span } from '../clock.ts';
 import { clearJournal, readJournal, writeJournal } from '../journal.ts';
 import type { Lab } from '../lab/lab.ts';
+import { CommandRefusedError, closedGate } from '../node/gate.ts';
 import { NodeUnreachableError } from '../node/node.ts';
 import { unloadModules } from './modules.ts';
 
@@ -47,8 +48,16 @@ async function bootId(lab: Lab, node: string): Promise<string | undefined> {
   return r?.exitCode === 0 && r.stdout.trim() ? r.stdout.trim() : undefined;
 }
 
-/** Undoes one change; returns false when there was nothing to undo (the node rebooted since). */
+/**
+ * Undoes one change; returns false when there was nothing to undo (the node rebooted since).
+ * Behind a stopped test's gate (its set-up, failing because the test stopped, undoing itself) it
+ * throws without trying: every command would be refused, and a best-effort step (an unload's
+ * checks) could take a refusal for an answer and drop an undo that was never made. Thrown, the
+ * entry stays journaled and the next test's restore, outside any gate, replays it.
+ */
 async function runAction(lab: Lab, a: UndoAction, boots: Map<string, Promise<string | undefined>>): Promise<boolean> {
+  const stopped = closedGate();
+  if (stopped) throw new CommandRefusedError(a.node, `not undone yet, left journaled for the restore: the test that made it has stopped (${stopped})`);
   const node = lab.node(a.node);
   if (a.boot && !a.persists) {
     if (!boots.has(a.node)) boots.set(a.node, bootId(lab, a.node));

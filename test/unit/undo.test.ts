@@ -10,6 +10,7 @@ import { readJournal, writeJournal, clearJournal } from '../../harness/journal.t
 import { RealLab } from '../../harness/lab/real.ts';
 import { loadTopology } from '../../harness/topology/load.ts';
 import { replayUndoJournal, runNewestFirst, UndoStack, type UndoAction } from '../../harness/workload/undo.ts';
+import { CommandGate } from '../../harness/node/gate.ts';
 
 const LAB = 'rf-undo-unit';
 
@@ -79,6 +80,26 @@ describe('undo journal: entries are tied to the boot they were made in', () => {
     expect(done.join('\n')).to.match(/^FAILED here: remove .*never-made/);
     expect(readJournal<UndoAction[]>('undo', LAB)).to.have.length(1);
     clearJournal('undo', LAB);
+  });
+
+  // M1 (c1c1157): a set-up failing because its test stopped undid itself behind the closed gate; a
+  // best-effort unload took the refusals for answers and its entry left the journal, undone never.
+  it("a stopped test's own undos (behind its closed gate) are not tried and stay journaled; the restore makes them", async () => {
+    const f = join(dir, 'made-by-a-stopped-test');
+    const undo = new UndoStack(lab, 'unit');
+    await undo.change({ node: 'here', what: 'unload rf_no_such_module', kind: 'modules', modules: ['rf_no_such_module'] }, () => Promise.resolve());
+    await undo.change({ node: 'here', what: `remove ${f}`, kind: 'argv', argv: ['rm', f] }, () => Promise.resolve(writeFileSync(f, 'x')));
+    const gate = new CommandGate();
+    gate.close('the test stopped');
+    const failed = await gate.run(() => undo.run());
+    expect(failed).to.have.length(2);
+    for (const m of failed) expect(m).to.match(/left journaled for the restore: the test that made it has stopped \(the test stopped\)/);
+    expect(existsSync(f)).to.equal(true);
+    expect(readJournal<UndoAction[]>('undo', LAB)).to.have.length(2);
+    const done = await replayUndoJournal(lab);
+    expect(done.join('\n')).to.not.match(/FAILED/);
+    expect(existsSync(f)).to.equal(false);
+    expect(readJournal('undo', LAB)).to.equal(undefined);
   });
 });
 
