@@ -125,38 +125,65 @@ async function holdersMap(node: Node, start: readonly string[]): Promise<Map<str
   return map;
 }
 
-// Each module in order, one line each: "ok NAME" or "fail NAME last line of rmmod's error".
-const RMMOD_EACH = 'for m; do if out=$(rmmod "$m" 2>&1); then echo "ok $m"; else echo "fail $m $(printf %s "$out" | tail -n 1)"; fi; done';
+/** How long one rmmod may take before it is taken for hung: a module's exit waiting on stuck work. */
+export const RMMOD_HUNG_S = 20;
+
+// Each module in order, one line each: "ok NAME", "fail NAME last line of rmmod's error", or
+// "hung NAME" and nothing more. An rmmod that waits in its module's exit (ib_iser's destroy_workqueue
+// behind an iser_release_work that never gets its conn_stop, M2's RF-07 iSER) sits in D state: no
+// signal ends it, so the script does not wait for it. It runs in the background, its output in a
+// private directory, polled; after the limit the script says so and ends, leaving it (the health
+// check finds the task; the VM lab reboots the node). Waiting for it cost the outer bound (105 s),
+// and that bound's error dropped the lines of the modules already unloaded.
+// $1: the limit in polls (20 a second); then the modules.
+export const RMMOD_EACH = `limit=$1; shift
+d=$(mktemp -d "\${TMPDIR:-/tmp}/rf-rmmod.XXXXXX") || exit 1
+trap 'rm -rf "$d"' EXIT
+for m; do
+  rm -f "$d/rc"
+  (rmmod "$m" >"$d/out" 2>&1; echo $? >"$d/rc") </dev/null >/dev/null 2>&1 &
+  i=0
+  while [ ! -s "$d/rc" ]; do
+    if [ "$i" -ge "$limit" ]; then echo "hung $m"; exit 0; fi
+    sleep 0.05; i=$((i + 1))
+  done
+  if [ "$(cat "$d/rc")" = 0 ]; then echo "ok $m"; else echo "fail $m $(tail -n 1 "$d/out")"; fi
+done`;
 
 /** What rmmod said about a module: undefined when it was unloaded. */
 export type RmmodResults = Map<string, string | undefined>;
 
-/** The lines of RMMOD_EACH, by module; a module without a line was not tried (the script was cut off). */
-export function parseRmmodEach(text: string): RmmodResults {
+const HUNG = (m: string, s: number) => `rmmod ${m} did not return within ${s} s: it waits in the module's exit (D state), left as it is`;
+
+/** The lines of RMMOD_EACH, by module; a module without a line was not tried (an rmmod before it hung, or the script was cut off). */
+export function parseRmmodEach(text: string, hungS = RMMOD_HUNG_S): RmmodResults {
   const out: RmmodResults = new Map();
   for (const line of text.split('\n')) {
-    const m = /^(ok|fail) (\S+) ?(.*)$/.exec(line.trim());
-    if (m) out.set(m[2]!, m[1] === 'ok' ? undefined : m[3] || 'rmmod failed');
+    const m = /^(ok|fail|hung) (\S+) ?(.*)$/.exec(line.trim());
+    if (m) out.set(m[2]!, m[1] === 'ok' ? undefined : m[1] === 'hung' ? HUNG(m[2]!, hungS) : m[3] || 'rmmod failed');
   }
   return out;
 }
 
 /**
  * rmmod of each module, in the given order, in one round trip (one rmmod per module cost a round
- * trip each: 15 modules for iSER). Every module gets an answer: a module the script did not reach
- * (an rmmod that hung until the bound) is "not tried".
+ * trip each: 15 modules for iSER). Every module gets an answer: one after an rmmod that hung, or
+ * that the script did not reach, is "not tried".
  */
-async function rmmodEach(node: Node, modules: readonly string[]): Promise<RmmodResults> {
+export async function rmmodEach(node: Node, modules: readonly string[], hungS = RMMOD_HUNG_S): Promise<RmmodResults> {
   if (!modules.length) return new Map();
-  const r = await node.exec(['sh', '-c', RMMOD_EACH, 'rmmod-each', ...modules], { timeoutMs: 30_000 + 15_000 * modules.length }).catch((e: Error) => {
+  const argv = ['sh', '-c', RMMOD_EACH, 'rmmod-each', String(hungS * 20), ...modules];
+  const r = await node.exec(argv, { timeoutMs: 30_000 + (hungS + 5) * 1000 + 2_000 * modules.length }).catch((e: Error) => {
     // Stopped in flight because its test stopped (runAction does not start an undo behind a closed
     // gate, but the gate can close during one): not an unload that failed but one not made —
     // thrown, so its undo stays journaled for the restore.
     if (e instanceof CommandRefusedError) throw e;
     return { exitCode: -1, stdout: '', stderr: e.message };
   });
-  const res = parseRmmodEach(r.stdout);
-  for (const m of modules) if (!res.has(m)) res.set(m, `not tried: the unload stopped before it (${r.stderr.trim().split('\n').pop() || `exit ${r.exitCode}`})`);
+  const res = parseRmmodEach(r.stdout, hungS);
+  const hung = /^hung (\S+)/m.exec(r.stdout)?.[1];
+  const why = hung ? `rmmod ${hung} hung` : r.exitCode === -1 ? 'the script did not end in time' : `the script ended with exit ${r.exitCode}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`;
+  for (const m of modules) if (!res.has(m)) res.set(m, `not tried: ${why}`);
   return res;
 }
 

@@ -2,7 +2,10 @@
 // (dependencies and soft dependencies included, in load order), never from `modprobe -r`, which also
 // removes any unused dependency — a module the lab's owner loaded among them.
 import { expect } from 'chai';
-import { appearedUnused, holdersToUnload, parseHolders, parseProcModules, parseRmmodEach, parseShowDepends, perTestModules, unloadModules } from '../../harness/workload/modules.ts';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { appearedUnused, holdersToUnload, parseHolders, parseProcModules, parseRmmodEach, parseShowDepends, perTestModules, rmmodEach, unloadModules } from '../../harness/workload/modules.ts';
 import { CommandGate, CommandRefusedError } from '../../harness/node/gate.ts';
 import { LocalNode } from '../../harness/node/local.ts';
 
@@ -115,6 +118,59 @@ describe('modules: every rmmod in one round trip', () => {
     const r = parseRmmodEach('ok ib_isert\n');
     expect(r.has('iscsi_target_mod')).to.equal(false);
     expect(parseRmmodEach('fail rdma_cm\n').get('rdma_cm'), 'a failure without a message is still a failure').to.equal('rmmod failed');
+  });
+
+  // M2 (a728733), RF-07 iSER: `rmmod ib_iser` waited in iser_exit's destroy_workqueue behind an
+  // iser_release_work that never got its conn_stop — D state, deaf to signals. The script waited
+  // out its 105 s bound, and the bound's error dropped the lines of the modules already unloaded.
+  // The real script here, with a stand-in rmmod first on PATH (a kernel module cannot be made to
+  // hang on purpose on this machine): one that answers, one in use, one that never returns.
+  describe('an rmmod that does not return', () => {
+    let dir: string;
+    const path = process.env.PATH;
+    const tmp = process.env.TMPDIR;
+    before(() => {
+      dir = mkdtempSync(join(tmpdir(), 'rf-rmmod-test-'));
+      const rmmod = join(dir, 'rmmod');
+      writeFileSync(rmmod, `#!/bin/sh
+case "$1" in
+  rf_in_use) echo "rmmod: ERROR: Module rf_in_use is in use" >&2; exit 1 ;;
+  rf_hangs) echo $$ > ${JSON.stringify(join(dir, 'hung.pid'))}; exec sleep 60 ;;
+esac
+exit 0
+`);
+      chmodSync(rmmod, 0o755);
+      process.env.PATH = `${dir}:${path ?? ''}`;
+      process.env.TMPDIR = dir;
+    });
+    after(() => {
+      process.env.PATH = path;
+      if (tmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = tmp;
+      // the stand-in we started, by its PID
+      const pid = existsSync(join(dir, 'hung.pid')) ? Number(readFileSync(join(dir, 'hung.pid'), 'utf8')) : 0;
+      if (pid > 0) {
+        try {
+          process.kill(pid);
+        } catch {
+          // already gone
+        }
+      }
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('is reported hung after its limit, the script ends, the modules before it keep their answers and the rest are not tried', async () => {
+      const t0 = Date.now();
+      const r = await rmmodEach(new LocalNode(), ['rf_ok', 'rf_in_use', 'rf_hangs', 'rf_after'], 1);
+      expect(Date.now() - t0, 'the script returns soon after the limit (1 s), not at its outer bound').to.be.below(4000);
+      expect([...r]).to.deep.equal([
+        ['rf_ok', undefined],
+        ['rf_in_use', 'rmmod: ERROR: Module rf_in_use is in use'],
+        ['rf_hangs', "rmmod rf_hangs did not return within 1 s: it waits in the module's exit (D state), left as it is"],
+        ['rf_after', 'not tried: rmmod rf_hangs hung'],
+      ]);
+      expect(readdirSync(dir).filter((f) => f.startsWith('rf-rmmod.')), 'its private directory is removed').to.deep.equal([]);
+    });
   });
 });
 
