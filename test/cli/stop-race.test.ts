@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { BIN, cli } from '../support/cli.ts';
 
 const TRIES = 10;
+/** An orderly stop with no lab takes a second or two. */
+const STOP_BOUND_MS = 20_000;
 
 /** Starts `run`, sends its group SIGINT as soon as its suites process exists; the exit status. */
 async function stopAtSpawn(reports: string): Promise<{ code: number | null; signal: string | null; output: string }> {
@@ -26,7 +28,22 @@ async function stopAtSpawn(reports: string): Promise<{ code: number | null; sign
   const children = `/proc/${child.pid}/task/${child.pid}/children`;
   while (Date.now() - t0 < 30_000 && !readFileSync(children, 'utf8').trim());
   process.kill(-child.pid!, 'SIGINT');
-  return { ...(await closed), output };
+  // A runner that does not end after the stop fails its try, and is not left running: its group
+  // (the runner and its suites, ours by PID) is killed.
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<{ code: number | null; signal: string | null }>((res) => {
+    timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // ended meanwhile
+      }
+      res({ code: null, signal: `still running ${STOP_BOUND_MS} ms after SIGINT (killed)` });
+    }, STOP_BOUND_MS);
+  });
+  const ended = await Promise.race([closed, hung]);
+  clearTimeout(timer);
+  return { ...ended, output };
 }
 
 describe('rdma-failover run: Ctrl-C the moment the suites start', function () {
