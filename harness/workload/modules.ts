@@ -187,6 +187,44 @@ export async function rmmodEach(node: Node, modules: readonly string[], hungS = 
   return res;
 }
 
+/**
+ * The kernel's word that an object was freed while still referenced: a refcount underflow
+ * ("refcount_t: underflow; use-after-free.", "addition on 0; use-after-free.") or KASAN's report.
+ */
+const FREED_IN_USE = 'refcount_t: underflow|use-after-free|BUG: KASAN';
+const FREED_SCRIPT = `dmesg 2>/dev/null | grep -A 60 -E '${FREED_IN_USE}' || true`;
+
+/**
+ * Of `modules`, those named in the call trace of a FREED_IN_USE warning (a frame "fn+0x.../0x...
+ * [module]", or the worker's "Workqueue: ... [module]"), in FREED_SCRIPT's output. After such a
+ * warning the module's objects may still be reachable — a cm_id freed twice stays in the RDMA
+ * resource table with its owner's name pointing into the module — and unloading the module turns
+ * the next walk over them into an oops. Seen on 6.1 in RF-04 NFS (N1, M4): rpcrdma_ep_put's
+ * refcount underflow, rpcrdma unloaded by the teardown, then the harness's own `rdma res show
+ * cm_id` oopsed in strlen on the unloaded module's address and was killed.
+ */
+export function freedInUse(text: string, modules: readonly string[]): string[] {
+  const want = new Set(modules);
+  const hit = new Set<string>();
+  const warning = new RegExp(FREED_IN_USE);
+  let inTrace = false;
+  for (const line of text.split('\n')) {
+    if (warning.test(line)) inTrace = true;
+    else if (/---\[ end trace|^--$/.test(line.trim())) inTrace = false;
+    else if (inTrace) {
+      const m = /\[(\w+)\]\s*$/.exec(line);
+      if (m && want.has(m[1]!)) hit.add(m[1]!);
+    }
+  }
+  return modules.filter((m) => hit.has(m));
+}
+
+/** freedInUse on the node's kernel log now (none when it cannot be read). */
+async function freedInUseOn(node: Node, modules: readonly string[]): Promise<string[]> {
+  const r = await node.exec(['sh', '-c', FREED_SCRIPT], { timeoutMs: 15_000 }).catch(() => undefined);
+  return freedInUse(r?.stdout ?? '', modules);
+}
+
 /** The kernel modules that own cm_ids now (a kernel id's comm is "[module]"): never unloaded. */
 async function cmIdModules(node: Node): Promise<Set<string>> {
   const ids = await node.exec(['rdma', '-j', 'res', 'show', 'cm_id'], { timeoutMs: 15_000 }).catch(() => undefined);
@@ -203,9 +241,14 @@ export async function unloadModules(node: Node, modules: readonly string[]): Pro
   // A ULP's exit waits for its stuck work (e.g. iser_release_work): rmmod would hang in D
   // state too. Leave the modules; the health check reports the node and the VM lab reboots it.
   // (the reads two at a time: each is a round trip to a busy guest)
-  const [stuck, loaded] = await Promise.all([stuckInRdma(node).catch(() => []), loadedModules(node).catch(() => new Set(modules))]);
+  const [stuck, loaded, freed] = await Promise.all([stuckInRdma(node).catch(() => []), loadedModules(node).catch(() => new Set(modules)), freedInUseOn(node, modules)]);
   if (stuck.length) {
     log.warn({ node: node.name, stuck: stuck.join(', ') }, `not unloading ${modules.join(', ')}: tasks are stuck in RDMA code`);
+    return;
+  }
+  // Left loaded, loudly: a module left on a lab is a change; an oops on someone's machine is worse.
+  if (freed.length) {
+    log.warn({ node: node.name }, `not unloading ${modules.join(', ')}: the kernel reported an object of ${freed.join(', ')} freed while still in use (refcount underflow / use-after-free); its objects may still be reachable, and an unload would turn the next walk over them into an oops`);
     return;
   }
   const ours = modules.filter((m) => loaded.has(m));
@@ -296,7 +339,10 @@ export async function unloadAppeared(node: Node, baseline: ModuleBaseline): Prom
   const boot = await node.exec(['cat', '/proc/sys/kernel/random/boot_id'], { timeoutMs: 15_000 });
   if (boot.exitCode !== 0 || boot.stdout.trim() !== baseline.boot) return { unloaded, left: [] };
   if ((await stuckInRdma(node).catch(() => [])).length) return { unloaded, left: [] };
-  const keep = await cmIdModules(node);
+  // kept whatever their count: the modules whose cm_ids still exist, and those named in a
+  // freed-while-in-use warning (see freedInUse)
+  const [owners, freed] = await Promise.all([cmIdModules(node), loadedModules(node).then((l) => freedInUseOn(node, [...l]))]);
+  const keep = new Set([...owners, ...freed]);
   const before = new Set(baseline.modules);
   const failed = new Set<string>();
   let now = new Map<string, LoadedModule>();
@@ -309,7 +355,7 @@ export async function unloadAppeared(node: Node, baseline: ModuleBaseline): Prom
       else failed.add(m);
     }
   }
-  const left = [...now.values()].filter((m) => !before.has(m.name) && !unloaded.includes(m.name)).map((m) => `${m.name} (${m.usedBy.length ? `used by ${m.usedBy.join(' ')}` : keep.has(m.name) ? 'its cm_ids still exist' : `${m.refs} reference(s)`})`);
+  const left = [...now.values()].filter((m) => !before.has(m.name) && !unloaded.includes(m.name)).map((m) => `${m.name} (${m.usedBy.length ? `used by ${m.usedBy.join(' ')}` : freed.includes(m.name) ? 'the kernel reported its object freed while in use' : owners.has(m.name) ? 'its cm_ids still exist' : `${m.refs} reference(s)`})`);
   if (unloaded.length) log.info({ node: node.name }, `also unloaded ${unloaded.join(', ')}: loaded since the harness began, unused now`);
   if (left.length) log.warn({ node: node.name }, `modules loaded since the harness began and still in use are left: ${left.join(', ')}`);
   return { unloaded, left };

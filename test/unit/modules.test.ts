@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { appearedUnused, holdersToUnload, parseHolders, parseProcModules, parseRmmodEach, parseShowDepends, perTestModules, rmmodEach, unloadModules } from '../../harness/workload/modules.ts';
+import { appearedUnused, freedInUse, holdersToUnload, parseHolders, parseProcModules, parseRmmodEach, parseShowDepends, perTestModules, rmmodEach, unloadModules } from '../../harness/workload/modules.ts';
 import { CommandGate, CommandRefusedError } from '../../harness/node/gate.ts';
 import { LocalNode } from '../../harness/node/local.ts';
 
@@ -197,5 +197,31 @@ describe('modules: kernel libraries stay for the lab session, the ULP goes after
       (e: Error) => e,
     );
     expect(tried).to.be.instanceOf(CommandRefusedError);
+  });
+});
+
+// N1 and M4 (6.1), RF-04 NFS: rpcrdma_ep_put's refcount underflow (the known double free), then the
+// teardown unloaded rpcrdma, then the harness's own `rdma res show cm_id` oopsed in strlen on the
+// unloaded module's address (a freed cm_id still in the resource table) and was killed.
+describe('modules: an object freed while in use keeps its module loaded', () => {
+  const DMESG = readFileSync(new URL('../fixtures/recorded/dmesg-rf04-nfs-refcount-underflow.txt', import.meta.url), 'utf8');
+  const NFS = ['sunrpc', 'rpcrdma', 'grace', 'lockd', 'nfs', 'nfsv4'];
+
+  it("names the module in the warning's call trace (6.1's rpcrdma refcount underflow), and only it", () => {
+    expect(freedInUse(DMESG, NFS)).to.deep.equal(['rpcrdma']);
+  });
+  it('a module only listed in "Modules linked in" is not named', () => {
+    expect(freedInUse(DMESG, ['sunrpc', 'nfs', 'lockd'])).to.deep.equal([]);
+  });
+  it("the same frames in a trace that is not a freed-while-in-use warning (a hung task's) name nothing", () => {
+    const hung = DMESG.replace('refcount_t: underflow; use-after-free.', 'INFO: task kworker/0:1:17 blocked for more than 20 seconds.');
+    expect(freedInUse(hung, NFS)).to.deep.equal([]);
+  });
+  it('a trace ends at its end marker: frames after it belong to no warning', () => {
+    const after = `${DMESG}[   60.000000]  svc_rdma_free+0x1/0x2 [rpcrdma]\n`.replace(/rpcrdma_ep_put\+0xc6\/0xf0 \[rpcrdma\]|rpcrdma_xprt_disconnect\+0x429\/0x4e0 \[rpcrdma\]|xprt_rdma_connect_worker\+0xc4\/0xd0 \[rpcrdma\]|xprt_rdma_connect_worker \[rpcrdma\]/g, 'x+0x1/0x2');
+    expect(freedInUse(after, NFS)).to.deep.equal([]);
+  });
+  it("KASAN's report counts the same way", () => {
+    expect(freedInUse('BUG: KASAN: slab-use-after-free in cma_cancel_operation+0x1/0x2 [rdma_cm]\n  cma_cancel_operation+0x1/0x2 [rdma_cm]\n', ['rdma_cm', 'ib_cm'])).to.deep.equal(['rdma_cm']);
   });
 });
