@@ -6,7 +6,7 @@ import { parseQps } from '../fabric/rdma.ts';
 import type { KmsgEvent, LabEvent } from '../monitor/events.ts';
 import { UNHEALTHY } from '../monitor/parse.ts';
 
-export type HealthKind = 'unresponsive' | 'gsi-qp-error' | 'nic-stall' | 'd-state' | 'kernel-log' | 'no-progress' | 'oopsed';
+export type HealthKind = 'unresponsive' | 'gsi-qp-error' | 'nic-stall' | 'd-state' | 'kernel-log' | 'no-progress' | 'oopsed' | 'freed-in-use';
 
 export interface HealthFinding {
   node: string;
@@ -26,6 +26,12 @@ while read -r p; do
   echo "@@ $p $(cat "/proc/$p/comm" 2>/dev/null)"
   head -n 25 "/proc/$p/stack" 2>/dev/null
 done`;
+
+/**
+ * The kernel's word that an object was freed while still referenced: a refcount underflow
+ * ("refcount_t: underflow; use-after-free.", "addition on 0; use-after-free.") or KASAN's report.
+ */
+export const FREED_IN_USE = 'refcount_t: underflow|use-after-free|BUG: KASAN';
 
 /** include/linux/panic.h: TAINT_DIE (7) */
 const TAINT_DIE = 1 << 7;
@@ -65,6 +71,7 @@ const PROBE_PARTS = {
   wedged: 'dmesg 2>/dev/null | grep -m 3 "rdma_rxe: qp#1 Failed" || true',
   tx: TX_TIMEOUTS,
   taint: 'cat /proc/sys/kernel/tainted',
+  freed: `dmesg 2>/dev/null | grep -m 3 -E '${FREED_IN_USE}' || true`,
   stuck: STUCK_SCRIPT,
 } as const;
 
@@ -103,6 +110,18 @@ async function readProbe(node: Node, timeoutMs: number, first: Promise<ExecResul
     if (r?.exitCode === 0) read[k] = r.stdout;
   }
   return read;
+}
+
+/** The probe's `freed` part (FREED_IN_USE lines of this boot's kernel log) as a finding, if any. */
+export function freedInUseFinding(node: string, lines: string): HealthFinding | undefined {
+  const evidence = lines.split('\n').map((l) => l.trim()).filter((l) => new RegExp(FREED_IN_USE).test(l));
+  if (!evidence.length) return undefined;
+  return {
+    node,
+    kind: 'freed-in-use',
+    detail: 'the kernel reported an object freed while still in use in this boot (refcount underflow / use-after-free): its memory may be corrupt, not fit for another test',
+    evidence,
+  };
 }
 
 /** Probes a node now: answers at all, GSI QPs, stalled NICs, tasks stuck in D state in RDMA/ULP code. */
@@ -168,6 +187,13 @@ export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGr
   if (read.taint !== undefined && (Number(read.taint.trim()) & TAINT_DIE) !== 0) {
     findings.push({ node: node.name, kind: 'oopsed', detail: `the kernel oopsed since boot (taint ${read.taint.trim()}, flag D): not fit for another test`, evidence: [] });
   }
+  // An object freed while still referenced (a WARN, taint W, not D): its memory may be reused
+  // under whoever still holds it, so the kernel is as unfit as after an oops. Measured: after
+  // RF-04 NFS's rpcrdma double put (a refcount warning, no oops) the next tests ran on that boot,
+  // and RF-06 NFS's ADDR_CHANGE oopsed in xprt_force_disconnect (P1, ff61d57) — a failure of the
+  // previous test's damage, not of RF-06. Any such line in this boot counts, as for an oops.
+  const freed = freedInUseFinding(node.name, read.freed ?? '');
+  if (freed) findings.push(freed);
   // D state: sample twice; a task still in D state after the grace period is stuck, not busy.
   const first = new Map([...parseStuck(read.stuck ?? '')].filter(([, t]) => stuckInRdmaOrUlp(t.comm, t.stack)));
   if (first.size) {

@@ -75,7 +75,7 @@ const healthFinding = {
   additionalProperties: false,
   properties: {
     node: { type: 'string' },
-    kind: { enum: ['unresponsive', 'gsi-qp-error', 'nic-stall', 'd-state', 'kernel-log', 'no-progress', 'oopsed'] },
+    kind: { enum: ['unresponsive', 'gsi-qp-error', 'nic-stall', 'd-state', 'kernel-log', 'no-progress', 'oopsed', 'freed-in-use'] },
     detail: { type: 'string' },
     evidence: { type: 'array', items: { type: 'string' } },
     labInfrastructure: { type: 'boolean' },

@@ -3,7 +3,7 @@
 // and the spec files they came from.
 import type { RunReport } from '../report/schema.ts';
 
-const DEAD = new Set(['unresponsive', 'oopsed', 'gsi-qp-error', 'd-state']);
+const DEAD = new Set(['unresponsive', 'oopsed', 'freed-in-use', 'gsi-qp-error', 'd-state']);
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 

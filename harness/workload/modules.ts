@@ -1,7 +1,7 @@
 // The modules a workload loads (and only those: see undo.ts), and unloading them without hanging on
 // stuck work or pulling a module from under a leaked cm_id.
 import type { Node } from '../node/node.ts';
-import { stuckInRdma } from '../health/health.ts';
+import { FREED_IN_USE, stuckInRdma } from '../health/health.ts';
 import { parseCmIds } from '../fabric/rdma.ts';
 import { log } from '../log.ts';
 import { sleep } from '../clock.ts';
@@ -187,15 +187,10 @@ export async function rmmodEach(node: Node, modules: readonly string[], hungS = 
   return res;
 }
 
-/**
- * The kernel's word that an object was freed while still referenced: a refcount underflow
- * ("refcount_t: underflow; use-after-free.", "addition on 0; use-after-free.") or KASAN's report.
- */
-const FREED_IN_USE = 'refcount_t: underflow|use-after-free|BUG: KASAN';
 const FREED_SCRIPT = `dmesg 2>/dev/null | grep -A 60 -E '${FREED_IN_USE}' || true`;
 
 /**
- * Of `modules`, those named in the call trace of a FREED_IN_USE warning (a frame "fn+0x.../0x...
+ * Of `modules`, those named in the call trace of a FREED_IN_USE warning (health.ts) (a frame "fn+0x.../0x...
  * [module]", or the worker's "Workqueue: ... [module]"), in FREED_SCRIPT's output. After such a
  * warning the module's objects may still be reachable — a cm_id freed twice stays in the RDMA
  * resource table with its owner's name pointing into the module — and unloading the module turns

@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { consoleFindings, crashSummary, kernelLogFindings, parseProbe, PROBE_SCRIPT, stuckInRdmaOrUlp } from '../../harness/health/health.ts';
+import { consoleFindings, crashSummary, freedInUseFinding, kernelLogFindings, parseProbe, PROBE_SCRIPT, stuckInRdmaOrUlp } from '../../harness/health/health.ts';
 import type { KmsgEvent } from '../../harness/monitor/events.ts';
 import { classifyKmsg } from '../../harness/monitor/parse.ts';
 import { LONG_OUTAGE_ALLOW_KERNEL } from '../../suites/lib/storage.ts';
@@ -58,9 +58,20 @@ describe('node probe: one round trip', () => {
     expect(r.status, r.stderr).to.equal(0);
     const parts = parseProbe(r.stdout);
     expect(parts, r.stdout.slice(0, 2000)).to.not.equal(undefined);
-    expect([...parts!.keys()].filter((k) => k !== 'qp-failed')).to.deep.equal(['qp', 'wedged', 'tx', 'taint', 'stuck']);
+    expect([...parts!.keys()].filter((k) => k !== 'qp-failed')).to.deep.equal(['qp', 'wedged', 'tx', 'taint', 'freed', 'stuck']);
     expect(parts!.get('taint')).to.match(/^\d+$/);
     expect(parts!.get('tx')!.split('\n')[0], 'the boot id comes first').to.match(/^[0-9a-f-]{36}$/);
+  });
+
+  // P1 (ff61d57): RF-04 NFS left a refcount underflow (a WARN, no oops), the next tests ran on that
+  // boot, and RF-06 NFS oopsed in xprt_force_disconnect on the freed endpoint.
+  it('a refcount underflow or use-after-free in this boot makes the node unfit (as an oops does); other warnings do not', () => {
+    const f = freedInUseFinding('node-a', '[   34.924227] refcount_t: underflow; use-after-free.\n');
+    expect(f?.kind).to.equal('freed-in-use');
+    expect(f?.evidence).to.deep.equal(['[   34.924227] refcount_t: underflow; use-after-free.']);
+    expect(freedInUseFinding('node-a', '[ 1.0] BUG: KASAN: slab-use-after-free in cma_cancel_operation+0x1/0x2 [rdma_cm]')?.kind).to.equal('freed-in-use');
+    expect(freedInUseFinding('node-a', '')).to.equal(undefined);
+    expect(freedInUseFinding('node-a', '[ 2.0] refcount_t: saturated; leaking memory.\n[ 3.0] WARNING: CPU: 0 PID: 1 at lib/foo.c:1')).to.equal(undefined);
   });
 
   it('a cut-off output (the script stopped before its end) is not taken for a healthy node', () => {
