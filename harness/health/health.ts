@@ -114,7 +114,8 @@ async function readProbe(node: Node, timeoutMs: number, first: Promise<ExecResul
 
 /** The probe's `freed` part (FREED_IN_USE lines of this boot's kernel log) as a finding, if any. */
 export function freedInUseFinding(node: string, lines: string): HealthFinding | undefined {
-  const evidence = lines.split('\n').map((l) => l.trim()).filter((l) => new RegExp(FREED_IN_USE).test(l));
+  const freed = new RegExp(FREED_IN_USE);
+  const evidence = lines.split('\n').map((l) => l.trim()).filter((l) => freed.test(l));
   if (!evidence.length) return undefined;
   return {
     node,

@@ -235,7 +235,7 @@ export async function unloadModules(node: Node, modules: readonly string[]): Pro
   if (!modules.length) return;
   // A ULP's exit waits for its stuck work (e.g. iser_release_work): rmmod would hang in D
   // state too. Leave the modules; the health check reports the node and the VM lab reboots it.
-  // (the reads two at a time: each is a round trip to a busy guest)
+  // (the reads at once: each is a round trip to a busy guest)
   const [stuck, loaded, freed] = await Promise.all([stuckInRdma(node).catch(() => []), loadedModules(node).catch(() => new Set(modules)), freedInUseOn(node, modules)]);
   if (stuck.length) {
     log.warn({ node: node.name, stuck: stuck.join(', ') }, `not unloading ${modules.join(', ')}: tasks are stuck in RDMA code`);
