@@ -21,7 +21,7 @@ export interface HealthFinding {
 }
 
 /** Tasks in D state (one awk pass over /proc), each with its kernel stack. */
-const STUCK_SCRIPT = `awk '/^State:/ && $2 == "D" { f = FILENAME; sub("/status", "", f); sub("/proc/", "", f); print f }' /proc/[0-9]*/status 2>/dev/null |
+export const STUCK_SCRIPT = `awk '/^State:/ && $2 == "D" { f = FILENAME; sub("/status", "", f); sub("/proc/", "", f); print f }' /proc/[0-9]*/status 2>/dev/null |
 while read -r p; do
   echo "@@ $p $(cat "/proc/$p/comm" 2>/dev/null)"
   head -n 25 "/proc/$p/stack" 2>/dev/null
@@ -224,7 +224,7 @@ async function stuckTasks(node: Node, timeoutMs: number): Promise<Map<string, { 
 }
 
 /** STUCK_SCRIPT's output: each task in D state, by pid, with its kernel stack. */
-function parseStuck(text: string): Map<string, { comm: string; stack: string }> {
+export function parseStuck(text: string): Map<string, { comm: string; stack: string }> {
   const out = new Map<string, { comm: string; stack: string }>();
   let cur: { pid: string; comm: string; stack: string[] } | undefined;
   const flush = () => cur && out.set(cur.pid, { comm: cur.comm, stack: cur.stack.join('\n') });

@@ -1,7 +1,7 @@
 // The modules a workload loads (and only those: see undo.ts), and unloading them without hanging on
 // stuck work or pulling a module from under a leaked cm_id.
 import type { Node } from '../node/node.ts';
-import { FREED_IN_USE, stuckInRdma } from '../health/health.ts';
+import { FREED_IN_USE, STUCK_SCRIPT, parseStuck, stuckInRdmaOrUlp } from '../health/health.ts';
 import { parseCmIds } from '../fabric/rdma.ts';
 import { log } from '../log.ts';
 import { sleep } from '../clock.ts';
@@ -100,31 +100,6 @@ export function holdersToUnload(ours: readonly string[], holders: ReadonlyMap<st
   return order;
 }
 
-/** `/sys/module/M/holders` of each module, in one round trip (module names are arguments, not script). */
-const HOLDERS = 'for m; do printf "%s:" "$m"; ls "/sys/module/$m/holders" 2>/dev/null | tr "\\n" " "; echo; done';
-
-export function parseHolders(text: string): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (const line of text.split('\n')) {
-    const i = line.indexOf(':');
-    if (i <= 0) continue;
-    out.set(line.slice(0, i), line.slice(i + 1).split(/\s+/).filter(Boolean));
-  }
-  return out;
-}
-
-async function holdersMap(node: Node, start: readonly string[]): Promise<Map<string, string[]>> {
-  const map = new Map<string, string[]>();
-  let ask = [...start];
-  while (ask.length) {
-    const r = await node.exec(['sh', '-c', HOLDERS, 'holders', ...ask], { timeoutMs: 15_000 });
-    if (r.exitCode !== 0) break;
-    for (const [m, hs] of parseHolders(r.stdout)) map.set(m, hs);
-    ask = [...new Set([...map.values()].flat())].filter((m) => !map.has(m));
-  }
-  return map;
-}
-
 /** How long one rmmod may take before it is taken for hung: a module's exit waiting on stuck work. */
 export const RMMOD_HUNG_S = 20;
 
@@ -214,16 +189,66 @@ export function freedInUse(text: string, modules: readonly string[]): string[] {
   return modules.filter((m) => hit.has(m));
 }
 
-/** freedInUse on the node's kernel log now (none when it cannot be read). */
-async function freedInUseOn(node: Node, modules: readonly string[]): Promise<string[]> {
-  const r = await node.exec(['sh', '-c', FREED_SCRIPT], { timeoutMs: 15_000 }).catch(() => undefined);
-  return freedInUse(r?.stdout ?? '', modules);
+/** The modules that own cm_ids now (a kernel id's comm is "[module]"): never unloaded. */
+function cmIdOwners(json: string): Set<string> {
+  return new Set(parseCmIds(json).map((c) => /^\[(.+)\]$/.exec(c.comm ?? '')?.[1] ?? '').filter(Boolean));
 }
 
-/** The kernel modules that own cm_ids now (a kernel id's comm is "[module]"): never unloaded. */
 async function cmIdModules(node: Node): Promise<Set<string>> {
   const ids = await node.exec(['rdma', '-j', 'res', 'show', 'cm_id'], { timeoutMs: 15_000 }).catch(() => undefined);
-  return new Set(ids?.exitCode === 0 ? parseCmIds(ids.stdout).map((c) => /^\[(.+)\]$/.exec(c.comm ?? '')?.[1] ?? '') : []);
+  return ids?.exitCode === 0 ? cmIdOwners(ids.stdout) : new Set();
+}
+
+/** What an unload decides on, read at once. */
+export interface UnloadSurvey {
+  boot: string;
+  /** tasks in D state in RDMA or ULP code ("comm[pid]"): a module's exit would hang behind them */
+  stuck: string[];
+  /** /proc/modules, by name (a module's usedBy are its holders) */
+  loaded: Map<string, LoadedModule>;
+  /** FREED_SCRIPT's output: the kernel log's freed-in-use warnings and their traces */
+  freedLog: string;
+  /** the modules that own cm_ids; undefined when not read (a task was in D state) */
+  owners?: Set<string>;
+}
+
+// One round trip for all of it: each read was a round trip to a busy guest, five of them before
+// every unload. The cm_ids only when no task is in D state: a walk over a wedged id can hang.
+const SURVEY = `cat /proc/sys/kernel/random/boot_id
+stuck=$(${STUCK_SCRIPT})
+[ -n "$stuck" ] && printf '%s\n' "$stuck"
+echo @@@modules; cat /proc/modules
+echo @@@freed; ${FREED_SCRIPT}
+echo @@@cmids; [ -z "$stuck" ] && rdma -j res show cm_id 2>/dev/null
+echo @@@end`;
+
+/** SURVEY's output; undefined when it is cut short (then nothing in it can be trusted). */
+export function parseSurvey(text: string): UnloadSurvey | undefined {
+  const part = (from: string, to: string) => {
+    const a = text.indexOf(`\n${from}\n`);
+    const b = text.indexOf(`\n${to}\n`, a + 1);
+    return a < 0 || b < 0 ? undefined : text.slice(a + from.length + 2, b + 1);
+  };
+  const head = text.slice(0, text.indexOf('\n@@@modules\n') + 1);
+  const [modules, freedLog, cmids] = [part('@@@modules', '@@@freed'), part('@@@freed', '@@@cmids'), part('@@@cmids', '@@@end')];
+  if (!head || modules === undefined || freedLog === undefined || cmids === undefined) return undefined;
+  const [boot = '', ...rest] = head.split('\n');
+  const tasks = parseStuck(rest.join('\n'));
+  return {
+    boot: boot.trim(),
+    stuck: [...tasks].filter(([, t]) => stuckInRdmaOrUlp(t.comm, t.stack)).map(([pid, t]) => `${t.comm}[${pid}]`),
+    loaded: parseProcModules(modules),
+    freedLog,
+    ...(tasks.size ? {} : { owners: cmIdOwners(cmids) }),
+  };
+}
+
+/** The survey, or — when it fails — what the unloads assumed before: nothing stuck, `modules` loaded, nothing freed, no owners. */
+export async function surveyUnload(node: Node, modules: readonly string[]): Promise<UnloadSurvey> {
+  const r = await node.exec(['sh', '-c', SURVEY], { timeoutMs: 30_000 }).catch(() => undefined);
+  const s = r ? parseSurvey(r.stdout) : undefined;
+  if (s) return { ...s, owners: s.owners ?? (s.stuck.length ? undefined : await cmIdModules(node)) };
+  return { boot: '', stuck: [], loaded: new Map(modules.map((m) => [m, { name: m, refs: 0, usedBy: [] }])), freedLog: '', owners: await cmIdModules(node) };
 }
 
 /**
@@ -233,25 +258,25 @@ async function cmIdModules(node: Node): Promise<Set<string>> {
  */
 export async function unloadModules(node: Node, modules: readonly string[]): Promise<void> {
   if (!modules.length) return;
+  const survey = await surveyUnload(node, modules);
   // A ULP's exit waits for its stuck work (e.g. iser_release_work): rmmod would hang in D
   // state too. Leave the modules; the health check reports the node and the VM lab reboots it.
-  // (the reads at once: each is a round trip to a busy guest)
-  const [stuck, loaded, freed] = await Promise.all([stuckInRdma(node).catch(() => []), loadedModules(node).catch(() => new Set(modules)), freedInUseOn(node, modules)]);
-  if (stuck.length) {
-    log.warn({ node: node.name, stuck: stuck.join(', ') }, `not unloading ${modules.join(', ')}: tasks are stuck in RDMA code`);
+  if (survey.stuck.length) {
+    log.warn({ node: node.name, stuck: survey.stuck.join(', ') }, `not unloading ${modules.join(', ')}: tasks are stuck in RDMA code`);
     return;
   }
   // Left loaded, loudly: a module left on a lab is a change; an oops on someone's machine is worse.
+  const freed = freedInUse(survey.freedLog, modules);
   if (freed.length) {
     log.warn({ node: node.name }, `not unloading ${modules.join(', ')}: the kernel reported an object of ${freed.join(', ')} freed while still in use (refcount underflow / use-after-free); its objects may still be reachable, and an unload would turn the next walk over them into an oops`);
     return;
   }
-  const ours = modules.filter((m) => loaded.has(m));
+  const ours = modules.filter((m) => survey.loaded.has(m));
   // cm_ids hold no reference on the module that created them: unloading it under a leaked id
   // leaves the id's name pointing into freed module memory, and the next `rdma res show cm_id`
   // oopses (seen on 6.1 after svcrdma ignored ADDR_CHANGE). Keep such modules loaded.
-  // (`rdma res` only once no task is stuck: a walk over a wedged id can hang.)
-  const [owners, holders] = await Promise.all([cmIdModules(node), holdersMap(node, ours).catch(() => new Map<string, string[]>())]);
+  const owners = survey.owners ?? new Set<string>();
+  const holders = new Map([...survey.loaded.values()].map((m) => [m.name, m.usedBy] as const));
   const after = holdersToUnload(ours, holders);
   if (after.length) log.info({ node: node.name }, `also unloading ${after.join(', ')}: loaded since the harness loaded the modules they use`);
   const order = [...after, ...[...ours].reverse()];
@@ -331,18 +356,18 @@ export async function moduleBaseline(node: Node): Promise<ModuleBaseline> {
  */
 export async function unloadAppeared(node: Node, baseline: ModuleBaseline): Promise<{ unloaded: string[]; left: string[] }> {
   const unloaded: string[] = [];
-  const boot = await node.exec(['cat', '/proc/sys/kernel/random/boot_id'], { timeoutMs: 15_000 });
-  if (boot.exitCode !== 0 || boot.stdout.trim() !== baseline.boot) return { unloaded, left: [] };
-  if ((await stuckInRdma(node).catch(() => [])).length) return { unloaded, left: [] };
+  const survey = await surveyUnload(node, []);
+  if (survey.boot !== baseline.boot || survey.stuck.length) return { unloaded, left: [] };
   // kept whatever their count: the modules whose cm_ids still exist, and those named in a
   // freed-while-in-use warning (see freedInUse)
-  const [owners, freed] = await Promise.all([cmIdModules(node), loadedModules(node).then((l) => freedInUseOn(node, [...l]))]);
+  const owners = survey.owners ?? new Set<string>();
+  const freed = freedInUse(survey.freedLog, [...survey.loaded.keys()]);
   const keep = new Set([...owners, ...freed]);
   const before = new Set(baseline.modules);
   const failed = new Set<string>();
-  let now = new Map<string, LoadedModule>();
+  let now = survey.loaded;
   for (let pass = 0; pass < 8; pass++) {
-    now = parseProcModules((await node.run(['cat', '/proc/modules'], { timeoutMs: 15_000 })).stdout);
+    if (pass > 0) now = parseProcModules((await node.run(['cat', '/proc/modules'], { timeoutMs: 15_000 })).stdout);
     const todo = appearedUnused(before, now, keep).filter((m) => !failed.has(m));
     if (!todo.length) break;
     for (const [m, err] of await rmmodEach(node, todo)) {

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { appearedUnused, freedInUse, holdersToUnload, parseHolders, parseProcModules, parseRmmodEach, parseShowDepends, perTestModules, rmmodEach, unloadModules } from '../../harness/workload/modules.ts';
+import { appearedUnused, freedInUse, holdersToUnload, parseSurvey, surveyUnload, parseProcModules, parseRmmodEach, parseShowDepends, perTestModules, rmmodEach, unloadModules } from '../../harness/workload/modules.ts';
 import { CommandGate, CommandRefusedError } from '../../harness/node/gate.ts';
 import { LocalNode } from '../../harness/node/local.ts';
 
@@ -37,21 +37,22 @@ describe('modules: what modprobe would load', () => {
 
 // What the harness loaded for iSER and NVMe, and what the kernel and iscsid loaded on top of them
 // (the holders named by rmmod's "in use by" in a 6.1 guest after UL-ISER-01 and UL-NVME-01).
-const HOLDERS = `scsi_transport_iscsi:ib_iser iscsi_tcp libiscsi libiscsi_tcp 
-libiscsi:ib_iser iscsi_tcp libiscsi_tcp 
-ib_iser:
-crc64:crc64_rocksoft_generic 
-crc64_rocksoft:t10_pi 
-t10_pi:
-libiscsi_tcp:iscsi_tcp 
-iscsi_tcp:
-crc64_rocksoft_generic:
+// /proc/modules' used_by column: each module's holders (the same links as /sys/module/M/holders)
+const HOLDING = `scsi_transport_iscsi 135168 4 ib_iser,iscsi_tcp,libiscsi,libiscsi_tcp, Live 0x0000000000000000
+libiscsi 77824 3 ib_iser,iscsi_tcp,libiscsi_tcp, Live 0x0000000000000000
+ib_iser 49152 0 - Live 0x0000000000000000
+crc64 20480 1 crc64_rocksoft_generic, Live 0x0000000000000000
+crc64_rocksoft 20480 1 t10_pi, Live 0x0000000000000000
+t10_pi 16384 0 - Live 0x0000000000000000
+libiscsi_tcp 32768 1 iscsi_tcp, Live 0x0000000000000000
+iscsi_tcp 24576 0 - Live 0x0000000000000000
+crc64_rocksoft_generic 16384 1 - Live 0x0000000000000000
 `;
 
 describe('modules: what was loaded on top of ours', () => {
-  const holders = parseHolders(HOLDERS);
+  const holders = new Map([...parseProcModules(HOLDING).values()].map((m) => [m.name, m.usedBy] as const));
 
-  it('reads /sys/module/*/holders as printed by the one-round-trip script', () => {
+  it("reads each module's holders from /proc/modules' used_by column", () => {
     expect(holders.get('libiscsi')).to.deep.equal(['ib_iser', 'iscsi_tcp', 'libiscsi_tcp']);
     expect(holders.get('ib_iser')).to.deep.equal([]);
   });
@@ -223,5 +224,36 @@ describe('modules: an object freed while in use keeps its module loaded', () => 
   });
   it("KASAN's report counts the same way", () => {
     expect(freedInUse('BUG: KASAN: slab-use-after-free in cma_cancel_operation+0x1/0x2 [rdma_cm]\n  cma_cancel_operation+0x1/0x2 [rdma_cm]\n', ['rdma_cm', 'ib_cm'])).to.deep.equal(['rdma_cm']);
+  });
+});
+
+// Every read an unload decides on, in one round trip (they were five, each a round trip to a busy guest).
+describe('modules: the survey before an unload', () => {
+  const PROC_LINE = 'rpcrdma 352256 0 - Live 0x0000000000000000\nsunrpc 724992 1 rpcrdma, Live 0x0000000000000000\n';
+  const out = (stuck: string, cmids: string, end = '@@@end\n') => `0b0e4c6e-1d11-4a7e-9a3c-0f6b1c0f9e21\n${stuck}@@@modules\n${PROC_LINE}@@@freed\n@@@cmids\n${cmids}${end}`;
+
+  it('reads the boot, the modules and their holders, and the owners of cm_ids', () => {
+    const s = parseSurvey(out('', '[{"ifindex":7,"ifname":"rxe0","cm-idn":3,"state":"LISTEN","ps":"TCP","comm":"[rpcrdma]"}]\n'))!;
+    expect(s.boot).to.equal('0b0e4c6e-1d11-4a7e-9a3c-0f6b1c0f9e21');
+    expect(s.stuck).to.deep.equal([]);
+    expect(s.loaded.get('sunrpc')?.usedBy).to.deep.equal(['rpcrdma']);
+    expect([...(s.owners ?? [])]).to.deep.equal(['rpcrdma']);
+  });
+
+  it('a task stuck in RDMA code is named, and then the cm_ids were not walked (not read: undefined, not "none")', () => {
+    const s = parseSurvey(out('@@ 42 kworker/0:1+events\n[<0>] iser_release_work+0x1/0x2 [ib_iser]\n[<0>] process_one_work+0x1/0x2\n', ''))!;
+    expect(s.stuck).to.deep.equal(['kworker/0:1+events[42]']);
+    expect(s.owners).to.equal(undefined);
+  });
+
+  it('a survey cut short is no survey', () => {
+    expect(parseSurvey(out('', '[]\n', ''))).to.equal(undefined);
+    expect(parseSurvey('0b0e4c6e\n@@@modules\n')).to.equal(undefined);
+  });
+
+  it('the real script on this machine (sh, awk, grep; no /proc/modules in this container) parses: its boot id, not the fallback', async () => {
+    const s = await surveyUnload(new LocalNode(), ['rf_no_such_module']);
+    expect(s.boot).to.equal(readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim());
+    expect(s.loaded.has('rf_no_such_module'), 'the fallback assumes the modules loaded').to.equal(false);
   });
 });
