@@ -86,6 +86,8 @@ describe('honesty: a VM lab fault stops the attempt at once and retries it', fun
     const leftover = t.repairs.find((r) => r.action.includes(LEFTOVER));
     expect(leftover?.action, 'the first attempt left its change journaled').to.be.a('string');
     expect(leftover!.action).to.match(/nothing to undo: the node rebooted since/);
+    // …and only its part of the fabric is rebuilt (node-b's bond and RDMA link were intact)
+    expect((t.harness ?? []).map((h) => h.name), 'the rebooted node\'s fabric alone').to.include('ready: fabric of the rebooted');
   });
 
   it('a leftover on a node that is not rebooted is undone before the retry (the NIC stall)', () => {
