@@ -16,6 +16,7 @@ import { BaseNode } from './base.ts';
 import { admit, refusal, refusedStream } from './gate.ts';
 import { ALL_HOST_KEY_ALGORITHMS, algorithmsForKeyType, fingerprint, keyTypeOf, type HostKeyPolicy } from './hostkey.ts';
 import { ChannelLimiter } from './limiter.ts';
+import { EXEC_LOG, noteExec } from './exec-log.ts';
 import { LineSplitter, OutputBuffer } from './lines.ts';
 import {
   CommandFailedError,
@@ -342,6 +343,12 @@ export class SshNode extends BaseNode {
   }
 
   exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    const p = this.execOnChannel(argv, opts);
+    if (EXEC_LOG) noteExec(EXEC_LOG, this.name, argv, p);
+    return p;
+  }
+
+  private execOnChannel(argv: readonly string[], opts: ExecOptions): Promise<ExecResult> {
     const full = envArgv(argv, opts.env);
     const timeoutMs = opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
     const start = now();
