@@ -12,6 +12,7 @@ import type { ConnectionRef } from '../timeline/timeline.ts';
 import { BlockStorageWorkload, LabPreconditionError, type BlockStorageOptions } from './block-storage.ts';
 import { mountBlock, parseNfsMountStats, rpcTrouble } from './nfs-stats.ts';
 import type { FioResult } from './fio.ts';
+import { UNMOUNT_IF_MOUNTED } from './undo.ts';
 
 export interface NfsOptions extends BlockStorageOptions {
   server: string;
@@ -102,9 +103,9 @@ export class NfsWorkload extends BlockStorageWorkload {
         await this.undo.change({ node: s.name, what: `unmount and remove ${EXPORT}`, kind: 'argv', argv: ['sh', '-c', 'umount "$1" 2>/dev/null; [ ! -e "$1" ] || rmdir "$1"', 'rm-export', EXPORT], persists: true }, () =>
           s.run(['sh', '-c', 'mkdir -p "$1" && mount -t tmpfs -o "size=$2" rf-nfs "$1"', 'mk-export', EXPORT, `${this.o.exportSizeMiB}m`]),
         );
-        if (st.get('nfsdfs')?.[0] !== '1') await this.undo.change({ node: s.name, what: `unmount ${NFSD}`, kind: 'argv', argv: ['umount', NFSD] }, () => s.run(['mount', '-t', 'nfsd', 'nfsd', NFSD]));
+        if (st.get('nfsdfs')?.[0] !== '1') await this.undo.change({ node: s.name, what: `unmount ${NFSD}`, kind: 'argv', argv: ['sh', '-c', UNMOUNT_IF_MOUNTED, 'unmount', NFSD] }, () => s.run(['mount', '-t', 'nfsd', 'nfsd', NFSD]));
         if (st.get('pipefs')?.[0] !== '1') {
-          await this.undo.change({ node: s.name, what: 'unmount rpc_pipefs', kind: 'argv', argv: ['umount', '/var/lib/nfs/rpc_pipefs'] }, () => s.run(['mount', '-t', 'rpc_pipefs', 'sunrpc', '/var/lib/nfs/rpc_pipefs']));
+          await this.undo.change({ node: s.name, what: 'unmount rpc_pipefs', kind: 'argv', argv: ['sh', '-c', UNMOUNT_IF_MOUNTED, 'unmount', '/var/lib/nfs/rpc_pipefs'] }, () => s.run(['mount', '-t', 'rpc_pipefs', 'sunrpc', '/var/lib/nfs/rpc_pipefs']));
         }
         await this.daemon(s, 'rpcbind', ['rpcbind', '-f', '-w']);
         // Straight into the kernel's export table: /etc/exports is the user's file.

@@ -167,7 +167,7 @@ export class SrpWorkload extends BlockStorageWorkload {
     // fabric directory: after a plain modprobe nothing listens, and every login is rejected with
     // reason 0x8 (invalid service ID). Making it takes a reference on ib_srpt; removing it drops it.
     if ((await t.exec(['test', '-d', `${CFG}/srpt`])).exitCode !== 0) {
-      await this.undo.change({ node: t.name, what: 'remove the srpt fabric directory', kind: 'argv', argv: ['rmdir', `${CFG}/srpt`] }, () => t.run(['mkdir', `${CFG}/srpt`]));
+      await this.undo.change({ node: t.name, what: 'remove the srpt fabric directory', kind: 'argv', argv: ['sh', '-c', '[ ! -d "$1" ] || rmdir "$1"', 'rm-srpt', `${CFG}/srpt`] }, () => t.run(['mkdir', `${CFG}/srpt`]));
     }
     const cmPort = `${CFG}/srpt/discovery_auth/rdma_cm_port`;
     const listening = (await t.run(['cat', cmPort])).stdout.trim();

@@ -3,13 +3,14 @@
 // boot fails for ever and keeps every later run "not fully restored"); a change on disk is undone
 // whatever the boot. Real commands on this machine (a kind: real lab with a local node).
 import { expect } from 'chai';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readJournal, writeJournal, clearJournal } from '../../harness/journal.ts';
 import { RealLab } from '../../harness/lab/real.ts';
 import { loadTopology } from '../../harness/topology/load.ts';
-import { replayUndoJournal, runNewestFirst, UndoStack, type UndoAction } from '../../harness/workload/undo.ts';
+import { replayUndoJournal, runNewestFirst, UNMOUNT_IF_MOUNTED, UndoStack, type UndoAction } from '../../harness/workload/undo.ts';
+import { LocalNode } from '../../harness/node/local.ts';
 import { CommandGate } from '../../harness/node/gate.ts';
 
 const LAB = 'rf-undo-unit';
@@ -136,5 +137,35 @@ describe('undo order: module unloads go on in the background, each node keeps it
   it('run() returns only when every unload has ended', async () => {
     const log = await trace([a('a', 'modules', 'm')]);
     expect(log.at(-1)).to.equal('end m');
+  });
+});
+
+// A change is journaled before it is made: its undo may find nothing to undo, and must then succeed
+// (a failing undo stays journaled and fails again before every later test). The real script, with a
+// stand-in umount on PATH that only says what it was asked (nothing is unmounted on this machine).
+describe('undo scripts are idempotent: an unmount of what is not mounted is done', () => {
+  let dir: string;
+  const path = process.env.PATH;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'rf-umount-test-'));
+    writeFileSync(join(dir, 'umount'), `#!/bin/sh\necho "$1" >> ${JSON.stringify(join(dir, 'asked'))}\n`);
+    chmodSync(join(dir, 'umount'), 0o755);
+    process.env.PATH = `${dir}:${path ?? ''}`;
+  });
+  after(() => {
+    process.env.PATH = path;
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const asked = () => (existsSync(join(dir, 'asked')) ? readFileSync(join(dir, 'asked'), 'utf8').trim().split('\n') : []);
+
+  it('not mounted: succeeds without calling umount', async () => {
+    const r = await new LocalNode().exec(['sh', '-c', UNMOUNT_IF_MOUNTED, 'unmount', join(dir, 'never-mounted')]);
+    expect(r.exitCode).to.equal(0);
+    expect(asked()).to.deep.equal([]);
+  });
+  it('mounted (/proc, as /proc/mounts lists it): umount is called with that mount point', async () => {
+    const r = await new LocalNode().exec(['sh', '-c', UNMOUNT_IF_MOUNTED, 'unmount', '/proc']);
+    expect(r.exitCode).to.equal(0);
+    expect(asked()).to.deep.equal(['/proc']);
   });
 });
