@@ -27,6 +27,9 @@ export interface NfsOptions extends BlockStorageOptions {
 const EXPORT = '/srv/rf-nfs';
 const MOUNT = '/mnt/rf-nfs';
 const NFSD = '/proc/fs/nfsd';
+// Idempotent (see UNMOUNT_IF_MOUNTED): done when exportfs unexports it, or when the path is not
+// exported at all any more (the export was journaled but never made). $1 client:path, $2 path.
+export const UNEXPORT = 'exportfs -u "$1" 2>/dev/null || ! exportfs 2>/dev/null | grep -q "^$2\\([[:space:]]\\|$\\)"';
 
 /** Starts nfsd with a short grace/lease (no 90 s grace period); its undo restores the old values. */
 const NFSD_UP = `echo 10 > ${NFSD}/nfsv4gracetime; echo 10 > ${NFSD}/nfsv4leasetime; rpc.nfsd 8`;
@@ -110,7 +113,7 @@ export class NfsWorkload extends BlockStorageWorkload {
         await this.daemon(s, 'rpcbind', ['rpcbind', '-f', '-w']);
         // Straight into the kernel's export table: /etc/exports is the user's file.
         const fsid = randomUUID();
-        await this.undo.change({ node: s.name, what: `unexport ${client}:${EXPORT}`, kind: 'argv', argv: ['exportfs', '-u', `${client}:${EXPORT}`] }, () =>
+        await this.undo.change({ node: s.name, what: `unexport ${client}:${EXPORT}`, kind: 'argv', argv: ['sh', '-c', UNEXPORT, 'unexport', `${client}:${EXPORT}`, EXPORT] }, () =>
           s.run(['exportfs', '-o', `rw,no_root_squash,sync,insecure,no_subtree_check,fsid=${ownRoot ? '0' : fsid}`, `${client}:${EXPORT}`]),
         );
         await this.daemon(s, 'rpc.mountd', ['rpc.mountd', '-F']);

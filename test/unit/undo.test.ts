@@ -11,6 +11,7 @@ import { RealLab } from '../../harness/lab/real.ts';
 import { loadTopology } from '../../harness/topology/load.ts';
 import { replayUndoJournal, runNewestFirst, UNMOUNT_IF_MOUNTED, UndoStack, type UndoAction } from '../../harness/workload/undo.ts';
 import { LocalNode } from '../../harness/node/local.ts';
+import { UNEXPORT } from '../../harness/workload/nfs.ts';
 import { CommandGate } from '../../harness/node/gate.ts';
 
 const LAB = 'rf-undo-unit';
@@ -167,5 +168,17 @@ describe('undo scripts are idempotent: an unmount of what is not mounted is done
     const r = await new LocalNode().exec(['sh', '-c', UNMOUNT_IF_MOUNTED, 'unmount', '/proc']);
     expect(r.exitCode).to.equal(0);
     expect(asked()).to.deep.equal(['/proc']);
+  });
+
+  // a stand-in exportfs: -u fails (nothing to unexport), the listing shows what $RF_EXPORTS holds
+  const unexport = async (listed: string) => {
+    writeFileSync(join(dir, 'exportfs'), `#!/bin/sh\n[ "$1" = -u ] && exit 1\nprintf '%s' "$RF_EXPORTS"\n`);
+    chmodSync(join(dir, 'exportfs'), 0o755);
+    return (await new LocalNode().exec(['sh', '-c', UNEXPORT, 'unexport', '192.168.50.1:/srv/rf-nfs', '/srv/rf-nfs'], { env: { RF_EXPORTS: listed } })).exitCode;
+  };
+  it('an unexport of a path no longer exported is done; one still exported (unexport failed) is not', async () => {
+    expect(await unexport(''), 'nothing exported').to.equal(0);
+    expect(await unexport('/srv/rf-nfs-other\t10.0.0.1\n'), 'another path with our path as prefix').to.equal(0);
+    expect(await unexport('/srv/rf-nfs\t192.168.50.1\n'), 'still exported').to.not.equal(0);
   });
 });
