@@ -79,12 +79,12 @@ try {
   console.log(`  sh -c true:                    ${ms(m.sh)}`);
   console.log(`  health probe script:           ${ms(m.probe)}`);
   console.log(`  reads before an unload: 5 reads in 2 waves ${ms(m.five)}, one survey ${ms(m.survey)}  (ratio ${(m.five / m.survey).toFixed(2)})`);
-  console.log(`  unload ${order(mods)}: RMMOD_EACH ${ms(m.rmmodEach)}, plain rmmod ${ms(m.rmmodPlain)}  (ratio ${(m.rmmodEach / m.rmmodPlain).toFixed(2)})`);
+  console.log(`  unload ${listed(mods)}: RMMOD_EACH ${ms(m.rmmodEach)}, plain rmmod ${ms(m.rmmodPlain)}  (ratio ${(m.rmmodEach / m.rmmodPlain).toFixed(2)})`);
 } finally {
   await fabricDown(lab, fabric.record);
   await lab.close();
 }
 
-function order(mods: string[]): string {
+function listed(mods: string[]): string {
   return `${mods.length} modules (${[...mods].reverse().join(', ')})`;
 }

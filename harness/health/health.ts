@@ -213,9 +213,9 @@ export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGr
   return findings;
 }
 
-/** Tasks in D state in RDMA/ULP code right now (one sample): what would make a module unload hang. */
-export async function stuckInRdma(node: Node, timeoutMs = 15_000): Promise<string[]> {
-  return [...(await stuckTasks(node, timeoutMs))].filter(([, t]) => stuckInRdmaOrUlp(t.comm, t.stack)).map(([pid, t]) => `${t.comm}[${pid}]`);
+/** Of the tasks in D state (parseStuck), those stuck in RDMA/ULP code, as "comm[pid]". */
+export function stuckInRdmaNames(tasks: ReadonlyMap<string, { comm: string; stack: string }>): string[] {
+  return [...tasks].filter(([, t]) => stuckInRdmaOrUlp(t.comm, t.stack)).map(([pid, t]) => `${t.comm}[${pid}]`);
 }
 
 async function stuckTasks(node: Node, timeoutMs: number): Promise<Map<string, { comm: string; stack: string }>> {

@@ -1,7 +1,7 @@
 // The modules a workload loads (and only those: see undo.ts), and unloading them without hanging on
 // stuck work or pulling a module from under a leaked cm_id.
 import type { Node } from '../node/node.ts';
-import { FREED_IN_USE, STUCK_SCRIPT, parseStuck, stuckInRdmaOrUlp } from '../health/health.ts';
+import { FREED_IN_USE, STUCK_SCRIPT, parseStuck, stuckInRdmaNames } from '../health/health.ts';
 import { parseCmIds } from '../fabric/rdma.ts';
 import { log } from '../log.ts';
 import { sleep } from '../clock.ts';
@@ -261,7 +261,7 @@ export function parseSurvey(text: string): UnloadSurvey | undefined {
   const tasks = parseStuck(rest.join('\n'));
   return {
     boot: boot.trim(),
-    stuck: [...tasks].filter(([, t]) => stuckInRdmaOrUlp(t.comm, t.stack)).map(([pid, t]) => `${t.comm}[${pid}]`),
+    stuck: stuckInRdmaNames(tasks),
     loaded: parseProcModules(modules),
     freedLog,
     ...(tasks.size ? {} : { owners: cmIdOwners(cmids) }),

@@ -61,7 +61,7 @@ export const TWO_SETUPS_MS = 480_000;
  * +20.5 s, iser_release_work waited for the connection's ib_completion until the links returned
  * (+45 s) and the detector, which looks every 20 s, caught it once (K1 did not: a race of the
  * detector's period). Such a report is not a verdict; a task still stuck after the links return is:
- * the node probe after the test finds it in D state in RDMA/ULP code (stuckInRdma), and the test fails.
+ * the node probe after the test finds it in D state in RDMA/ULP code (probeNode), and the test fails.
  */
 export const LONG_OUTAGE_ALLOW_KERNEL = [
   {
