@@ -10,13 +10,15 @@ import { nodeToController, type NodeClock } from '../monitor/clockmap.ts';
 import { clearJournal, readJournal, writeJournal } from '../journal.ts';
 import { readBond } from '../fabric/bond.ts';
 import { sysfsBond } from '../fabric/fabric.ts';
+import { hasClsact, hold, release } from '../net/hold.ts';
 
 /** How to undo one injected action: data, so a later run can replay it. */
 export type HealAction =
   | { id: string; type: 'carrier-restore'; node: string; ifname: string }
   | { id: string; type: 'link-up'; node: string; ifname: string }
   | { id: string; type: 'switch-port-up'; node: string; ifname: string }
-  | { id: string; type: 'primary-restore'; node: string; bond: string; primary: string };
+  | { id: string; type: 'primary-restore'; node: string; bond: string; primary: string }
+  | { id: string; type: 'hold-release'; node: string; dev: string; qdiscAdded: boolean };
 
 type HealSpec = HealAction extends infer A ? (A extends HealAction ? Omit<A, 'id'> : never) : never;
 
@@ -91,6 +93,9 @@ async function runHeal(lab: Lab, a: HealAction): Promise<void> {
       // (the primary stayed set and every later carrier drop failed back to it).
       await lab.node(a.node).writeFile(sysfsBond(a.bond, 'primary'), a.primary || '\n');
       return;
+    case 'hold-release':
+      await release(lab.node(a.node), a.dev, a.qdiscAdded);
+      return;
   }
 }
 
@@ -100,7 +105,7 @@ export async function replayHealJournal(lab: Lab): Promise<string[]> {
   for (const a of pending(lab)) {
     try {
       await runHeal(lab, a);
-      done.push(`${a.type} ${a.node}/${'ifname' in a ? a.ifname : a.bond}`);
+      done.push(`${a.type} ${a.node}/${'ifname' in a ? a.ifname : 'dev' in a ? a.dev : a.bond}`);
     } catch (e) {
       done.push(`FAILED ${a.type} ${a.node}: ${(e as Error).message}`);
       continue;
@@ -136,6 +141,33 @@ class Journaled {
 
 function event(kind: 'inject' | 'heal', f: Fault, t: number): FaultEvent {
   return { source: 'fault', t, node: f.target.node, kind, fault: f.kind, target: f.target, description: f.describe() };
+}
+
+/**
+ * A held handshake (net/hold.ts): the node's bond drops the RoCEv2 frames of one peer until
+ * released. Not a fault of the plan (no event, no timeline): it places a fault, it is not one.
+ */
+export class HeldReplies {
+  private readonly j = new Journaled();
+  readonly node: string;
+  readonly dev: string;
+  readonly peerIp: string;
+  constructor(node: string, dev: string, peerIp: string) {
+    this.node = node;
+    this.dev = dev;
+    this.peerIp = peerIp;
+  }
+  describe(): string {
+    return `${this.node}/${this.dev} drops the RoCEv2 frames from ${this.peerIp}`;
+  }
+  async hold(lab: Lab): Promise<void> {
+    const n = lab.node(this.node);
+    const qdiscAdded = !(await hasClsact(n, this.dev));
+    await this.j.act(lab, { type: 'hold-release', node: this.node, dev: this.dev, qdiscAdded }, () => hold(n, this.dev, this.peerIp, qdiscAdded));
+  }
+  release(lab: Lab): Promise<void> {
+    return this.j.healAll(lab);
+  }
 }
 
 // ---- single-link faults ----
