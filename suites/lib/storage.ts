@@ -252,6 +252,13 @@ export function bothDownLong<W extends Workload>(u: StorageUlp<W>): Body {
   };
 }
 
+/** The server's first CONNECT_REQUEST from the client after `from`: the client's CM REQ arrived. */
+function reqArrived(t: TestContext, server: string, clientIp: string, from: number): CmaEvent | undefined {
+  return t.events().find(
+    (e): e is CmaEvent => e.source === 'cma' && e.node === server && e.t >= from && e.point === 'cm_event_handler' && e.event === 'CONNECT_REQUEST' && (e.dst ?? '').startsWith(`${clientIp}:`),
+  );
+}
+
 /** The first event of the client's connection to the server after `from`: where a connect starts. */
 function connectStarted(t: TestContext, client: string, serverIp: string, from: number): CmaEvent | undefined {
   return t.events().find(
@@ -261,9 +268,11 @@ function connectStarted(t: TestContext, client: string, serverIp: string, from: 
 
 /**
  * RF-04: a failover while the client connects (login/mount/connect). The fault is injected as soon
- * as the client's connection starts resolving; the evidence must show it landed between that and
- * the end of the set-up, or the attempt is repeated (at most three times) — a fault that missed the
- * window proves nothing, so it is never a PASS.
+ * as the client's CM REQ has reached the server, while the server's replies are held (RoCE), so it lands inside
+ * the CM handshake whatever the guests' timing (unheld: as the connection starts resolving); the
+ * evidence must show it landed between
+ * that and the end of the set-up, or the attempt is repeated (at most three times) — a fault that
+ * missed the window proves nothing, so it is never a PASS.
  */
 export function duringConnect<W extends Workload>(u: StorageUlp<W>): Body {
   return async (t) => {
@@ -274,6 +283,9 @@ export function duringConnect<W extends Workload>(u: StorageUlp<W>): Body {
     for (let attempt = 1; attempt <= 3; attempt++) {
       const bond = await t.bond(client);
       const fault = new CarrierLoss(client, bond.activeSlave);
+      // The server's replies are held until the fault has landed: the handshake cannot end before
+      // it, so the fault falls inside it every time (where a link can be held: RoCE).
+      const release = await t.holdReplies(client, server);
       const setupFrom = now();
       const setup = t.workload(attempt === 1 ? u.ulp : `${u.ulp} attempt ${attempt}`, () => u.make(t, client, server));
       // when the set-up ended (a failure may come before the fault is even injected)
@@ -282,7 +294,13 @@ export function duringConnect<W extends Workload>(u: StorageUlp<W>): Body {
         () => now(),
       );
       const started = await t.waitForEvent(`${u.ulp}: the ${u.sides[0]}'s connection starts`, () => connectStarted(t, client, serverIp, setupFrom), 90_000);
+      // With the replies held, the fault goes in once the REQ has reached the server: it falls
+      // between the REQ and the REP. At the connect's start instead (or as the REQ is sent: rxe
+      // transmits it a few ms later), the REQ itself raced the carrier loss and the bond's switch
+      // — lost, or out through either slave — and the outcome with it (measured: 2 of 3 each way).
+      const req = release ? await t.waitForEvent(`${u.ulp}: the ${u.sides[0]}'s CM REQ reaches the ${u.sides[1]}`, () => reqArrived(t, server, t.bondOf(client).ip, started.t), 30_000) : undefined;
       const ref = await t.inject(fault);
+      if (release) await release();
       let w: W | undefined;
       let firstError: Error | undefined;
       try {
@@ -293,8 +311,16 @@ export function duringConnect<W extends Workload>(u: StorageUlp<W>): Body {
       const setupEnd = await settled;
       const landed = ref.t + (ref.injectMs ?? 0);
       const inside = faultInConnect({ connectStartedAt: started.t, landedAt: landed, setupEndedAt: setupEnd, setupFailed: firstError !== undefined });
-      windows.push(`attempt ${attempt}: connect started ${(started.t - setupFrom).toFixed(0)} ms into the set-up, the fault landed ${(landed - started.t).toFixed(0)} ms after that, the set-up ${firstError ? `failed ${(setupEnd - landed).toFixed(0)} ms later` : `ended ${(setupEnd - landed).toFixed(0)} ms later`}`);
+      windows.push(`attempt ${attempt}${release ? " (the server's replies held until the fault landed)" : ' (replies not held: the handshake may end before the fault)'}: connect started ${(started.t - setupFrom).toFixed(0)} ms into the set-up, ${req ? `its REQ reached the ${u.sides[1]} ${(req.t - started.t).toFixed(0)} ms later, ` : ''}the fault landed ${(landed - (req ?? started).t).toFixed(0)} ms after that, the set-up ${firstError ? `failed ${(setupEnd - landed).toFixed(0)} ms later` : `ended ${(setupEnd - landed).toFixed(0)} ms later`}`);
       t.attach(`where the fault fell (attempt ${attempt})`, windows[windows.length - 1]);
+      if (req) {
+        // Held means the client heard nothing from the server before the fault: a reply before it
+        // is a hold that did not hold, and the test would claim a window it never hit.
+        const heard = t.events().find(
+          (e) => e.source === 'cma' && e.node === client && e.t >= started.t && e.t < landed && e.point === 'cm_event_handler' && ['CONNECT_RESPONSE', 'ESTABLISHED', 'REJECTED'].includes(e.event ?? '') && (e.dst ?? '').startsWith(`${serverIp}:`),
+        );
+        if (heard) throw new Error(`the ${u.sides[0]} heard the ${u.sides[1]} (${(heard as CmaEvent).event}) ${(landed - heard.t).toFixed(0)} ms before the fault landed: the replies were not held`);
+      }
       if (!inside) {
         // Missed: undo and try again, injecting as early as before (the window is what moved).
         await t.heal(fault);
