@@ -4,7 +4,7 @@
 //   test('RF-07 carrier loss on the target's active slave …', { tags: ['full'] }, storage.failover(iser, 'server'));
 import { expect, type TestContext } from '../../harness/fixture/test.ts';
 import { BothDown, CarrierLoss, Failback, Flap, SwitchPortDown } from '../../harness/fault/fault.ts';
-import { faultInConnect, faultInTeardown } from '../../harness/fault/window.ts';
+import { faultInConnect, faultInTeardown, heardBeforeFault } from '../../harness/fault/window.ts';
 import { failoverBudget, noGarpBudget, reconnectBudget, type Ulp } from '../../harness/topology/defaults.ts';
 import { progressPast, type Workload } from '../../harness/workload/workload.ts';
 import type { CmaEvent } from '../../harness/monitor/events.ts';
@@ -316,10 +316,8 @@ export function duringConnect<W extends Workload>(u: StorageUlp<W>): Body {
       if (req) {
         // Held means the client heard nothing from the server before the fault: a reply before it
         // is a hold that did not hold, and the test would claim a window it never hit.
-        const heard = t.events().find(
-          (e) => e.source === 'cma' && e.node === client && e.t >= started.t && e.t < landed && e.point === 'cm_event_handler' && ['CONNECT_RESPONSE', 'ESTABLISHED', 'REJECTED'].includes(e.event ?? '') && (e.dst ?? '').startsWith(`${serverIp}:`),
-        );
-        if (heard) throw new Error(`the ${u.sides[0]} heard the ${u.sides[1]} (${(heard as CmaEvent).event}) ${(landed - heard.t).toFixed(0)} ms before the fault landed: the replies were not held`);
+        const heard = heardBeforeFault(t.events(), { client, serverIp, from: started.t, landedAt: landed });
+        if (heard) throw new Error(`the ${u.sides[0]} heard the ${u.sides[1]} (${heard.event}) ${(landed - heard.t).toFixed(0)} ms before the fault landed: the replies were not held`);
       }
       if (!inside) {
         // Missed: undo and try again, injecting as early as before (the window is what moved).
