@@ -106,7 +106,7 @@ async function readProbe(node: Node, timeoutMs: number, first: Promise<ExecResul
   if (parts) return Object.fromEntries(names.filter((k) => !parts.has(`${k}-failed`)).map((k) => [k, parts.get(k)]));
   const read: ProbeRead = {};
   for (const k of names) {
-    const r = await node.exec(['sh', '-c', PROBE_PARTS[k]], { timeoutMs }).catch(() => undefined);
+    const r = await node.exec(['sh', '-c', PROBE_PARTS[k], `probe-${k}`], { timeoutMs }).catch(() => undefined);
     if (r?.exitCode === 0) read[k] = r.stdout;
   }
   return read;
@@ -131,7 +131,7 @@ export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGr
   const findings: HealthFinding[] = [];
   // The liveness check and the probe script at once (one round trip's wait, not two); the script's
   // answer counts only from a node that answered `true`.
-  const script = node.exec(['sh', '-c', PROBE_SCRIPT], { timeoutMs }).catch(() => undefined);
+  const script = node.exec(['sh', '-c', PROBE_SCRIPT, 'health-probe'], { timeoutMs }).catch(() => undefined);
   try {
     await node.run(['true'], { timeoutMs });
   } catch (e) {
@@ -219,7 +219,7 @@ export function stuckInRdmaNames(tasks: ReadonlyMap<string, { comm: string; stac
 }
 
 async function stuckTasks(node: Node, timeoutMs: number): Promise<Map<string, { comm: string; stack: string }>> {
-  const r = await node.exec(['sh', '-c', STUCK_SCRIPT], { timeoutMs }).catch(() => undefined);
+  const r = await node.exec(['sh', '-c', STUCK_SCRIPT, 'stuck-tasks'], { timeoutMs }).catch(() => undefined);
   return parseStuck(r?.stdout ?? '');
 }
 

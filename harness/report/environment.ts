@@ -32,7 +32,7 @@ export async function collectEnvironment(lab: Lab): Promise<NodeEnvironment[]> {
     nodes.map(async (node) => {
       const env: NodeEnvironment = { node: node.name, address: node.address, kernel: 'unknown' };
       try {
-        const r = await node.run(['sh', '-c', SCRIPT], { env: { MODULES: MODULES.join(' '), PARAMS: PARAM_MODULES.join(' ') }, timeoutMs: 60_000 });
+        const r = await node.run(['sh', '-c', SCRIPT, 'environment'], { env: { MODULES: MODULES.join(' '), PARAMS: PARAM_MODULES.join(' ') }, timeoutMs: 60_000 });
         const sections = new Map<string, string[]>();
         let cur = '';
         for (const line of r.stdout.split('\n')) {

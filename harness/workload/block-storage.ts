@@ -231,7 +231,7 @@ export abstract class BlockStorageWorkload implements Workload {
 
   /** A configfs HBA name of the plugin's kind that nothing uses (LIO names HBAs PLUGIN_INDEX). */
   protected async freeHba(node: Node, plugin: string): Promise<string> {
-    const r = await node.run(['sh', '-c', 'ls /sys/kernel/config/target/core 2>/dev/null; true'], { timeoutMs: 15_000 });
+    const r = await node.run(['sh', '-c', 'ls /sys/kernel/config/target/core 2>/dev/null; true', 'lio-backstores'], { timeoutMs: 15_000 });
     const used = new Set(r.stdout.split('\n').filter(Boolean));
     for (let i = 4242; ; i++) if (!used.has(`${plugin}_${i}`)) return `${plugin}_${i}`;
   }

@@ -270,7 +270,7 @@ export function parseSurvey(text: string): UnloadSurvey | undefined {
 
 /** The survey, or — when it fails — what the unloads assumed before: nothing stuck, `modules` loaded, nothing freed, no owners. */
 export async function surveyUnload(node: Node, modules: readonly string[]): Promise<UnloadSurvey> {
-  const r = await node.exec(['sh', '-c', SURVEY], { timeoutMs: 30_000 }).catch(() => undefined);
+  const r = await node.exec(['sh', '-c', SURVEY, 'unload-survey'], { timeoutMs: 30_000 }).catch(() => undefined);
   const s = r ? parseSurvey(r.stdout) : undefined;
   if (s) return { ...s, owners: s.owners ?? (s.stuck.length ? undefined : await cmIdModules(node)) };
   return { boot: '', stuck: [], loaded: new Map(modules.map((m) => [m, { name: m, refs: 0, usedBy: [] }])), freedLog: '', owners: await cmIdModules(node) };
@@ -363,7 +363,7 @@ const BASELINE = 'cat /proc/sys/kernel/random/boot_id && cut -d" " -f1 /proc/mod
 
 /** The node's loaded modules and boot id, before the harness loads anything there. */
 export async function moduleBaseline(node: Node): Promise<ModuleBaseline> {
-  const r = await node.run(['sh', '-c', BASELINE], { timeoutMs: 15_000 });
+  const r = await node.run(['sh', '-c', BASELINE, 'module-baseline'], { timeoutMs: 15_000 });
   const [boot = '', ...modules] = r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
   return { boot, modules };
 }

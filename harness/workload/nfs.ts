@@ -76,7 +76,7 @@ export class NfsWorkload extends BlockStorageWorkload {
   }
 
   private async serverState(): Promise<Map<string, string[]>> {
-    const r = await this.lab.node(this.o.server).run(['sh', '-c', SERVER_STATE], { timeoutMs: 15_000 });
+    const r = await this.lab.node(this.o.server).run(['sh', '-c', SERVER_STATE, 'nfs-server-state'], { timeoutMs: 15_000 });
     const kv = new Map<string, string[]>();
     for (const l of r.stdout.split('\n').filter((x) => x.includes('='))) {
       const k = l.slice(0, l.indexOf('='));
@@ -125,7 +125,7 @@ export class NfsWorkload extends BlockStorageWorkload {
         if (running && !rdma) throw new LabPreconditionError('nfsd is running without an RDMA listener: adding one (rdma 20049) could not be undone — nfsd has no way to remove a listener short of stopping it — so the harness leaves it alone');
         if (!running) {
           await this.undo.change({ node: s.name, what: 'stop the nfsd the harness started (and its RDMA listener), restore its grace and lease times', kind: 'argv', argv: ['sh', '-c', NFSD_DOWN, 'nfsd-down', st.get('grace')?.[0] ?? '90', st.get('lease')?.[0] ?? '90'] }, () =>
-            s.run(['sh', '-c', `${NFSD_UP} && echo "rdma 20049" > ${NFSD}/portlist`], { timeoutMs: 60_000 }),
+            s.run(['sh', '-c', `${NFSD_UP} && echo "rdma 20049" > ${NFSD}/portlist`, 'nfsd-rdma-port'], { timeoutMs: 60_000 }),
           );
         }
       })(),

@@ -97,7 +97,7 @@ export class NvmeWorkload extends BlockStorageWorkload {
       (async () => {
         await this.modules(t, ['nvmet', 'nvmet_rdma']);
         // A port ID nobody has, and a service ID nobody listens on at this address.
-        const ports = (await t.run(['sh', '-c', PORTS], { timeoutMs: 15_000 })).stdout.split('\n').filter(Boolean).map((l) => l.split(' '));
+        const ports = (await t.run(['sh', '-c', PORTS, 'nvmet-ports'], { timeoutMs: 15_000 })).stdout.split('\n').filter(Boolean).map((l) => l.split(' '));
         const ids = new Set(ports.map((p) => Number(p[0])));
         const svcs = new Set(ports.filter((p) => p[1] === ip || p[1] === '0.0.0.0').map((p) => Number(p[2])));
         for (this.portId = 4420; ids.has(this.portId); this.portId++);

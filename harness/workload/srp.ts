@@ -196,7 +196,7 @@ export class SrpWorkload extends BlockStorageWorkload {
     const guid = (await t.run(['cat', '/sys/module/ib_srpt/parameters/srpt_service_guid'])).stdout.trim();
 
     await this.modules(i, ['ib_srp', 'sd_mod']);
-    const before = (await i.run(['sh', '-c', RPORTS])).stdout.split('\n').filter(Boolean);
+    const before = (await i.run(['sh', '-c', RPORTS, 'srp-rports'])).stdout.split('\n').filter(Boolean);
     let last = '';
     await this.undo.change({ node: i.name, what: 'delete the SRP remote ports the harness logged in to', kind: 'argv', argv: ['sh', '-c', DELETE_NEW_RPORTS, 'srp-logout', ...before] }, () =>
       waitFor(
@@ -213,7 +213,7 @@ export class SrpWorkload extends BlockStorageWorkload {
         throw new Error(`${e.message} (last attempt: ${last || 'no error text'}; kernel log since the set-up: ${said.length ? `\n  ${said.join('\n  ')}` : 'no SRP lines'})`);
       }),
     );
-    this.rports = (await i.run(['sh', '-c', RPORTS])).stdout.split('\n').filter((p) => p && !before.includes(p));
+    this.rports = (await i.run(['sh', '-c', RPORTS, 'srp-rports'])).stdout.split('\n').filter((p) => p && !before.includes(p));
     if (!this.rports.length) throw new Error('the SRP login created no remote port');
     // The SRP transport's timers are properties of the remote port, not login parameters.
     await i.run(['sh', '-c', SET_TIMERS, 'srp-timers', String(this.o.reconnectDelayS), String(this.o.fastIoFailTmoS), String(this.o.devLossTmoS), ...this.rports]);
