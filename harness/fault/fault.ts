@@ -182,7 +182,7 @@ abstract class LinkFault implements Fault {
   abstract describe(): string;
   protected abstract cut(lab: Lab): Promise<void>;
   /** when the last cut was issued (controller ms) */
-  private cutAt = 0;
+  protected cutAt = 0;
   async inject(ctx: FaultContext): Promise<number> {
     const t = now();
     this.cutAt = t;
@@ -260,6 +260,12 @@ export class CarrierLoss extends LinkFault {
     const { node, ifname } = this.target;
     return this.j.act(lab, { type: 'carrier-restore', node, ifname }, () => carrier.cut(node, ifname));
   }
+  /** Journals this cut's undo without cutting: the caller cuts several links in one command. */
+  async journalOnly(lab: Lab, t: number): Promise<void> {
+    this.cutAt = t;
+    const { node, ifname } = this.target;
+    await this.j.act(lab, { type: 'carrier-restore', node, ifname }, () => Promise.resolve());
+  }
 }
 
 /** The switch port goes down; the node's carrier stays up: a silent path loss. */
@@ -333,7 +339,18 @@ export class BothDown implements Fault {
   async inject(ctx: FaultContext): Promise<number> {
     const quiet: FaultContext = { ...ctx, record: () => undefined };
     const t = now();
-    for (const s of this.slaves) await s.inject(quiet);
+    const carrier = ctx.lab.carrier;
+    const losses = this.slaves.filter((s): s is CarrierLoss => s instanceof CarrierLoss);
+    if (carrier?.cutTogether && losses.length === this.slaves.length) {
+      // One command for all links, so no miimon tick falls between the cuts. Cut one by one, they
+      // were seen down in the same tick in one run and 170 ms apart in the next; a tick between
+      // them fails the bond over to the second slave first (ADDR_CHANGE, the ULP drops its
+      // connection), otherwise the connection outlives the outage: a different ULP path each run.
+      for (const s of losses) await s.journalOnly(ctx.lab, t);
+      await carrier.cutTogether(this.target.node, losses.map((s) => s.target.ifname));
+    } else {
+      for (const s of this.slaves) await s.inject(quiet);
+    }
     ctx.record(event('inject', this, t));
     return t;
   }

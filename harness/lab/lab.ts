@@ -12,6 +12,8 @@ export interface CarrierControl {
   readonly method: string;
   cut(node: string, ifname: string): Promise<void>;
   restore(node: string, ifname: string): Promise<void>;
+  /** Cuts several links of a node at one instant (one command), where the lab can. */
+  cutTogether?(node: string, ifnames: readonly string[]): Promise<void>;
 }
 
 /** Takes a switch port down without the node's carrier noticing: a silent path loss. */

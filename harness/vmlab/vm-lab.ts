@@ -19,7 +19,7 @@ import { ensureSiw, needsSiw } from './siw.ts';
 import { createFabric, createTap, destroyFabric, plugTap, setSwitchPort, netnsExists } from './network.ts';
 import { labsDir } from './paths.ts';
 import { pvhKernel } from './pvh.ts';
-import { qmp } from './qmp.ts';
+import { qmp, qmpBatch } from './qmp.ts';
 import { guestGone, isOurGuest, macFor, startQemu } from './qemu.ts';
 import { labDir, readState, writeState, type GuestState, type LabState } from './state.ts';
 
@@ -393,6 +393,10 @@ export class VmLab extends BaseLab {
       method: 'QEMU set_link (virtio-net carrier off)',
       cut: (node, ifname) => this.setLink(node, ifname, false),
       restore: (node, ifname) => this.setLink(node, ifname, true),
+      cutTogether: async (node, ifnames) => {
+        for (const i of ifnames) this.nic(node, i);
+        await qmpBatch(this.guest(node).qmpSocket, ifnames.map((i) => ({ command: 'set_link', args: { name: `nic-${i}`, up: false } })));
+      },
     };
     this.switchPorts = {
       down: (node, ifname) => setSwitchPort(host, state.netns, this.nic(node, ifname).tap, false),
