@@ -258,13 +258,15 @@ export class CarrierLoss extends LinkFault {
     const carrier = lab.carrier;
     if (!carrier) throw new Error('this lab cannot cut a carrier (no carrier control: add carrier commands to the topology)');
     const { node, ifname } = this.target;
-    return this.j.act(lab, { type: 'carrier-restore', node, ifname }, () => carrier.cut(node, ifname));
+    return this.j.act(lab, this.undo(), () => carrier.cut(node, ifname));
   }
   /** Journals this cut's undo without cutting: the caller cuts several links in one command. */
   async journalOnly(lab: Lab, t: number): Promise<void> {
     this.cutAt = t;
-    const { node, ifname } = this.target;
-    await this.j.act(lab, { type: 'carrier-restore', node, ifname }, () => Promise.resolve());
+    await this.j.act(lab, this.undo(), () => Promise.resolve());
+  }
+  private undo(): HealSpec {
+    return { type: 'carrier-restore', node: this.target.node, ifname: this.target.ifname };
   }
 }
 

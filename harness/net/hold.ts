@@ -47,13 +47,18 @@ export async function hold(node: Node, dev: string, peerIp: string, addQdisc: bo
  */
 export async function release(node: Node, dev: string, qdiscAdded: boolean): Promise<void> {
   const q = await node.exec(['tc', '-j', 'qdisc', 'show', 'dev', dev], { timeoutMs: 10_000 });
-  if (q.exitCode !== 0 && !(await node.exec(['test', '-e', `/sys/class/net/${dev}`], { timeoutMs: 10_000 })).exitCode) throw new Error(`tc qdisc show dev ${dev}: ${q.stderr.trim()}`);
-  // no such device (the fabric was rebuilt) or no clsact (the node rebooted): nothing of ours is left
-  if (q.exitCode !== 0 || !parse(q.stdout).some((x) => x.kind === 'clsact')) return;
+  if (q.exitCode !== 0) {
+    // no such device (the fabric was rebuilt): nothing of ours is left; anything else is an error
+    const exists = (await node.exec(['test', '-e', `/sys/class/net/${dev}`], { timeoutMs: 10_000 })).exitCode === 0;
+    if (exists) throw new Error(`tc qdisc show dev ${dev}: ${q.stderr.trim()}`);
+    return;
+  }
+  // no clsact (the node rebooted): nothing of ours is left
+  if (!parse(q.stdout).some((x) => x.kind === 'clsact')) return;
   const prefs = await ingressPrefs(node, dev);
   if (prefs.includes(HOLD_PREF)) await node.run(['tc', 'filter', 'del', 'dev', dev, 'ingress', 'pref', String(HOLD_PREF)], { timeoutMs: 10_000 });
   if (!qdiscAdded) return;
-  const others = (await ingressPrefs(node, dev)).length;
+  const others = prefs.filter((p) => p !== HOLD_PREF).length;
   const egress = parse((await node.run(['tc', '-j', 'filter', 'show', 'dev', dev, 'egress'], { timeoutMs: 10_000 })).stdout).length;
   if (others === 0 && egress === 0) await node.run(['tc', 'qdisc', 'del', 'dev', dev, 'clsact'], { timeoutMs: 10_000 });
 }

@@ -391,12 +391,9 @@ export class VmLab extends BaseLab {
     this.state = state;
     this.carrier = {
       method: 'QEMU set_link (virtio-net carrier off)',
-      cut: (node, ifname) => this.setLink(node, ifname, false),
-      restore: (node, ifname) => this.setLink(node, ifname, true),
-      cutTogether: async (node, ifnames) => {
-        for (const i of ifnames) this.nic(node, i);
-        await qmpBatch(this.guest(node).qmpSocket, ifnames.map((i) => ({ command: 'set_link', args: { name: `nic-${i}`, up: false } })));
-      },
+      cut: (node, ifname) => this.setLinks(node, [ifname], false),
+      restore: (node, ifname) => this.setLinks(node, [ifname], true),
+      cutTogether: (node, ifnames) => this.setLinks(node, ifnames, false),
     };
     this.switchPorts = {
       down: (node, ifname) => setSwitchPort(host, state.netns, this.nic(node, ifname).tap, false),
@@ -424,9 +421,10 @@ export class VmLab extends BaseLab {
     return n;
   }
 
-  private async setLink(node: string, ifname: string, up: boolean): Promise<void> {
-    this.nic(node, ifname);
-    await qmp(this.guest(node).qmpSocket, 'set_link', { name: `nic-${ifname}`, up });
+  /** One QMP command per link, all on one connection: several links change at one instant. */
+  private async setLinks(node: string, ifnames: readonly string[], up: boolean): Promise<void> {
+    for (const i of ifnames) this.nic(node, i);
+    await qmpBatch(this.guest(node).qmpSocket, ifnames.map((i) => ({ command: 'set_link', args: { name: `nic-${i}`, up } })));
   }
 
   private async reboot(node: string): Promise<void> {
