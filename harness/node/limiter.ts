@@ -1,5 +1,5 @@
 // Bounds concurrent SSH channels. The server's MaxSessions is not advertised, so the limit adapts:
-// when the server refuses a channel, the limit drops to what was open at that moment.
+// when the server refuses a channel for certain (see CloseLedger), the limit drops to what was open.
 // One slot is kept for control operations (kill on timeout) so they never wait behind the work they stop.
 
 export class ChannelLimiter {
@@ -36,9 +36,9 @@ export class ChannelLimiter {
     });
   }
 
-  /** The server refused a channel while `openAtRefusal` were open: that is its real limit. */
+  /** The server refused a channel while `openAtRefusal` others were open: its real limit is no higher. */
   shrinkTo(openAtRefusal: number): void {
-    this.limit = Math.max(2, openAtRefusal);
+    this.limit = Math.max(2, Math.min(this.limit, openAtRefusal));
   }
 
   private pump(): void {
@@ -48,5 +48,23 @@ export class ChannelLimiter {
       const [next] = this.queue.splice(idx, 1);
       next?.resolve();
     }
+  }
+}
+
+/**
+ * Channels closed on one connection, and how many of those the server has surely freed (a round trip
+ * sent after their CHANNEL_CLOSE was answered). A refusal while some are unconfirmed may be transient.
+ */
+export class CloseLedger {
+  closed = 0;
+  private confirmedUpTo = 0;
+
+  get unconfirmed(): number {
+    return this.closed - this.confirmedUpTo;
+  }
+
+  /** A round trip sent when `closedAtSend` channels had been closed was answered. */
+  confirm(closedAtSend: number): void {
+    this.confirmedUpTo = Math.max(this.confirmedUpTo, closedAtSend);
   }
 }

@@ -15,7 +15,7 @@ import { quoteArgv, showArgv } from './argv.ts';
 import { BaseNode } from './base.ts';
 import { admit, refusal, refusedStream } from './gate.ts';
 import { ALL_HOST_KEY_ALGORITHMS, algorithmsForKeyType, fingerprint, keyTypeOf, type HostKeyPolicy } from './hostkey.ts';
-import { ChannelLimiter } from './limiter.ts';
+import { ChannelLimiter, CloseLedger } from './limiter.ts';
 import { EXEC_LOG, noteExec } from './exec-log.ts';
 import { LineSplitter, OutputBuffer } from './lines.ts';
 import {
@@ -92,6 +92,8 @@ export class SshNode extends BaseNode {
   private warnedInsecure = false;
   /** How many times the connection was (re)established: tests and reports use it. */
   connects = 0;
+  /** Channel refusals: transient (a close not yet freed) and definitive (the server's real limit). */
+  readonly refusals = { transient: 0, definitive: 0 };
   lastDisconnect: string | undefined;
 
   constructor(opts: SshNodeOptions) {
@@ -177,6 +179,7 @@ export class SshNode extends BaseNode {
       client.on('ready', () => {
         ready = true;
         this.client = client;
+        this.closes = new CloseLedger();
         this.connects++;
         if (this.connects > 1) this.log.warn({ afterMs: Math.round(now() - started), lastDisconnect: this.lastDisconnect }, 'reconnected');
         this.probedKeys = undefined;
@@ -243,10 +246,13 @@ export class SshNode extends BaseNode {
    * microtask later (after the promise resolves) misses it, and the command looks lost.
    */
   private async openChannel(argv: readonly string[], control = false): Promise<{ ch: ClientChannel; release: () => void; client: ClientType; exit: ExitStatus }> {
-    let refusals = 0;
     for (let attempt = 0; ; attempt++) {
       const client = await this.connect();
-      const release = await this.limiter.acquire(control);
+      const slot = await this.limiter.acquire(control);
+      // What the server may hold besides this channel, as of this open: ours still open, and ours
+      // closed that it may not have processed yet (see refused()).
+      const others = this.limiter.current.inFlight - 1;
+      const unconfirmed = this.closes.unconfirmed;
       try {
         const opened = await new Promise<{ ch: ClientChannel; exit: ExitStatus }>((resolve, reject) => {
           client.exec(`exec ${quoteArgv(['sh', '-c', WRAPPER, 'rf', ...argv])}`, (err, ch) => {
@@ -260,11 +266,17 @@ export class SshNode extends BaseNode {
             resolve({ ch, exit });
           });
         });
+        let released = false;
+        const release = () => {
+          if (released) return;
+          released = true;
+          this.closes.closed++; // its CHANNEL_CLOSE was written before this (on 'close', or by halt())
+          slot();
+        };
         return { ...opened, release, client };
       } catch (e) {
-        const err = e as Error & { reason?: number };
-        const openNow = this.limiter.current.inFlight;
-        release();
+        const err = e as Error;
+        slot(); // never opened: nothing for the server to free
         if (/Not connected/.test(err.message) && attempt < 3) {
           // The socket died before ssh2 said so ('close' comes later): start over on a new connection.
           if (this.client === client) this.client = undefined;
@@ -273,21 +285,57 @@ export class SshNode extends BaseNode {
           continue;
         }
         if (/Channel open failure/.test(err.message) && attempt < 60 && this.client) {
-          // sshd frees a session only after it has processed our CHANNEL_CLOSE, so an open sent right
-          // after another channel closed can be refused below MaxSessions: retry. Only refusals that
-          // persist mean the server's MaxSessions is lower than assumed: then lower the limit.
-          if (++refusals >= 5) {
-            this.limiter.shrinkTo(openNow - 1);
-            this.log.debug({ limit: openNow - 1 }, 'server keeps refusing channels; lowering the channel limit');
-            refusals = 0;
-          }
-          await sleep(10 + attempt * 5);
+          await this.refused(client, others, unconfirmed);
           continue;
         }
         if (err instanceof NodeUnreachableError || err instanceof ConnectionLostError) throw err;
         throw new ConnectionLostError(this.name, `${this.name}: cannot open a channel: ${err.message}`, { cause: err });
       }
     }
+  }
+
+  private closes = new CloseLedger();
+
+  /**
+   * The server refused a channel. sshd frees a session only in the loop turn after it read our
+   * CHANNEL_CLOSE, so an open that arrived in the same read as a close is refused below
+   * MaxSessions: a transient refusal, which a loaded server makes frequent (it reads more at once).
+   * A refusal is proof of a lower MaxSessions only if every channel we had closed was confirmed freed
+   * when the open was sent; otherwise one round trip confirms them, and the open is retried.
+   */
+  private async refused(client: ClientType, others: number, unconfirmed: number): Promise<void> {
+    if (unconfirmed === 0) {
+      this.refusals.definitive++;
+      this.limiter.shrinkTo(others);
+      this.log.debug({ limit: this.limiter.current.limit }, 'server refused a channel with every close confirmed; lowering the channel limit');
+      return;
+    }
+    this.refusals.transient++;
+    await this.roundTrip(client);
+  }
+
+  /**
+   * A keepalive round trip: its answer proves the server has read everything sent before it, so
+   * every close sent before is freed by the time the next open arrives. ssh2 (pinned) keeps its
+   * ping private: the answer is the next callback on its global-request queue, which is FIFO like
+   * the server's replies. Resolves false (after a pause) if there is no answer.
+   */
+  private roundTrip(client: ClientType, timeoutMs = 5000): Promise<boolean> {
+    const closes = this.closes;
+    const sent = closes.closed;
+    const c = client as unknown as { _callbacks?: (() => void)[]; _protocol?: { ping(): void } };
+    if (!c._callbacks || !c._protocol) return sleep(50).then(() => false);
+    const callbacks = c._callbacks;
+    const protocol = c._protocol;
+    return new Promise((res) => {
+      const timer = setTimeout(() => res(false), timeoutMs);
+      callbacks.push(() => {
+        clearTimeout(timer);
+        closes.confirm(sent);
+        res(true);
+      });
+      protocol.ping();
+    });
   }
 
   /** Sends TERM, then KILL after grace, to a command's process group. Best effort. */
