@@ -26,27 +26,48 @@ async function dropped(t: TestContext, node: string, dev: string): Promise<numbe
   return f.reduce((n, a) => n + (a.stats?.packets ?? 0), 0);
 }
 
+/**
+ * Can an RDMA CM connect from a to b complete now? rping as server on b, client on a; true when a ping
+ * went through, false when the client waited for a reply that never came (its timeout, exit 124).
+ */
+async function connects(t: TestContext, a: string, b: string, port: number): Promise<boolean> {
+  const ip = t.bondOf(b).ip;
+  const srv = t.node(b).exec(['timeout', '10', 'rping', '-s', '-a', ip, '-p', String(port), '-C', '1'], { timeoutMs: 20_000 });
+  let out = '';
+  for (let i = 0; i < 10 && !/ping data/.test(out); i++) {
+    // rping has no "listening" signal; a connect refused before the server listens is retried
+    const r = await t.node(a).exec(['timeout', '4', 'rping', '-c', '-a', ip, '-p', String(port), '-C', '1', '-v'], { timeoutMs: 10_000 });
+    out = r.stdout + r.stderr;
+    if (r.exitCode === 124) break; // waited for a reply that never came: held
+  }
+  await srv;
+  return /ping data/.test(out);
+}
+
 suite('a held handshake: the replies a node gets over RoCEv2 held on its bond (VM lab)', { requires: { nodes: 2, tools: ['rping'] } }, () => {
   test('while held, an RDMA CM connect from the node cannot complete and the peer\'s frames are dropped; after the release it connects', async (t) => {
     const [a, b] = t.pair();
-    const ip = t.bondOf(b).ip;
     const dev = t.bondOf(a).name;
     const release = await t.holdReplies(a, b);
     expect(release, 'an rxe bond can be held').to.not.equal(undefined);
-    const srv = t.node(b).exec(['timeout', '10', 'rping', '-s', '-a', ip, '-p', '7191', '-C', '1'], { timeoutMs: 20_000 });
-    let held = '';
-    for (let i = 0; i < 10 && !/ping data/.test(held); i++) {
-      // rping has no "listening" signal; a connect refused before the server listens is retried
-      const r = await t.node(a).exec(['timeout', '4', 'rping', '-c', '-a', ip, '-p', '7191', '-C', '1', '-v'], { timeoutMs: 10_000 });
-      held = r.stdout + r.stderr;
-      if (r.exitCode === 124) break; // waited for a reply that never came: held
-    }
-    await srv;
-    expect(held, 'no ping while the replies are held').to.not.match(/ping data/);
+    expect(await connects(t, a, b, 7191), 'no ping while the replies are held').to.equal(false);
     expect(await dropped(t, a, dev), "the peer's frames dropped on the held bond").to.be.greaterThan(0);
     await release!();
-    const after = await rpingOnce(t.node(a), t.node(b), ip, 3, 7192);
+    const after = await rpingOnce(t.node(a), t.node(b), t.bondOf(b).ip, 3, 7192);
     expect(after.ok, `connect after the release:\n${after.output}`).to.equal(true);
+  });
+
+  // The check above is not vacuous: a hold that matches the wrong source lets the handshake through,
+  // and the same check says so (and its filter counts nothing).
+  test('a broken hold (matching a source that is not the peer) holds nothing: the check sees the ping', async (t) => {
+    const [a, b] = t.pair();
+    const dev = t.bondOf(a).name;
+    const wrong = new HeldReplies(a, dev, '192.0.2.1'); // TEST-NET-1: no such peer, no traffic to it
+    t.scope.defer('release the broken hold', () => wrong.release(t.lab));
+    await wrong.hold(t.lab);
+    expect(await connects(t, a, b, 7193), 'the ping goes through a hold on the wrong source').to.equal(true);
+    expect(await dropped(t, a, dev), 'nothing dropped').to.equal(0);
+    await wrong.release(t.lab);
   });
 
   test("the release leaves the bond's tc objects as found: none, or the user's own qdisc and filter", async (t) => {
