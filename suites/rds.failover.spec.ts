@@ -3,13 +3,13 @@
 // link fails; every message must arrive exactly once and intact, and the connection must come back
 // through the new active slave within budget.
 import { suite, test, expect, type TestContext } from '../harness/fixture/test.ts';
-import { AdminDown, CarrierLoss, BothDown, Failback, Flap, SwitchPortDown } from '../harness/fault/fault.ts';
+import { AdminDown, CarrierLoss, Failback, Flap, SwitchPortDown } from '../harness/fault/fault.ts';
 import { RdsWorkload, type RdsOptions } from '../harness/workload/rds.ts';
 import { progressPast } from '../harness/workload/workload.ts';
 import { failoverBudget, noGarpBudget, reconnectBudget } from '../harness/topology/defaults.ts';
-import { sleep } from '../harness/clock.ts';
 import { rds as rdsUlp } from '../harness/ulp/rds.ts';
 import { timelineBeyondNextFault } from '../harness/assert/evidence.ts';
+import { bothLinksDown, onReturnSlave } from './lib/outage.ts';
 
 const RATE = 100;
 /** Traffic runs both ways until the test finishes it, through every fault; this is only the least
@@ -113,14 +113,11 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
   });
 
   test('RF-03 both links down for a short while: RDS stalls, then resumes with nothing lost', async (t) => {
-    const [client] = t.pair();
+    const [client, server] = t.pair();
     const downMs = t.topology.faults?.both_down?.short_ms ?? 3000;
+    await onReturnSlave(t, client);
     const rds = await rdsTraffic(t);
-    const bond = await t.bond(client);
-    const both = new BothDown(client, bond.name, bond.slaves, downMs);
-    const ref = await t.inject(both);
-    await sleep(Math.max(0, ref.t + downMs - Date.now()));
-    await t.heal(both);
+    await bothLinksDown(t, client, server, downMs);
     await t.step('RDS delivers again after the links return', () => progressPast(rds, rds.done + RATE, downMs + reconnectBudget(t.topology, 'rds') + 5000));
     const result = await t.step('traffic finishes and is verified', () => rds.finish());
     const ev = await t.evidence({ results: [result] });

@@ -3,14 +3,15 @@
 //
 //   test('RF-07 carrier loss on the target's active slave …', { tags: ['full'] }, storage.failover(iser, 'server'));
 import { expect, type TestContext } from '../../harness/fixture/test.ts';
-import { BothDown, CarrierLoss, Failback, Flap, SwitchPortDown } from '../../harness/fault/fault.ts';
+import { CarrierLoss, Failback, Flap, SwitchPortDown } from '../../harness/fault/fault.ts';
 import { faultInConnect, faultInTeardown, heardBeforeFault } from '../../harness/fault/window.ts';
 import { failoverBudget, noGarpBudget, reconnectBudget, type Ulp } from '../../harness/topology/defaults.ts';
-import { progressPast, type Workload } from '../../harness/workload/workload.ts';
+import { progressPast, type Workload, type WorkloadResult } from '../../harness/workload/workload.ts';
 import type { CmaEvent } from '../../harness/monitor/events.ts';
 import { cmEventOnEstablished, type ConnectionEvent } from '../../harness/assert/chai-failover.ts';
 import type { Evidence } from '../../harness/assert/evidence.ts';
 import { now, sleep } from '../../harness/clock.ts';
+import { bothLinksDown, onReturnSlave } from './outage.ts';
 import type { UlpLiveness } from '../../harness/ulp/ulp.ts';
 
 /** What the storage tests need to know about a ULP. */
@@ -189,13 +190,10 @@ export function flapping<W extends Workload>(u: StorageUlp<W>): Body {
 /** RF-03 short: both links down for less than the give-up time: I/O stalls, then resumes. */
 export function bothDownShort<W extends Workload>(u: StorageUlp<W>): Body {
   return async (t) => {
-    const { w, client } = await running(t, u);
+    await onReturnSlave(t, t.pair(u.roles)[0]);
+    const { w, client, server } = await running(t, u);
     const downMs = t.topology.faults?.both_down?.short_ms ?? 3000;
-    const bond = await t.bond(client);
-    const both = new BothDown(client, bond.name, bond.slaves, downMs);
-    const ref = await t.inject(both);
-    await sleep(Math.max(0, ref.t + downMs - Date.now()));
-    await t.heal(both);
+    await bothLinksDown(t, client, server, downMs);
     const stalled = await t.step('I/O resumes after the links return', () => progressPast(w, w.done + u.step, budget(t, u.ulp) + 10_000)).then(
       () => undefined,
       (e: Error) => e,
@@ -223,20 +221,21 @@ export function bothDownShort<W extends Workload>(u: StorageUlp<W>): Body {
 export function bothDownLong<W extends Workload>(u: StorageUlp<W>): Body {
   return async (t) => {
     const [client, server] = t.pair(u.roles);
+    await onReturnSlave(t, client);
     const giveUpS = t.topology.faults?.both_down?.give_up_s ?? 10;
     const w = await t.workload(u.ulp, () => t.step(`set up ${u.ulp} giving up after ${giveUpS} s`, () => u.makeGivingUp(t, client, server, giveUpS)));
     await t.monitor();
     await t.step(`start verified I/O on the ${u.sides[0]}`, () => w.start());
     await t.step('I/O flows before the fault', () => progressPast(w, w.done + u.step, 60_000));
-    const bond = await t.bond(client);
     const downMs = Math.max(t.topology.faults?.both_down?.long_ms ?? 0, (giveUpS + 15) * 1000);
-    const both = new BothDown(client, bond.name, bond.slaves, downMs);
-    const ref = await t.inject(both);
     // The workload must end by itself, with the failure reported, before the links come back.
-    const ended = await t.step(`the workload gives up during the outage (within ${downMs} ms)`, () => w.finish(Math.max(1000, ref.t + downMs - Date.now())));
-    const endedAt = now();
-    await sleep(Math.max(0, ref.t + downMs - Date.now()));
-    await t.heal(both);
+    let ended: WorkloadResult | undefined;
+    let endedAt = 0;
+    const { ref } = await bothLinksDown(t, client, server, downMs, async (ref) => {
+      ended = await t.step(`the workload gives up during the outage (within ${downMs} ms)`, () => w.finish(Math.max(1000, ref.t + downMs - Date.now())));
+      endedAt = now();
+    });
+    if (!ended) throw new Error('the outage ended before the workload was waited for');
     t.attach('outcome of the long outage', { dataOk: ended.dataOk, summary: ended.summary, errors: ended.errors.slice(0, 10), endedAfterMs: Math.round(endedAt - ref.t) });
     // finish() returns at its deadline when the workload is still running: that is no give-up.
     expect(endedAt - ref.t < downMs, `the ${u.ulp} workload did not give up within the ${downMs} ms outage (its give-up time was set to ${giveUpS} s): ${ended.summary}`).to.equal(true);
