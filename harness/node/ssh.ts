@@ -88,6 +88,8 @@ export class SshNode extends BaseNode {
   private readonly ops = new Set<Op>();
   private readonly pending = new Set<Promise<unknown>>();
   private readonly limiter: ChannelLimiter;
+  /** Channels closed on the current connection, and how many the server surely freed (refused()). */
+  private closes = new CloseLedger();
   private closed = false;
   private warnedInsecure = false;
   /** How many times the connection was (re)established: tests and reports use it. */
@@ -293,8 +295,6 @@ export class SshNode extends BaseNode {
       }
     }
   }
-
-  private closes = new CloseLedger();
 
   /**
    * The server refused a channel. sshd frees a session only in the loop turn after it read our

@@ -27,9 +27,7 @@ export async function onReturnSlave(t: TestContext, node: string): Promise<void>
   const b = await t.bond(node);
   const first = b.slaves[0];
   if (!first || b.activeSlave === first) return;
-  await t.step(`${node}/${b.name} on ${first}, the slave it comes back on after the outage`, () =>
-    t.node(node).run(['sh', '-c', 'echo "$2" > "$1"', 'on-return-slave', sysfsBond(b.name, 'active_slave'), first]),
-  );
+  await t.step(`${node}/${b.name} on ${first}, the slave it comes back on after the outage`, () => t.node(node).writeFile(sysfsBond(b.name, 'active_slave'), `${first}\n`));
 }
 
 /** Both links of the client's bond down, the peer looked up once meanwhile; returns once healed. */
