@@ -48,6 +48,17 @@ describe('known issues: several tests and ULPs per issue', () => {
     expect(failureMatches(k, 'expected nfs to deliver every byte intact', 'rdma_rxe: rxe_reg_fast_mr: mr->lkey = 0xb3d not free'), 'another failure with the message is news').to.equal(false);
   });
 
+  it("RF-01 NFS's double put when the I/O still verified: KNOWN from the clean-log failure only with the underflow in rpcrdma_ep_put", () => {
+    const k = knownIssues([]).find((x) => x.id === 'rpcrdma-addr-change-while-connecting')!;
+    expect(k, 'shipped in known-issues.yaml').to.not.equal(undefined);
+    // the failure of RF-01 NFS repeat 1 (reports/20261203-193256-ryne), as reported
+    const msg = 'expected a clean kernel log, found: node-a: 3 kernel log line(s) of class warning, refcount: ------------[ cut here ]------------';
+    const log = 'node-a [210.424400] refcount_t: underflow; use-after-free.\nnode-a [210.43]  rpcrdma_ep_put+0xc6/0xf0 [rpcrdma]\nnode-a [210.43]  rpcrdma_xprt_disconnect+0x429/0x4e0 [rpcrdma]';
+    expect(failureMatches(k, msg, log)).to.equal(true);
+    expect(failureMatches(k, msg, 'node-a [210.4] WARNING: CPU: 0 PID: 17 at net/core/dev.c:1 some_other_warning'), "another warning is not NFS's bug").to.equal(false);
+    expect(failureMatches(k, 'expected nfs to deliver every byte intact', log), 'a data error is news').to.equal(false);
+  });
+
   it('the shipped iSER panic after a long outage: KNOWN only with its crash signature (recorded console), on RF-03 long iSER over rxe 6.1', () => {
     const k = knownIssues([]).find((x) => x.id === 'iser-completion-after-unbind')!;
     expect(k, 'shipped in known-issues.yaml').to.not.equal(undefined);
