@@ -59,6 +59,25 @@ describe('known issues: several tests and ULPs per issue', () => {
     expect(failureMatches(k, 'expected nfs to deliver every byte intact', log), 'a data error is news').to.equal(false);
   });
 
+  it("UL-NFS-01's double put over rxe (ADDR_CHANGE, then DISCONNECTED): KNOWN on the client-side failovers only, with the underflow in rpcrdma_ep_put", () => {
+    const k = knownIssues([]).find((x) => x.id === 'rpcrdma-addr-change-then-disconnected')!;
+    expect(k, 'shipped in known-issues.yaml').to.not.equal(undefined);
+    const t = (planId: string, title: string, transports = ['rxe']) => issuesFor([k], { planId, ulp: 'nfs', title, kernel: '6.1.0-57-amd64', transports }).map((x) => x.id);
+    expect(t('UL-NFS-01', "UL-NFS-01 carrier loss on the client's active slave during I/O")).to.deep.equal([k.id]);
+    expect(t('RF-02', 'RF-02 failback to the primary during NFS I/O')).to.deep.equal([k.id]);
+    expect(t('UL-NFS-01', 'UL-NFS-01 baseline: verified I/O with no fault'), 'no fault, no ADDR_CHANGE').to.be.empty;
+    expect(t('RF-07', "RF-07 carrier loss on the server's active slave"), "the server's failover gives the client no ADDR_CHANGE").to.be.empty;
+    expect(t('UL-NFS-01', "UL-NFS-01 carrier loss on the client's active slave during I/O", ['siw']), 'siw has its own entry').to.be.empty;
+    // the CI failure of stop 29 (reports/20261203-211305-qbi4), as reported; the frames are the
+    // ones the 6.1 source calls (rpcrdma_ep_put is noinline, verbs.c:372), the lines above them as logged
+    const msg = 'expected a clean kernel log, found: node-a: 3 kernel log line(s) of class warning, refcount: ------------[ cut here ]------------';
+    const log = ['node-a [142.139761] RDMA CM addr change for ndev bond0 used by id 000000001e7003f9', 'node-a [142.165767] refcount_t: underflow; use-after-free.', 'node-a [142.173947] Workqueue: ib_cm cm_work_handler [ib_cm]', 'node-a [142.18]  rpcrdma_ep_put+0x5a/0x60 [rpcrdma]', 'node-a [142.18]  cma_cm_event_handler+0x2a/0xe0 [rdma_cm]'].join('\n');
+    expect(failureMatches(k, msg, log)).to.equal(true);
+    expect(failureMatches(k, 'the test passed, but a node is not healthy afterwards', log), 'RF-08 does not assert a clean log: the health check finds it').to.equal(true);
+    expect(failureMatches(k, msg, log.replace(/rpcrdma_ep_put/, 'ib_destroy_cq_user')), 'an underflow elsewhere is news').to.equal(false);
+    expect(failureMatches(k, 'expected nfs to deliver every byte intact', log), 'lost data is news').to.equal(false);
+  });
+
   it('the shipped iSER panic after a long outage: KNOWN only with its crash signature (recorded console), on RF-03 long iSER over rxe 6.1', () => {
     const k = knownIssues([]).find((x) => x.id === 'iser-completion-after-unbind')!;
     expect(k, 'shipped in known-issues.yaml').to.not.equal(undefined);
