@@ -237,6 +237,13 @@ export function bothDownLong<W extends Workload>(u: StorageUlp<W>): Body {
     });
     if (!ended) throw new Error('the outage ended before the workload was waited for');
     t.attach('outcome of the long outage', { dataOk: ended.dataOk, summary: ended.summary, errors: ended.errors.slice(0, 10), endedAfterMs: Math.round(endedAt - ref.t) });
+    // The give-up starts with the ULP's own failure detection: an UNREACHABLE it ignores (the
+    // outage's ping makes one at ~3 s) is the cause of a missed give-up, whatever rxe does after it.
+    if (u.mustActOnUnreachable) {
+      const seen = await reactionsSettled(t, u.ulp, 'UNREACHABLE');
+      const outcome = endedAt - ref.t < downMs ? `In this run the ${u.ulp} workload gave up anyway after ${Math.round(endedAt - ref.t)} ms.` : `In this run the ${u.ulp} workload did not give up within the ${downMs} ms outage: ${ended.summary}`;
+      expect(seen).to.have.actedOnUnreachable(u.ulp, { within: REACTION_MS, why: `${u.mustActOnUnreachable}\n${outcome}` });
+    }
     // finish() returns at its deadline when the workload is still running: that is no give-up.
     expect(endedAt - ref.t < downMs, `the ${u.ulp} workload did not give up within the ${downMs} ms outage (its give-up time was set to ${giveUpS} s): ${ended.summary}`).to.equal(true);
     expect(ended.dataOk, `a give-up must be reported as a failure, not as verified data: ${ended.summary}`).to.equal(false);
