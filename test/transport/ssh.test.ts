@@ -87,11 +87,14 @@ describe('SshNode (real sshd on loopback)', function () {
     await n.run(['true']);
     const pids = sshd.connectionPids(); // every connection of this test sshd: all ours
     let starving = true;
+    // A connection process that has ended (ESRCH) must not end the starving with a rejection that
+    // skips the SIGCONT and the close below.
+    const signal = (sig: NodeJS.Signals) => { for (const p of pids) try { process.kill(p, sig); } catch { /* gone */ } };
     const starve = (async () => {
       while (starving) {
-        for (const p of pids) process.kill(p, 'SIGSTOP');
+        signal('SIGSTOP');
         await sleep(40);
-        for (const p of pids) process.kill(p, 'SIGCONT');
+        signal('SIGCONT');
         await sleep(2);
       }
     })();
@@ -105,7 +108,7 @@ describe('SshNode (real sshd on loopback)', function () {
     } finally {
       starving = false;
       await starve;
-      for (const p of pids) process.kill(p, 'SIGCONT');
+      signal('SIGCONT');
       await n.close();
     }
   });
