@@ -21,6 +21,7 @@ import { sysfsBond } from '../../harness/fabric/fabric.ts';
 import type { TestContext } from '../../harness/fixture/test.ts';
 import type { FaultRef } from '../../harness/timeline/timeline.ts';
 import { sleep } from '../../harness/clock.ts';
+import type { KmsgEvent, LabEvent } from '../../harness/monitor/events.ts';
 
 /** Before the workload starts: the node's bond on the slave it returns to after an outage (its first). */
 export async function onReturnSlave(t: TestContext, node: string): Promise<void> {
@@ -30,10 +31,24 @@ export async function onReturnSlave(t: TestContext, node: string): Promise<void>
   await t.step(`${node}/${b.name} on ${first}, the slave it comes back on after the outage`, () => t.node(node).writeFile(sysfsBond(b.name, 'active_slave'), `${first}\n`));
 }
 
+/**
+ * What the node's kernel log (events from the cut to the heal) says went wrong with an outage meant
+ * to take all of a bond's slaves at once: a failover before the last one went, or no moment without
+ * an active slave. Empty when the outage was the one RF-03 specifies.
+ */
+export function notAtOnce(during: readonly LabEvent[], node: string): string[] {
+  const kmsg = during.filter((e): e is KmsgEvent => e.source === 'kmsg' && e.node === node);
+  const problems: string[] = [];
+  const failover = kmsg.find((e) => /making interface the new active one/.test(e.text));
+  if (failover) problems.push(`the bond failed over before it lost both slaves: ${failover.text}`);
+  if (!kmsg.some((e) => /now running without any active interface/.test(e.text))) problems.push('the bond never saw both slaves go');
+  return problems;
+}
+
 /** Both links of the client's bond down, the peer looked up once meanwhile; returns once healed. */
 export async function bothLinksDown(t: TestContext, client: string, server: string, downMs: number, during?: (ref: FaultRef) => Promise<void>): Promise<{ ref: FaultRef; both: BothDown }> {
   const bond = await t.bond(client);
-  const both = new BothDown(client, bond.name, bond.slaves, downMs);
+  const both = new BothDown(client, bond.name, bond.slaves, downMs, { activeSlave: bond.activeSlave });
   const ref = await t.inject(both);
   // One echo request: its ARP resolution makes the unresolved neighbour entry (it fails: no carrier).
   await t.step(`${client} looks ${server} up during the outage (one ping)`, () =>
@@ -41,6 +56,12 @@ export async function bothLinksDown(t: TestContext, client: string, server: stri
   );
   await during?.(ref);
   await sleep(Math.max(0, ref.t + downMs - Date.now()));
+  const healAt = Date.now();
   await t.heal(both);
+  // A test on another path than the one specified is no verdict on it, least of all a PASS (a
+  // failover on the way down is a clean ADDR_CHANGE reconnect for iSER).
+  const seen = (await t.evidenceSettled()).events.filter((e) => e.t >= ref.t && e.t < healAt);
+  const problems = notAtOnce(seen, client);
+  if (problems.length) throw new Error(`the outage was not the one under test (both links of ${client}/${bond.name} lost at once): ${problems.join('; ')}`);
   return { ref, both };
 }
