@@ -52,10 +52,12 @@ export class ChannelLimiter {
 }
 
 /**
- * Channels closed on one connection, and how many of those the server has surely freed (a round trip
+ * Channels open and closed on one connection, and how many of those the server has surely freed (a round trip
  * sent after their CHANNEL_CLOSE was answered). A refusal while some are unconfirmed may be transient.
  */
 export class CloseLedger {
+  /** channels whose open was sent and that are neither closed nor refused yet */
+  live = 0;
   closed = 0;
   private confirmedUpTo = 0;
 

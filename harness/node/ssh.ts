@@ -89,7 +89,8 @@ export class SshNode extends BaseNode {
   private readonly pending = new Set<Promise<unknown>>();
   private readonly limiter: ChannelLimiter;
   /** Channels closed on the current connection, and how many the server surely freed (refused()). */
-  private closes = new CloseLedger();
+  /** per connection: its opens and closes (see openChannel, refused) */
+  private readonly ledgers = new WeakMap<ClientType, CloseLedger>();
   private closed = false;
   private warnedInsecure = false;
   /** How many times the connection was (re)established: tests and reports use it. */
@@ -181,7 +182,7 @@ export class SshNode extends BaseNode {
       client.on('ready', () => {
         ready = true;
         this.client = client;
-        this.closes = new CloseLedger();
+        this.ledgers.set(client, new CloseLedger());
         this.connects++;
         if (this.connects > 1) this.log.warn({ afterMs: Math.round(now() - started), lastDisconnect: this.lastDisconnect }, 'reconnected');
         this.probedKeys = undefined;
@@ -251,12 +252,22 @@ export class SshNode extends BaseNode {
     for (let attempt = 0; ; attempt++) {
       const client = await this.connect();
       const slot = await this.limiter.acquire(control);
-      // What the server may hold besides this channel, as of this open: ours still open, and ours
-      // closed that it may not have processed yet (see refused()).
-      const others = this.limiter.current.inFlight - 1;
-      const unconfirmed = this.closes.unconfirmed;
+      // What the server may hold besides this channel when this open reaches it: ours whose open went
+      // out before it and are not closed, and ours closed that it may not have processed yet (see
+      // refused()). Counted when the open is sent, not when the slot is granted: a burst of opens is
+      // granted all at once, then sent one by one, and the first refused one must count only those
+      // ahead of it (counted at grant, every open of a burst saw the whole burst, and the limit came
+      // out above the server's).
+      const ledger = this.ledgers.get(client) ?? new CloseLedger();
+      let others = 0;
+      let unconfirmed = 0;
+      let sent = false;
       try {
         const opened = await new Promise<{ ch: ClientChannel; exit: ExitStatus }>((resolve, reject) => {
+          others = ledger.live;
+          unconfirmed = ledger.unconfirmed;
+          ledger.live++;
+          sent = true;
           client.exec(`exec ${quoteArgv(['sh', '-c', WRAPPER, 'rf', ...argv])}`, (err, ch) => {
             if (err) return reject(err);
             const exit: ExitStatus = { code: null, signal: null, seen: false };
@@ -272,22 +283,27 @@ export class SshNode extends BaseNode {
         const release = () => {
           if (released) return;
           released = true;
-          this.closes.closed++; // its CHANNEL_CLOSE was written before this (on 'close', or by halt())
+          ledger.live--;
+          ledger.closed++; // its CHANNEL_CLOSE was written before this (on 'close', or by halt())
           slot();
         };
         return { ...opened, release, client };
       } catch (e) {
         const err = e as Error;
-        slot(); // never opened: nothing for the server to free
+        if (sent) ledger.live--; // refused or failed: nothing for the server to free
+        // A refusal that proves the limit lowers it before this slot goes to a waiter (refused()
+        // shrinks synchronously), so the waiter is not sent into the same refusal.
+        const refusal = /Channel open failure/.test(err.message) && attempt < 60 && this.client ? this.refused(client, ledger, others, unconfirmed) : undefined;
+        slot();
+        if (refusal) {
+          await refusal;
+          continue;
+        }
         if (/Not connected/.test(err.message) && attempt < 3) {
           // The socket died before ssh2 said so ('close' comes later): start over on a new connection.
           if (this.client === client) this.client = undefined;
           client.destroy();
           this.lastDisconnect ??= 'socket closed';
-          continue;
-        }
-        if (/Channel open failure/.test(err.message) && attempt < 60 && this.client) {
-          await this.refused(client, others, unconfirmed);
           continue;
         }
         if (err instanceof NodeUnreachableError || err instanceof ConnectionLostError) throw err;
@@ -303,7 +319,7 @@ export class SshNode extends BaseNode {
    * A refusal is proof of a lower MaxSessions only if every channel we had closed was confirmed freed
    * when the open was sent; otherwise one round trip confirms them, and the open is retried.
    */
-  private async refused(client: ClientType, others: number, unconfirmed: number): Promise<void> {
+  private async refused(client: ClientType, ledger: CloseLedger, others: number, unconfirmed: number): Promise<void> {
     if (unconfirmed === 0) {
       this.refusals.definitive++;
       this.limiter.shrinkTo(others);
@@ -311,7 +327,7 @@ export class SshNode extends BaseNode {
       return;
     }
     this.refusals.transient++;
-    await this.roundTrip(client);
+    await this.roundTrip(client, ledger);
   }
 
   /**
@@ -320,8 +336,7 @@ export class SshNode extends BaseNode {
    * ping private: the answer is the next callback on its global-request queue, which is FIFO like
    * the server's replies. Resolves false (after a pause) if there is no answer.
    */
-  private roundTrip(client: ClientType, timeoutMs = 5000): Promise<boolean> {
-    const closes = this.closes;
+  private roundTrip(client: ClientType, closes: CloseLedger, timeoutMs = 5000): Promise<boolean> {
     const sent = closes.closed;
     const c = client as unknown as { _callbacks?: (() => void)[]; _protocol?: { ping(): void } };
     if (!c._callbacks || !c._protocol) return sleep(50).then(() => false);
