@@ -103,6 +103,18 @@ describe('failover assertions on recorded evidence', () => {
     fails(() => expect(rebuild(recorded.events, { counters: swapped })).to.have.reconnected('rds', { via: newSlave, within: 10_000 }), /go through/);
   });
 
+  // CI, the VM lab driven as a real lab: the bonding driver logged the switch to eth0 132 ms before
+  // the NFS client resumed, but the sysfs poller (a shell loop in a busy guest) still said eth1.
+  it('reconnected via: the bonding log line decides when the poller lags it; a later switch back still fails', () => {
+    const resumedAt = fault.t + recorded.timelines[0]!.phases.find((p) => p.id === 'io_resumed')!.atMs!;
+    const lagging = recorded.events.map((e) => (e.source === 'bond' && e.node === fault.node && e.t > fault.t ? { ...e, t: resumedAt + 1000 } : e)).sort((a, b) => a.t - b.t);
+    expect(rebuild(lagging)).to.have.reconnected('rds', { via: newSlave, within: 10_000 });
+    const back: LabEvent = { source: 'kmsg', level: 6, kernelTs: 0, cls: 'bonding', text: `bond0: (slave ${oldSlave}): making interface the new active one`, raw: '', t: resumedAt - 10, node: fault.node };
+    fails(() => expect(rebuild([...lagging, back].sort((a, b) => a.t - b.t))).to.have.reconnected('rds', { via: newSlave, within: 10_000 }), new RegExp(`active slave was ${oldSlave} when it resumed`));
+    const unlogged = lagging.filter((e) => !(e.source === 'kmsg' && e.cls === 'bonding'));
+    fails(() => expect(rebuild(unlogged)).to.have.reconnected('rds', { via: newSlave, within: 10_000 }), new RegExp(`active slave was ${oldSlave} when it resumed`));
+  });
+
   // RF-01's flaps come on a schedule: in a CI run RDS's connect duels took 6.4 s and the next flap
   // came before the first outage was over. That outage is measured to its end, against the budget.
   it('reconnected: an outage the next fault came into is measured past it, to its end', () => {
