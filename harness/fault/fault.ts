@@ -324,34 +324,45 @@ export class ForcedSwitch implements Fault {
   }
 }
 
+/** The node's active slave now: from the monitors when they run, else read from the bond of `slave`. */
+async function activeSlaveOf(ctx: FaultContext, node: string, slave: string | undefined): Promise<string> {
+  if (ctx.activeSlave) return ctx.activeSlave(node);
+  if (!slave) return '';
+  return (await ctx.lab.node(node).run(['cat', `/sys/class/net/${slave}/master/bonding/active_slave`], { timeoutMs: 15_000 })).stdout.trim();
+}
+
 /** Both slaves down for `downMs`, then back. */
 export class BothDown implements Fault {
   readonly kind = 'both-down';
   readonly target: FaultTarget & { bond: string };
   private readonly slaves: LinkFault[];
   readonly downMs: number;
-  /** the order the links are cut in: the active slave last */
-  private readonly cutOrder: LinkFault[];
-  /**
-   * `activeSlave`: cut last. One QMP command still reaches the guest as one carrier change per
-   * NIC, a few ms apart, and a miimon tick between them failed the bond over to the backup first
-   * when the active went first (full run Z1 at bd0bfbf: eth0 down at +34 ms, eth1 at +169 ms,
-   * ADDR_CHANGE in between). With the backups already down there is nothing to fail over to.
-   */
-  constructor(node: string, bond: string, slaves: string[], downMs: number, opts: { kind?: LinkFaultKind; activeSlave?: string } = {}) {
+  constructor(node: string, bond: string, slaves: string[], downMs: number, opts: { kind?: LinkFaultKind } = {}) {
     this.target = { node, bond };
     this.slaves = slaves.map((s) => linkFault(opts.kind ?? 'carrier-loss', node, s));
-    this.cutOrder = [...this.slaves.filter((s) => s.target.ifname !== opts.activeSlave), ...this.slaves.filter((s) => s.target.ifname === opts.activeSlave)];
     this.downMs = downMs;
+  }
+  /**
+   * The order the links are cut in: the active slave last, as the node has it now. One QMP command
+   * still reaches the guest as one carrier change per NIC, a few ms apart, and a miimon tick between
+   * them failed the bond over to the backup first when the active went first (full run Z1 at
+   * bd0bfbf: eth0 down at +34 ms, eth1 at +169 ms, ADDR_CHANGE in between). With the backups
+   * already down there is nothing to fail over to. Read here, not given by the caller, so that
+   * every outage gets the safe order.
+   */
+  private async cutOrder(ctx: FaultContext): Promise<LinkFault[]> {
+    const active = await activeSlaveOf(ctx, this.target.node, this.slaves[0]?.target.ifname);
+    return [...this.slaves.filter((s) => s.target.ifname !== active), ...this.slaves.filter((s) => s.target.ifname === active)];
   }
   describe(): string {
     return `both links of ${this.target.node}/${this.target.bond} down for ${this.downMs} ms`;
   }
   async inject(ctx: FaultContext): Promise<number> {
     const quiet: FaultContext = { ...ctx, record: () => undefined };
+    const order = await this.cutOrder(ctx); // before the inject time: it is not part of the outage
     const t = now();
     const carrier = ctx.lab.carrier;
-    const losses = this.cutOrder.filter((s): s is CarrierLoss => s instanceof CarrierLoss);
+    const losses = order.filter((s): s is CarrierLoss => s instanceof CarrierLoss);
     if (carrier?.cutTogether && losses.length === this.slaves.length) {
       // One command for all links, so they go within a few ms (one by one they were seen 170 ms
       // apart); a tick between them fails the bond over to the second slave first (ADDR_CHANGE,
@@ -361,7 +372,7 @@ export class BothDown implements Fault {
       for (const s of losses) await s.journalOnly(ctx.lab, t);
       await carrier.cutTogether(this.target.node, losses.map((s) => s.target.ifname));
     } else {
-      for (const s of this.cutOrder) await s.inject(quiet);
+      for (const s of order) await s.inject(quiet);
     }
     ctx.record(event('inject', this, t));
     return t;
@@ -417,9 +428,7 @@ export class Flap implements Fault {
     let last: number | undefined;
     for (let i = 0; i < this.count; i++) {
       if (i > 0 && this.follow && this.link.target.ifname) {
-        const active = ctx.activeSlave
-          ? await ctx.activeSlave(this.target.node)
-          : (await ctx.lab.node(this.target.node).run(['cat', `/sys/class/net/${this.link.target.ifname}/master/bonding/active_slave`], { timeoutMs: 15_000 })).stdout.trim();
+        const active = await activeSlaveOf(ctx, this.target.node, this.link.target.ifname);
         if (active && active !== this.link.target.ifname) this.link = this.follow(active);
       }
       if (last !== undefined) await sleep(Math.max(0, last + this.periodMs - now()));

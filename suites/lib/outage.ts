@@ -48,7 +48,7 @@ export function notAtOnce(during: readonly LabEvent[], node: string): string[] {
 /** Both links of the client's bond down, the peer looked up once meanwhile; returns once healed. */
 export async function bothLinksDown(t: TestContext, client: string, server: string, downMs: number, during?: (ref: FaultRef) => Promise<void>): Promise<{ ref: FaultRef; both: BothDown }> {
   const bond = await t.bond(client);
-  const both = new BothDown(client, bond.name, bond.slaves, downMs, { activeSlave: bond.activeSlave });
+  const both = new BothDown(client, bond.name, bond.slaves, downMs);
   const ref = await t.inject(both);
   // One echo request: its ARP resolution makes the unresolved neighbour entry (it fails: no carrier).
   await t.step(`${client} looks ${server} up during the outage (one ping)`, () =>

@@ -108,6 +108,14 @@ async function reactionsSettled(t: TestContext, ulp: Ulp, event: ConnectionEvent
   return due > Date.now() ? t.evidenceSettled(due) : ev;
 }
 
+/** A ULP that must act on UNREACHABLE (u.mustActOnUnreachable: why) did, within REACTION_MS;
+ *  `outcome` says what the run went on to do, for the reader of a failure. */
+async function expectActedOnUnreachable<W extends Workload>(t: TestContext, u: StorageUlp<W>, outcome: string): Promise<void> {
+  if (!u.mustActOnUnreachable) return;
+  const seen = await reactionsSettled(t, u.ulp, 'UNREACHABLE');
+  expect(seen).to.have.actedOnUnreachable(u.ulp, { within: REACTION_MS, why: `${u.mustActOnUnreachable}\n${outcome}` });
+}
+
 async function finishVerified(t: TestContext, w: Workload) {
   const result = await t.step('I/O finishes and every block verifies', () => w.finish());
   return t.evidence({ results: [result] });
@@ -198,12 +206,8 @@ export function bothDownShort<W extends Workload>(u: StorageUlp<W>): Body {
       () => undefined,
       (e: Error) => e,
     );
-    if (u.mustActOnUnreachable) {
-      // Judged on the event itself, not on whether a timer happened to be running when it came.
-      const seen = await reactionsSettled(t, u.ulp, 'UNREACHABLE');
-      const outcome = stalled ? `In this run I/O did not resume: ${stalled.message.split('\n')[0]}` : 'In this run I/O resumed anyway (a liveness probe was already in flight).';
-      expect(seen).to.have.actedOnUnreachable(u.ulp, { within: REACTION_MS, why: `${u.mustActOnUnreachable}\n${outcome}` });
-    }
+    // Judged on the event itself, not on whether a timer happened to be running when it came.
+    await expectActedOnUnreachable(t, u, stalled ? `In this run I/O did not resume: ${stalled.message.split('\n')[0]}` : 'In this run I/O resumed anyway (a liveness probe was already in flight).');
     if (stalled) throw stalled;
     const ev = await finishVerified(t, w);
     expect(ev).to.have.reconnected(u.ulp, { within: downMs + budget(t, u.ulp) });
@@ -239,11 +243,7 @@ export function bothDownLong<W extends Workload>(u: StorageUlp<W>): Body {
     t.attach('outcome of the long outage', { dataOk: ended.dataOk, summary: ended.summary, errors: ended.errors.slice(0, 10), endedAfterMs: Math.round(endedAt - ref.t) });
     // The give-up starts with the ULP's own failure detection: an UNREACHABLE it ignores (the
     // outage's ping makes one at ~3 s) is the cause of a missed give-up, whatever rxe does after it.
-    if (u.mustActOnUnreachable) {
-      const seen = await reactionsSettled(t, u.ulp, 'UNREACHABLE');
-      const outcome = endedAt - ref.t < downMs ? `In this run the ${u.ulp} workload gave up anyway after ${Math.round(endedAt - ref.t)} ms.` : `In this run the ${u.ulp} workload did not give up within the ${downMs} ms outage: ${ended.summary}`;
-      expect(seen).to.have.actedOnUnreachable(u.ulp, { within: REACTION_MS, why: `${u.mustActOnUnreachable}\n${outcome}` });
-    }
+    await expectActedOnUnreachable(t, u, endedAt - ref.t < downMs ? `In this run the ${u.ulp} workload gave up anyway after ${Math.round(endedAt - ref.t)} ms.` : `In this run the ${u.ulp} workload did not give up within the ${downMs} ms outage: ${ended.summary}`);
     // finish() returns at its deadline when the workload is still running: that is no give-up.
     expect(endedAt - ref.t < downMs, `the ${u.ulp} workload did not give up within the ${downMs} ms outage (its give-up time was set to ${giveUpS} s): ${ended.summary}`).to.equal(true);
     expect(ended.dataOk, `a give-up must be reported as a failure, not as verified data: ${ended.summary}`).to.equal(false);

@@ -19,7 +19,7 @@ suite('both links down at one instant (VM lab)', { requires: { nodes: 2, capabil
     const gaps: number[] = [];
     for (let i = 1; i <= 5; i++) {
       const bond = await t.bond(a);
-      const both = new BothDown(a, bond.name, bond.slaves, 800, { activeSlave: bond.activeSlave });
+      const both = new BothDown(a, bond.name, bond.slaves, 800);
       const from = t.events().length;
       await t.inject(both);
       await sleep(800);

@@ -45,7 +45,7 @@ describe('both links down (RF-03)', () => {
   for (const active of ['eth0', 'eth1']) {
     it(`cuts the active slave (${active}) last, in one command`, async () => {
       const s = standIn();
-      await new BothDown('node-a', 'bond0', ['eth0', 'eth1'], 1000, { activeSlave: active }).inject({ lab: s.lab, record: () => undefined });
+      await new BothDown('node-a', 'bond0', ['eth0', 'eth1'], 1000).inject({ lab: s.lab, record: () => undefined, activeSlave: () => Promise.resolve(active) });
       expect(s.cuts).to.have.length(1);
       expect(s.cuts[0]!.at(-1)).to.equal(active);
       expect([...s.cuts[0]!].sort()).to.deep.equal(['eth0', 'eth1']);
