@@ -92,12 +92,22 @@ export function runSuites(o: RunOptions): Promise<number> {
       // An interrupted run is never a success: a Ctrl-C that lands before the suites have their
       // stop handler kills them outright, and mocha's wrapper then exits 0 (measured: Ctrl-C 1 s
       // after start → exit 0, no output). The suites' orderly stop exits 130 and says so itself.
-      if (signalled && code !== 130) {
-        process.stderr.write(`\n${signalled}: the suites ended (${code === null ? `killed by ${signal}` : `exit ${code}`}) before an orderly stop; the next run replays the restore journals in ${journalDir()}\n`);
+      // A stop signal that killed the suites before this process ran its handler is the same stop:
+      // a group SIGINT also reaches a suites process forked a moment ago (it leaves this group at
+      // setsid, after the fork), and its death can be read before this process's own SIGINT.
+      const stop = signalled ?? (signal === 'SIGINT' || signal === 'SIGTERM' ? signal : undefined);
+      if (stop && code !== 130) {
+        process.stderr.write(`\n${stop}: the suites ended (${code === null ? `killed by ${signal}` : `exit ${code}`}) before an orderly stop; the next run replays the restore journals in ${journalDir()}\n`);
         res(130);
         return;
       }
-      res(code ?? 1);
+      if (code === null) {
+        // Never a silent failure: the one that ended the suites is named.
+        process.stderr.write(`\nthe suites process was killed by ${signal}; the next run replays the restore journals in ${journalDir()}\n`);
+        res(1);
+        return;
+      }
+      res(code);
     });
   });
 }
