@@ -78,6 +78,24 @@ describe('known issues: several tests and ULPs per issue', () => {
     expect(failureMatches(k, 'expected nfs to deliver every byte intact', log), 'lost data is news').to.equal(false);
   });
 
+  it("RDS's lost REJ in the failover's GID window: KNOWN on RDS failovers over rxe 6.1 with the failed connect logged, news otherwise", () => {
+    const k = knownIssues([]).find((x) => x.id === 'rds-lost-rej-waits-cm-timeout')!;
+    expect(k, 'shipped in known-issues.yaml').to.not.equal(undefined);
+    const t = (planId: string, title: string, transports = ['rxe'], kernel = '6.1.0-57-amd64') => issuesFor([k], { planId, ulp: 'rds', title, kernel, transports }).map((x) => x.id);
+    expect(t('UL-RDS-01', "UL-RDS-01 carrier loss on the client's active slave")).to.deep.equal([k.id]);
+    expect(t('RF-07', "RF-07 carrier loss on the server's active slave")).to.deep.equal([k.id]);
+    expect(t('RF-03', 'RF-03 both links down for a short while'), 'no MAC change: the bond comes back on its slave').to.be.empty;
+    expect(t('UL-RDS-01', "UL-RDS-01 carrier loss on the client's active slave", ['siw'])).to.be.empty;
+    expect(t('UL-RDS-01', "UL-RDS-01 carrier loss on the client's active slave", ['rxe'], '6.12.95+deb12-amd64'), 'measured on 6.1 only').to.be.empty;
+    // CI of stop 29, as reported; the kernel log line of repeat 10 (the trace in the reference)
+    const msg = 'rds: progress did not pass 311 within 15000 ms (at 221)';
+    const log = 'node-a [162.488583] RDS/IB: rdma_connect_locked failed (-22)\nnode-a [162.524930] RDS/RDMA: conn <::ffff:192.168.50.1, ::ffff:192.168.50.2> rejected, dropping connection';
+    expect(failureMatches(k, msg, log)).to.equal(true);
+    expect(failureMatches(k, 'expected rds to reconnect within 10000 ms of "carrier loss on node-a/eth1": I/O resumed after 12040 ms', log)).to.equal(true);
+    expect(failureMatches(k, msg, log.split('\n')[1]!), 'a stall without the failed connect is news').to.equal(false);
+    expect(failureMatches(k, 'expected every RDS message delivered once: 3 lost', log), 'lost messages are news').to.equal(false);
+  });
+
   it('the shipped iSER panic after a long outage: KNOWN only with its crash signature (recorded console), on RF-03 long iSER over rxe 6.1', () => {
     const k = knownIssues([]).find((x) => x.id === 'iser-completion-after-unbind')!;
     expect(k, 'shipped in known-issues.yaml').to.not.equal(undefined);
