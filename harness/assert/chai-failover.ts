@@ -13,7 +13,7 @@
 import * as chai from 'chai';
 import type { CmaEvent, KmsgEvent, BondEvent, ResEvent, LabEvent } from '../monitor/events.ts';
 import { kernelLogFindings } from '../health/health.ts';
-import { renderTimeline, type PhaseId, type Timeline } from '../timeline/timeline.ts';
+import { newActiveInLog, renderTimeline, type PhaseId, type Timeline } from '../timeline/timeline.ts';
 import { isEvidence, newCmIds, timelineBeyondNextFault, type Evidence, type ResourceCount } from './evidence.ts';
 
 declare global {
@@ -147,8 +147,8 @@ export function activeSlaveAt(events: readonly LabEvent[], node: string, bond: s
     .filter((e): e is KmsgEvent => e.source === 'kmsg' && e.node === node && e.cls === 'bonding' && e.t <= t && (!bond || e.text.includes(`${bond}:`)))
     .map((e) => {
       if (/now running without any active interface/.test(e.text)) return { t: e.t, slave: '' };
-      const m = /\(slave (\S+)\): making interface the new active one/.exec(e.text) ?? /making interface (\S+) the new active one/.exec(e.text);
-      return m ? { t: e.t, slave: m[1]! } : undefined;
+      const slave = newActiveInLog(e.text);
+      return slave ? { t: e.t, slave } : undefined;
     })
     .filter((x): x is { t: number; slave: string } => !!x)
     .pop();

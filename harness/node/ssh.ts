@@ -88,8 +88,7 @@ export class SshNode extends BaseNode {
   private readonly ops = new Set<Op>();
   private readonly pending = new Set<Promise<unknown>>();
   private readonly limiter: ChannelLimiter;
-  /** Channels closed on the current connection, and how many the server surely freed (refused()). */
-  /** per connection: its opens and closes (see openChannel, refused) */
+  /** Per connection: the channels opened and closed on it, and how many the server surely freed (refused()). */
   private readonly ledgers = new WeakMap<ClientType, CloseLedger>();
   private closed = false;
   private warnedInsecure = false;

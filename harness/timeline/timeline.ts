@@ -85,6 +85,12 @@ export interface Phase {
   reason?: string;
 }
 
+/** The slave a bonding driver's log line makes active ("(slave X): making interface the new active
+ *  one", or older kernels' "making interface X the new active one"); undefined for any other line. */
+export function newActiveInLog(text: string): string | undefined {
+  return /\(slave (\S+)\): making interface the new active one/.exec(text)?.[1] ?? /making interface (\S+) the new active one/.exec(text)?.[1];
+}
+
 export interface FaultRef {
   t: number;
   node: string;
@@ -225,7 +231,7 @@ export function buildTimeline(input: TimelineInput): Timeline {
   const failover = [failBond, failLog, failEvent].filter(Boolean).sort((a, b) => a!.t - b!.t)[0];
   const newActive =
     failBond?.activeSlave ??
-    (failLog ? (/\(slave (\S+)\): making interface/.exec(failLog.text)?.[1] ?? /making interface (\S+) the new active one/.exec(failLog.text)?.[1]) : undefined);
+    (failLog ? newActiveInLog(failLog.text) : undefined);
   // Every slave down, then the same one back (RF-03): the bonding driver logs it and raises
   // BONDING_FAILOVER, but it is no failover — the slave and the address are the ones from before.
   if (failover && newActive && newActive === oldActive) {
