@@ -30,11 +30,13 @@ async function stopAtSpawn(reports: string): Promise<{ code: number | null; sign
   const children = `/proc/${child.pid}/task/${child.pid}/children`;
   let kids = '';
   while (Date.now() - t0 < 30_000 && !(kids = readFileSync(children, 'utf8').trim()));
-  // What the stop landed on, for a failure's message: when, on which child, and that child's state.
+  const sentAt = Date.now() - t0;
+  process.kill(-child.pid!, 'SIGINT');
+  // What the stop landed on, for a failure's message: when, on which child, and that child's state
+  // just after (read after the kill, so that the diagnosis does not widen the window under test).
   const first = kids.split(' ')[0];
   const state = first ? (() => { try { return /^State:\s*(.*)$/m.exec(readFileSync(`/proc/${first}/status`, 'utf8'))?.[1] ?? '?'; } catch { return 'gone'; } })() : '';
-  const seen = first ? `SIGINT ${Date.now() - t0} ms after the spawn, at child ${first} (${state})` : `no child within ${Date.now() - t0} ms; SIGINT then`;
-  process.kill(-child.pid!, 'SIGINT');
+  const seen = first ? `SIGINT ${sentAt} ms after the spawn, at child ${first} (just after: ${state})` : `no child within ${sentAt} ms; SIGINT then`;
   // A runner that does not end after the stop fails its try, and is not left running: its group
   // (the runner and its suites, ours by PID) is killed.
   let timer: NodeJS.Timeout | undefined;
