@@ -1,6 +1,7 @@
 // Benchmark: what one command costs on an emulated guest, and what the harness's per-test remote
 // scripts cost there — each way side by side, alternating round by round on the same lab.
-//   - a round trip: `true`, and `sh -c true` (the shell the scripts need)
+//   - a round trip: `true`, and `sh -c true` (the shell the scripts need), through the command
+//     agent and on a channel of its own (RDMA_FAILOVER_AGENT=0), 10 of each per round
 //   - the health probe (PROBE_SCRIPT, one round trip)
 //   - the reads before a module unload: the five reads it made before (three at once, then two at
 //     once, each its own round trip) vs the one survey script
@@ -51,8 +52,23 @@ try {
   const wanted = ['nvme_rdma'];
   const mods = await modulesToLoad(node, wanted);
   if (!mods.length) throw new Error('nvme_rdma is loaded already: run this on a lab between tests');
-  const r = { true: [] as number[], sh: [] as number[], probe: [] as number[], five: [] as number[], survey: [] as number[], rmmodEach: [] as number[], rmmodPlain: [] as number[] };
+  const r = { agentTrue: [] as number[], channelTrue: [] as number[], agentCat: [] as number[], channelCat: [] as number[], true: [] as number[], sh: [] as number[], probe: [] as number[], five: [] as number[], survey: [] as number[], rmmodEach: [] as number[], rmmodPlain: [] as number[] };
+  const tenOf = (argv: string[], agent: boolean) => time(async () => {
+    if (agent) delete process.env.RDMA_FAILOVER_AGENT;
+    else process.env.RDMA_FAILOVER_AGENT = '0';
+    try {
+      for (let k = 0; k < 10; k++) await node.run(argv);
+    } finally {
+      delete process.env.RDMA_FAILOVER_AGENT;
+    }
+  }).then((t) => t / 10);
+  const sysfs = ['cat', '/sys/class/net/bond0/bonding/mode'];
   for (let i = 0; i < ROUNDS; i++) {
+    // which way goes first alternates round by round
+    for (const agent of i % 2 ? [false, true] : [true, false]) {
+      (agent ? r.agentTrue : r.channelTrue).push(await tenOf(['true'], agent));
+      (agent ? r.agentCat : r.channelCat).push(await tenOf(sysfs, agent));
+    }
     r.true.push(await time(() => node.run(['true'])));
     r.sh.push(await time(() => node.run(['sh', '-c', 'true'])));
     r.probe.push(await time(() => node.exec(['sh', '-c', PROBE_SCRIPT], { timeoutMs: 30_000 })));
@@ -75,6 +91,8 @@ try {
   }
   const m = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, median(v)])) as { [K in keyof typeof r]: number };
   console.log(`guest round trips on ${node.name} (${loaded.topology.name}), medians of ${ROUNDS} rounds:`);
+  console.log(`  true, one after another:       through the agent ${ms(m.agentTrue)}, a channel each ${ms(m.channelTrue)}  (ratio ${(m.channelTrue / m.agentTrue).toFixed(2)})`);
+  console.log(`  cat of a sysfs file:           through the agent ${ms(m.agentCat)}, a channel each ${ms(m.channelCat)}  (ratio ${(m.channelCat / m.agentCat).toFixed(2)})`);
   console.log(`  true:                          ${ms(m.true)}`);
   console.log(`  sh -c true:                    ${ms(m.sh)}`);
   console.log(`  health probe script:           ${ms(m.probe)}`);

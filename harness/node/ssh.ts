@@ -18,6 +18,7 @@ import { ALL_HOST_KEY_ALGORITHMS, algorithmsForKeyType, fingerprint, keyTypeOf, 
 import { ChannelLimiter, CloseLedger } from './limiter.ts';
 import { EXEC_LOG, noteExec } from './exec-log.ts';
 import { LineSplitter, OutputBuffer } from './lines.ts';
+import { Agent, AGENT_SCRIPT } from './agent.ts';
 import {
   CommandFailedError,
   CommandTimeoutError,
@@ -53,6 +54,11 @@ export interface SshNodeOptions {
   keepaliveCountMax?: number;
   /** The server's MaxSessions (channels per connection). OpenSSH's default is 10. */
   maxSessions?: number;
+  /** Run short commands through the command agent (agent.ts). Default: on, unless
+   *  RDMA_FAILOVER_AGENT=0; off by itself where the agent cannot start. */
+  commandAgent?: boolean;
+  /** The agent's interpreter (tests: a missing one shows the fallback). Default perl. */
+  agentInterpreter?: string;
 }
 
 /** Prints "\x01rf-pgid PID PGID STARTTIME" on stderr, then becomes the command. The login shell execs
@@ -78,6 +84,12 @@ interface ExitStatus {
   seen: boolean;
 }
 
+/** ssh2's own test before it writes ("Not connected"): a reset peer leaves a socket that no longer writes. */
+function socketDead(client: ClientType): boolean {
+  const sock = (client as unknown as { _sock?: { writable?: boolean; _readableState?: { ended?: boolean } } })._sock;
+  return !sock || !sock.writable || !sock._readableState || sock._readableState.ended !== false;
+}
+
 export class SshNode extends BaseNode {
   readonly name: string;
   readonly address: string;
@@ -92,6 +104,11 @@ export class SshNode extends BaseNode {
   private readonly ledgers = new WeakMap<ClientType, CloseLedger>();
   private closed = false;
   private warnedInsecure = false;
+  /** The command agent of each connection; `agentOff` says why there is none on this node. */
+  private readonly agents = new WeakMap<ClientType, Promise<Agent<ClientType> | undefined>>();
+  agentOff: string | undefined;
+  /** Agents that ended while the connection lived: each lost its running commands. */
+  agentDeaths = 0;
   /** How many times the connection was (re)established: tests and reports use it. */
   connects = 0;
   /** Channel refusals: transient (a close not yet freed) and definitive (the server's real limit). */
@@ -300,15 +317,19 @@ export class SshNode extends BaseNode {
         }
         if (/Not connected/.test(err.message) && attempt < 3) {
           // The socket died before ssh2 said so ('close' comes later): start over on a new connection.
-          if (this.client === client) this.client = undefined;
-          client.destroy();
-          this.lastDisconnect ??= 'socket closed';
+          this.dropDeadClient(client);
           continue;
         }
         if (err instanceof NodeUnreachableError || err instanceof ConnectionLostError) throw err;
         throw new ConnectionLostError(this.name, `${this.name}: cannot open a channel: ${err.message}`, { cause: err });
       }
     }
+  }
+
+  private dropDeadClient(client: ClientType): void {
+    if (this.client === client) this.client = undefined;
+    client.destroy();
+    this.lastDisconnect ??= 'socket closed';
   }
 
   /**
@@ -404,6 +425,59 @@ export class SshNode extends BaseNode {
     }
   }
 
+  /** The agent of the current connection, started on first use; undefined where it is off. */
+  private agent(): Promise<Agent<ClientType> | undefined> {
+    const off = this.opts.commandAgent === false || process.env.RDMA_FAILOVER_AGENT === '0';
+    if (off || this.agentOff) return Promise.resolve(undefined);
+    return this.connect().then((client) => {
+      if (socketDead(client)) {
+        // As in openChannel: the socket died before ssh2 said so; a write to the agent would vanish.
+        this.dropDeadClient(client);
+        return this.agent();
+      }
+      let a = this.agents.get(client);
+      if (!a) {
+        a = this.startAgent(client);
+        this.agents.set(client, a);
+        // a failed start is tried again by the next command (unless it proved the agent impossible)
+        a.catch(() => this.agents.delete(client));
+      }
+      return a;
+    });
+  }
+
+  private async startAgent(client: ClientType): Promise<Agent<ClientType> | undefined> {
+    const { ch, release, client: on } = await this.openChannel([this.opts.agentInterpreter ?? 'perl', '-e', AGENT_SCRIPT]);
+    const agent = new Agent<ClientType>(ch, on, (why) => {
+      release();
+      ch.close();
+      if (this.agents.get(client) && this.client === on && !this.closed) {
+        this.agentDeaths++;
+        this.log.warn({ why, deaths: this.agentDeaths }, 'command agent ended; the next command starts a new one');
+        // An agent that keeps dying is not worth its lost commands: channels from then on.
+        if (this.agentDeaths >= 3) this.agentOff = `it ended ${this.agentDeaths} times (last: ${why})`;
+      }
+      this.agents.delete(client);
+    });
+    ch.stderr.resume();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        agent.readyPromise,
+        new Promise((_, rej) => (timer = setTimeout(() => rej(new Error('no READY from the command agent within 30 s')), 30_000))),
+      ]);
+      return agent;
+    } catch (e) {
+      // It cannot run here (no perl, a noexec policy…): commands go on channels, as without it.
+      this.agentOff = (e as Error).message;
+      this.log.warn({ why: this.agentOff }, 'command agent unavailable: each command gets a channel of its own');
+      ch.close();
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
     const p = this.execOnChannel(argv, opts);
     if (EXEC_LOG) noteExec(EXEC_LOG, this.name, argv, p);
@@ -470,8 +544,8 @@ export class SshNode extends BaseNode {
       const timer = setTimeout(() => void halt(() => new CommandTimeoutError(this.name, result(), timeoutMs)), timeoutMs);
       stopInFlight = (why) => halt(() => refusal(this.name, argv, why, true));
 
-      this.openChannel(full)
-        .then(({ ch, release, client, exit }) => {
+      const onChannel = () =>
+        this.openChannel(full).then(({ ch, release, client, exit }) => {
           channel = ch;
           releaseSlot = release;
           op.client = client;
@@ -511,6 +585,30 @@ export class SshNode extends BaseNode {
           });
           if (opts.input !== undefined) ch.end(opts.input);
           else ch.end();
+        });
+      // The same command through the agent: the same output, exit status, process group and stops.
+      const onAgent = (agent: Agent<ClientType>) => {
+        op.client = agent.client;
+        releaseSlot = agent.launch(full, {
+          started: (pid, startTime) => (target = { pid, pgid: pid, startTime }),
+          out: (c) => out.push(c),
+          err: (c) => errBuf.push(c),
+          exit: (code, signal) => {
+            status = { code, signal, seen: true };
+            exited = true;
+            if (!timedOut) finish(() => resolve(result()));
+          },
+          lost: (why) => {
+            exited = true;
+            if (!timedOut) finish(() => reject(new ConnectionLostError(this.name, `${this.name}: \`${showArgv(argv)}\` lost: ${why}`)));
+          },
+        });
+      };
+      (opts.input === undefined ? this.agent() : Promise.resolve(undefined))
+        .then((agent) => {
+          if (settled) return;
+          if (agent) onAgent(agent);
+          else return onChannel();
         })
         .catch((e: Error) => finish(() => reject(e)));
     });

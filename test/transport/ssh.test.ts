@@ -16,6 +16,8 @@ describe('SshNode (real sshd on loopback)', function () {
   this.timeout(60_000);
   let sshd: Sshd;
   let node: SshNode;
+  /** the same node without the command agent: every command on a channel of its own */
+  let chanNode: SshNode;
   let scratch: string;
 
   const make = (over: Partial<ConstructorParameters<typeof SshNode>[0]> = {}) =>
@@ -34,14 +36,71 @@ describe('SshNode (real sshd on loopback)', function () {
     scratch = mkdtempSync(join(tmpdir(), 'rf-scratch-'));
     chmodSync(scratch, 0o777);
     node = make();
+    chanNode = make({ name: 'sshd-chan', commandAgent: false });
   });
   after(async () => {
     await node?.close();
+    await chanNode?.close();
     await sshd?.stop();
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
 
-  describe('contract', () => nodeContract(() => node, () => scratch));
+  describe('contract (commands through the command agent)', () => nodeContract(() => node, () => scratch));
+  describe('contract (a channel per command)', () => nodeContract(() => chanNode, () => scratch));
+
+  describe('the command agent', () => {
+    const agentPid = async (n: SshNode) => Number((await n.run(['sh', '-c', 'echo $PPID'])).stdout);
+    const comm = (pid: number) => readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+
+    it('runs every short command as a child of one agent process on one connection', async () => {
+      const n = make({ name: 'sshd-agent' });
+      try {
+        const parents = new Set<number>();
+        for (let i = 0; i < 10; i++) parents.add(await agentPid(n));
+        const all = await Promise.all(Array.from({ length: 20 }, () => agentPid(n)));
+        all.forEach((p) => parents.add(p));
+        expect(parents.size, 'one parent for all 30 commands').to.equal(1);
+        const [pid] = [...parents];
+        expect(comm(pid!), 'the parent is the agent').to.equal('perl');
+        expect(n.connects).to.equal(1);
+        // Without it, each command is a child of sshd (the session's shell execs it).
+        expect(comm(await agentPid(chanNode)), 'channel path').to.equal('sshd');
+      } finally {
+        await n.close();
+      }
+    });
+
+    it('an agent that dies fails its running command as lost (never as a result), and the next command gets a new agent', async () => {
+      const n = make({ name: 'sshd-agent' });
+      try {
+        const first = await agentPid(n);
+        const running = n.exec(['sleep', '30'], { timeoutMs: 20_000 });
+        await sleep(300);
+        process.kill(first, 'SIGKILL');
+        const err = await running.then(() => undefined, (e: Error) => e);
+        expect(err, 'the running command must not resolve').to.be.instanceOf(ConnectionLostError);
+        expect(err!.message).to.match(/sleep 30` lost: command agent ended/);
+        const second = await agentPid(n);
+        expect(second).to.not.equal(first);
+        expect(n.agentDeaths).to.equal(1);
+        expect(n.connects, 'the connection itself stayed').to.equal(1);
+      } finally {
+        await n.close();
+      }
+    });
+
+    it('where the agent cannot start (no interpreter), commands go on channels and the reason is kept', async () => {
+      const n = make({ name: 'sshd-noagent', agentInterpreter: 'rf-no-such-perl' });
+      try {
+        const r = await Promise.all(Array.from({ length: 5 }, (_, i) => n.run(['echo', String(i)])));
+        expect(r.map((x) => x.stdout)).to.deep.equal(['0\n', '1\n', '2\n', '3\n', '4\n']);
+        expect(n.agentOff).to.match(/command agent ended: .*rf-no-such-perl.*not found/);
+        expect(comm(await agentPid(n)), 'on a channel').to.equal('sshd');
+      } finally {
+        await n.close();
+      }
+    });
+  });
 
   it('reuses one connection for many commands', async () => {
     const before = node.connects;
@@ -66,6 +125,7 @@ describe('SshNode (real sshd on loopback)', function () {
       privateKey: small.clientKey,
       hostKey: pinnedPolicy(small.hostKeyFingerprint),
       maxSessions: 10,
+      commandAgent: false, // channels are what this is about
     });
     try {
       const results = await Promise.all(Array.from({ length: 20 }, (_, i) => n.run(['sh', '-c', `sleep 0.1; echo ${i}`])));
@@ -87,7 +147,7 @@ describe('SshNode (real sshd on loopback)', function () {
   // a refusal that persisted 5 retries (~0.1 s) counted as the server's limit.
   it('a starved server (stopped and continued every 40 ms) refuses opens it will accept: no command lost, the limit kept', async function () {
     this.timeout(120_000);
-    const n = make();
+    const n = make({ commandAgent: false });
     await n.run(['true']);
     const pids = sshd.connectionPids(); // every connection of this test sshd: all ours
     let starving = true;
@@ -120,9 +180,10 @@ describe('SshNode (real sshd on loopback)', function () {
   // ssh2 emits 'exit' for a quick command in the same parse loop that calls the exec callback: a
   // listener attached a microtask later lost 61 of 1,480 commands here before the fix.
   describe('never loses a command', () => {
-    it('2,000 sequential and concurrent commands on one warm connection: every exit status arrives', async function () {
+    for (const [how, commandAgent] of [['through the command agent', true], ['a channel per command', false]] as const)
+    it(`2,000 sequential and concurrent commands on one warm connection (${how}): every exit status arrives`, async function () {
       this.timeout(180_000);
-      const n = make();
+      const n = make({ commandAgent });
       const lost: string[] = [];
       const one = async (i: number) => {
         const code = i % 7 === 0 ? 3 : 0; // some non-zero codes: a wrong code is a loss too
