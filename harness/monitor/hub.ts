@@ -9,7 +9,7 @@
 // read it as their gate (the bond poller naps, the res poller stops running rdma), so the guest's
 // one vCPU belongs to the teardown and the next test's set-up.
 import { type Subscription } from 'rxjs';
-import { now, sleep, span, waitFor } from '../clock.ts';
+import { now, span, waitFor } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
 import { measureClockOffset } from '../node/clock-offset.ts';
 import { outsideGates } from '../node/gate.ts';
@@ -280,8 +280,7 @@ export class MonitorHub {
     // Markers anchor the kernel clocks and prove the kernel streams are live.
     // Markers that never come back: the window's evidence has a hole, and the next one starts afresh.
     await span(`monitors: ${name} streams live`, async () => {
-      await sleep(300);
-      const p = await this.barrier(name);
+      const p = await this.barrier(name, { untilLive: true });
       if (p) {
         this.problem(`${name}: ${p}`);
         n.alive = false;
@@ -307,14 +306,25 @@ export class MonitorHub {
    * trace: everything the kernel logged before it has been read. `close` closes the gate after.
    * Resolves with what went wrong (the caller names the node), or undefined.
    */
-  async barrier(name: string, opts: { close?: boolean } = {}): Promise<string | undefined> {
+  async barrier(name: string, opts: { close?: boolean; untilLive?: boolean } = {}): Promise<string | undefined> {
     const n = this.nodes.get(name);
     if (!n) return 'no monitors';
-    const want = { kmsg: n.markers.kmsg + 8, trace: n.markers.trace + 8 };
+    const deadline = now() + 10_000;
     try {
-      await this.lab.node(name).run(['bash', '-c', MARK, 'mark', n.instance ?? '', opts.close ? 'close' : ''], { timeoutMs: 15_000 });
-      await waitFor(`${name}: monitor markers`, () => (n.markers.kmsg >= want.kmsg && (!n.instance || n.markers.trace >= want.trace) ? true : undefined), { timeoutMs: 10_000, intervalMs: 20 });
-      return undefined;
+      for (;;) {
+        const want = { kmsg: n.markers.kmsg + 8, trace: n.markers.trace + 8 };
+        await this.lab.node(name).run(['bash', '-c', MARK, 'mark', n.instance ?? '', opts.close ? 'close' : ''], { timeoutMs: 15_000 });
+        // Streams just started: `dmesg -W` reads only what is logged after it opened /dev/kmsg, and
+        // nothing says when that was. A burst written before is lost to it, so bursts are written
+        // until one comes back whole. Once live, one burst must come back: a loss is a hole.
+        const wait = opts.untilLive ? Math.min(1000, deadline - now()) : deadline - now();
+        try {
+          await waitFor(`${name}: monitor markers`, () => (n.markers.kmsg >= want.kmsg && (!n.instance || n.markers.trace >= want.trace) ? true : undefined), { timeoutMs: Math.max(wait, 0), intervalMs: 20 });
+          return undefined;
+        } catch (e) {
+          if (!opts.untilLive || now() >= deadline) throw e;
+        }
+      }
     } catch (e) {
       return (e as Error).message;
     }
