@@ -11,7 +11,7 @@
 import { type Subscription } from 'rxjs';
 import { now, span, waitFor } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
-import { measureClockOffset } from '../node/clock-offset.ts';
+import { ClockProbe, type ClockOffset } from '../node/clock-offset.ts';
 import { outsideGates } from '../node/gate.ts';
 import type { Node } from '../node/node.ts';
 import { newNodeClock, type NodeClock } from './clockmap.ts';
@@ -154,6 +154,8 @@ interface HubNode {
   bondMappers: Map<string, LineMapper>;
   /** why there is no trace instance (told to every window: its evidence has a hole) */
   noTrace?: string;
+  /** the clock probe kept open for each window's measurements */
+  probe?: ClockProbe;
 }
 
 let hubCounter = 0;
@@ -242,11 +244,13 @@ export class MonitorHub {
     const node = this.lab.node(name);
     const inst = `${INSTANCE_ROOT}/rf-${process.pid}-${++instanceCounter}`;
     // The clock and the trace instance at once (two round trips' worth of waiting).
-    const [offR, mkR] = await Promise.allSettled([span(`monitors: ${name} clock`, () => measureClockOffset(node)), span(`monitors: ${name} trace instance`, () => node.exec(['bash', '-c', TRACE_INSTANCE, 'mkinst', inst, ...this.opts.traceSystems], { timeoutMs: 30_000 }))]);
+    const probe = new ClockProbe(node, { owner: this.id, timeoutMs: 24 * 3600_000 });
+    const [offR, mkR] = await Promise.allSettled([span(`monitors: ${name} clock`, () => probe.measure()), span(`monitors: ${name} trace instance`, () => node.exec(['bash', '-c', TRACE_INSTANCE, 'mkinst', inst, ...this.opts.traceSystems], { timeoutMs: 30_000 }))]);
     const mk = mkR.status === 'fulfilled' ? mkR.value : { exitCode: -1, stderr: (mkR.reason as Error).message };
     // An instance made is journaled (and removed at close) even when the clock failed: no leftovers.
     if (mk.exitCode === 0) journalInstance(this.lab, name, inst);
     if (offR.status === 'rejected') {
+      probe.close();
       if (mk.exitCode === 0 && (await removeInstance(node, inst)) === undefined) forgetInstance(this.lab, name, inst);
       throw offR.reason;
     }
@@ -256,6 +260,7 @@ export class MonitorHub {
       clock: newNodeClock(name, off.offsetMs, off.boundMs),
       instance: mk.exitCode === 0 ? inst : undefined,
       markers: { kmsg: 0, trace: 0 },
+      probe,
       subs: [],
       alive: true,
       bondMappers: new Map(),
@@ -292,6 +297,8 @@ export class MonitorHub {
   /** Ends a node's streams and removes its instance (kept journaled when it cannot be). */
   private async retire(n: HubNode): Promise<void> {
     n.alive = false;
+    n.probe?.close();
+    n.probe = undefined;
     for (const s of n.subs) s.unsubscribe();
     n.subs = [];
     const node = this.lab.node(n.name);
@@ -328,6 +335,22 @@ export class MonitorHub {
     } catch (e) {
       return (e as Error).message;
     }
+  }
+
+  /** The node's clock now, on the probe kept open (a new one if it ended). */
+  async measureClock(name: string, samples = 5): Promise<ClockOffset> {
+    const n = this.nodes.get(name);
+    if (!n || this.closed) throw new Error(`no monitors on ${name}`);
+    if (n.probe && !n.probe.ended) {
+      try {
+        return await n.probe.measure(samples);
+      } catch {
+        // ended under us: one more try on a new probe
+      }
+    }
+    n.probe?.close();
+    n.probe = new ClockProbe(this.lab.node(name), { owner: this.id, timeoutMs: 24 * 3600_000 });
+    return n.probe.measure(samples);
   }
 
   /** Every window's clock is measured again at its end: the next one maps with the fresher offset. */

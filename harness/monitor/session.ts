@@ -6,7 +6,6 @@
 import { Subject, type Observable, type Subscription } from 'rxjs';
 import { now, span } from '../clock.ts';
 import type { Lab } from '../lab/lab.ts';
-import { measureClockOffset } from '../node/clock-offset.ts';
 import type { LabEvent, WorkloadEvent } from './events.ts';
 import { readJournal } from '../journal.ts';
 import type { NodeClock } from './clockmap.ts';
@@ -151,7 +150,7 @@ export class MonitorSession implements HubListener {
               const p = await this.hub.barrier(n, { close: !this.ownHub });
               if (p) this.problem(`${n}: final marker: ${p}`);
             }),
-            span(`monitors: ${n} clock after`, () => measureClockOffset(this.lab.node(n), 5)).then(
+            span(`monitors: ${n} clock after`, () => this.hub.measureClock(n, 5)).then(
               (after) => {
                 r.offsetAfterMs = after.offsetMs;
                 r.boundAfterMs = after.boundMs;

@@ -1,6 +1,6 @@
 // SshNode against a real OpenSSH server on 127.0.0.1 (no mocks).
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, chmodSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, chmodSync, writeFileSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { SshNode } from '../../harness/node/ssh.ts';
 import { insecurePolicy, knownHostsPolicy, pinnedPolicy, type HostKeyPolicy } from '../../harness/node/hostkey.ts';
 import { ConnectionLostError, HostKeyError, NodeUnreachableError } from '../../harness/node/node.ts';
 import { sleep } from '../../harness/clock.ts';
+import { ClockProbe } from '../../harness/node/clock-offset.ts';
 import { startSshd, freePort, type Sshd } from '../support/sshd.ts';
 import { nodeContract, alive } from './node-contract.ts';
 
@@ -179,6 +180,36 @@ describe('SshNode (real sshd on loopback)', function () {
 
   // ssh2 emits 'exit' for a quick command in the same parse loop that calls the exec callback: a
   // listener attached a microtask later lost 61 of 1,480 commands here before the fix.
+  // The monitors keep one clock probe per node for every window's measurement (monitor/hub.ts).
+  it('a kept clock probe measures again on the same process, and the same clock (loopback: offset within its bound)', async () => {
+    const probe = new ClockProbe(chanNode);
+    try {
+      const a = await probe.measure(5);
+      // the probe's shell on the node (loopback: a local process), by its script
+      const probes = () => readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+        try {
+          return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('while read -r _; do echo "$EPOCHREALTIME"');
+        } catch {
+          return false;
+        }
+      });
+      const before = probes();
+      expect(before, 'one probe process').to.have.length(1);
+      const b = await probe.measure(5);
+      expect(probes(), 'the second measurement on the same process').to.deep.equal(before);
+      for (const m of [a, b]) {
+        expect(m.boundMs).to.be.greaterThan(0).and.lessThan(50);
+        // the controller and the node are one machine: the true offset is 0, within the bound (+ rounding)
+        expect(Math.abs(m.offsetMs), `offset ${m.offsetMs} ± ${m.boundMs}`).to.be.at.most(m.boundMs + 1);
+      }
+      probe.close();
+      const err = await probe.measure(1).then(() => undefined, (e: Error) => e);
+      expect(err?.message, 'a closed probe must not answer').to.match(/clock probe/);
+    } finally {
+      probe.close();
+    }
+  });
+
   describe('never loses a command', () => {
     for (const [how, commandAgent] of [['through the command agent', true], ['a channel per command', false]] as const)
     it(`2,000 sequential and concurrent commands on one warm connection (${how}): every exit status arrives`, async function () {
