@@ -42,7 +42,9 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
       const rds = await rdsTraffic(t);
       const bond = await t.bond(victim);
       const fault = new CarrierLoss(victim, bond.activeSlave);
-      await t.inject(fault);
+      const lost = await t.inject(fault);
+      // messages in flight at the carrier loss are not delivery after it: count from the switch
+      await t.bondRunsOn(victim, bond.backup, lost.t, failoverBudget(t.topology) + 5000);
       await t.step('RDS delivers again after the fault', () => progressPast(rds, rds.done + RATE, reconnectBudget(t.topology, 'rds') + 5000));
       await t.heal(fault);
       const result = await t.step('traffic finishes and is verified', () => rds.finish());
@@ -64,9 +66,12 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
     const primary = bond.activeSlave;
     await t.step(`make ${primary} the primary (primary_reselect=always)`, () => t.primary(client, primary));
     const loss = new CarrierLoss(client, primary);
-    await t.inject(loss);
+    const lost = await t.inject(loss);
+    // Each step counts messages delivered after its switch, not those in flight at the fault.
+    await t.bondRunsOn(client, bond.backup, lost.t, failoverBudget(t.topology) + 5000);
     await t.step('RDS delivers over the backup', () => progressPast(rds, rds.done + RATE, reconnectBudget(t.topology, 'rds') + 5000));
-    await t.inject(new Failback(client, bond.name, primary));
+    const back = await t.inject(new Failback(client, bond.name, primary));
+    await t.bondRunsOn(client, primary, back.t, failoverBudget(t.topology) + 5000);
     await t.step('the bond fails back and RDS delivers again', () => progressPast(rds, rds.done + 2 * RATE, reconnectBudget(t.topology, 'rds') + 5000));
     const result = await t.step('traffic finishes and is verified', () => rds.finish());
     const ev = await t.evidence({ results: [result] });
@@ -154,7 +159,8 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
     const rds = await rdsTraffic(t);
     const bond = await t.bond(client);
     const fault = new CarrierLoss(client, bond.activeSlave);
-    await t.inject(fault);
+    const lost = await t.inject(fault);
+    await t.bondRunsOn(client, bond.backup, lost.t, failoverBudget(t.topology) + 5000);
     const bound = noGarpBudget(t.topology);
     await t.step(`RDS delivers again without a gratuitous ARP (bounded: ${bound} ms)`, () => progressPast(rds, rds.done + RATE, bound));
     await t.heal(fault);
@@ -196,7 +202,8 @@ suite('UL-RDS-01 RDS over RDMA survives the loss of the active link', { requires
     const rds = await rdsTraffic(t);
     const bond = await t.bond(client);
     const down = new AdminDown(client, bond.activeSlave);
-    await t.inject(down);
+    const lost = await t.inject(down);
+    await t.bondRunsOn(client, bond.backup, lost.t, failoverBudget(t.topology) + 5000);
     await t.step('RDS delivers again after the fault', () => progressPast(rds, rds.done + RATE, reconnectBudget(t.topology, 'rds') + 5000));
     await t.heal(down);
     const result = await t.step('traffic finishes and is verified', () => rds.finish());

@@ -25,7 +25,9 @@ suite('UL-SRP-01 SRP over the RDMA CM on a bond failover (known gap)', { require
       await t.step('I/O flows before the fault', () => progressPast(srp, srp.done + 8 * 2 ** 20, 60_000));
       const bond = await t.bond(initiator);
       const fault = new CarrierLoss(initiator, bond.activeSlave);
-      await t.inject(fault);
+      const lost = await t.inject(fault);
+      // what was in flight at the carrier loss is not a resume: count from the switch
+      await t.bondRunsOn(initiator, bond.backup, lost.t, failoverBudget(t.topology) + 5000);
       const budget = reconnectBudget(t.topology, 'srp');
       // Whether SRP comes back depends on its QP failing (then reconnect_delay) — not on the event.
       const resumed = await t.step(`SRP I/O resumes (up to ${budget} ms)`, () => progressPast(srp, srp.done + 8 * 2 ** 20, budget)).then(

@@ -156,6 +156,15 @@ export function activeSlaveAt(events: readonly LabEvent[], node: string, bond: s
   return polled?.activeSlave;
 }
 
+/** When `node`'s bond was first seen running on `slave` after `since` — provided it still does
+ *  (the poller or the bonding driver's line; what was seen before `since` does not count). */
+export function runsOnSince(events: readonly LabEvent[], node: string, bond: string, slave: string, since: number): number | undefined {
+  const after = events.filter((e) => e.t >= since);
+  if (activeSlaveAt(after, node, bond, Infinity) !== slave) return undefined;
+  const seen = after.filter((e) => e.node === node && ((e.source === 'bond' && e.bond === bond && e.activeSlave === slave) || (e.source === 'kmsg' && e.cls === 'bonding' && e.text.includes(`${bond}:`) && newActiveInLog(e.text) === slave)));
+  return seen.length ? Math.min(...seen.map((e) => e.t)) : undefined;
+}
+
 /**
  * The bond's hardware address over time, with the windows in which a change happened: from the
  * bonding driver's "new active one" line (kernel-stamped) to the first sample that shows the new

@@ -139,7 +139,9 @@ export function failover<W extends Workload>(u: StorageUlp<W>, side: 'client' | 
     const victim = side === 'client' ? client : server;
     const bond = await t.bond(victim);
     const fault = new CarrierLoss(victim, bond.activeSlave);
-    await t.inject(fault);
+    const lost = await t.inject(fault);
+    // I/O in flight at the carrier loss completes for a moment: the resume counts from the switch.
+    await t.bondRunsOn(victim, bond.backup, lost.t, failoverBudget(t.topology) + 5000);
     // The server's bond changed its address: it must drop its connections (it cannot reconnect
     // them). Whether the client then gets back in time by its own timers is a race; the reaction is
     // the kernel's part, judged on the event, before the outcome (which the message carries).
@@ -166,9 +168,12 @@ export function failback<W extends Workload>(u: StorageUlp<W>): Body {
     const bond = await t.bond(client);
     await t.primary(client, bond.activeSlave);
     const loss = new CarrierLoss(client, bond.activeSlave);
-    await t.inject(loss);
+    const lost = await t.inject(loss);
+    // Each step counts I/O done after its switch: I/O in flight at the fault completes for a moment.
+    await t.bondRunsOn(client, bond.backup, lost.t, failoverBudget(t.topology) + 5000);
     await t.step('I/O resumes over the backup', () => progressPast(w, w.done + u.step, budget(t, u.ulp) + 10_000));
-    await t.inject(new Failback(client, bond.name, bond.activeSlave));
+    const back = await t.inject(new Failback(client, bond.name, bond.activeSlave));
+    await t.bondRunsOn(client, bond.activeSlave, back.t, failoverBudget(t.topology) + 5000);
     await t.step('I/O resumes after the failback', () => progressPast(w, w.done + u.step, budget(t, u.ulp) + 10_000));
     const ev = await finishVerified(t, w);
     expect(ev).to.have.failedOverTo(bond.backup, { index: 0 }).within(failoverBudget(t.topology));
@@ -427,7 +432,8 @@ export function noGratuitousArp<W extends Workload>(u: StorageUlp<W>): Body {
     const { w } = await running(t, u);
     const bond = await t.bond(client);
     const fault = new CarrierLoss(client, bond.activeSlave);
-    await t.inject(fault);
+    const lost = await t.inject(fault);
+    await t.bondRunsOn(client, bond.backup, lost.t, failoverBudget(t.topology) + 5000);
     const bound = noGarpBudget(t.topology);
     await t.step(`${u.ulp} I/O resumes without a gratuitous ARP (bounded: ${bound} ms)`, () => progressPast(w, w.done + u.step, bound));
     await t.heal(fault);
