@@ -468,10 +468,13 @@ export class SshNode extends BaseNode {
       ]);
       return agent;
     } catch (e) {
+      ch.close();
+      // The connection went away meanwhile (a guest reset): this command takes a channel, and the
+      // next connection tries the agent again.
+      if (this.client !== on || this.closed) return undefined;
       // It cannot run here (no perl, a noexec policy…): commands go on channels, as without it.
       this.agentOff = (e as Error).message;
       this.log.warn({ why: this.agentOff }, 'command agent unavailable: each command gets a channel of its own');
-      ch.close();
       return undefined;
     } finally {
       clearTimeout(timer);
