@@ -244,7 +244,7 @@ export class MonitorHub {
     const node = this.lab.node(name);
     const inst = `${INSTANCE_ROOT}/rf-${process.pid}-${++instanceCounter}`;
     // The clock and the trace instance at once (two round trips' worth of waiting).
-    const probe = new ClockProbe(node, { owner: this.id, timeoutMs: 24 * 3600_000 });
+    const probe = this.newProbe(name);
     const [offR, mkR] = await Promise.allSettled([span(`monitors: ${name} clock`, () => probe.measure()), span(`monitors: ${name} trace instance`, () => node.exec(['bash', '-c', TRACE_INSTANCE, 'mkinst', inst, ...this.opts.traceSystems], { timeoutMs: 30_000 }))]);
     const mk = mkR.status === 'fulfilled' ? mkR.value : { exitCode: -1, stderr: (mkR.reason as Error).message };
     // An instance made is journaled (and removed at close) even when the clock failed: no leftovers.
@@ -349,8 +349,13 @@ export class MonitorHub {
       }
     }
     n.probe?.close();
-    n.probe = new ClockProbe(this.lab.node(name), { owner: this.id, timeoutMs: 24 * 3600_000 });
+    n.probe = this.newProbe(name);
     return n.probe.measure(samples);
+  }
+
+  /** A clock probe that lives as long as the node's monitors (journaled as this hub's). */
+  private newProbe(name: string): ClockProbe {
+    return new ClockProbe(this.lab.node(name), { owner: this.id, timeoutMs: 24 * 3600_000 });
   }
 
   /** Every window's clock is measured again at its end: the next one maps with the fresher offset. */

@@ -112,7 +112,6 @@ const SIGNAL_NAME = new Map<number, string>(Object.entries(constants.signals).ma
 export class AgentReader {
   private buf: Buffer = Buffer.alloc(0);
   private dead = false;
-  ready: number | undefined;
   private readonly sink: (id: number) => AgentSink | undefined;
   private readonly onReady: (pid: number) => void;
   private readonly broken: (why: string) => void;
@@ -136,8 +135,7 @@ export class AgentReader {
       if (!m) return this.fail(`bad frame header ${JSON.stringify(head.slice(0, 80))}`);
       if (m[1]) {
         this.buf = this.buf.subarray(nl + 1);
-        this.ready = Number(m[2]);
-        this.onReady(this.ready);
+        this.onReady(Number(m[2]));
       } else if (m[3]) {
         this.buf = this.buf.subarray(nl + 1);
         this.sink(Number(m[4]))?.started(Number(m[5]), m[6]!);
@@ -226,10 +224,6 @@ export class Agent<C = unknown> {
     });
   }
 
-  get ended(): string | undefined {
-    return this.endedWhy;
-  }
-
   /** Starts argv; returns the function that forgets it (its later frames are dropped). */
   launch(argv: readonly string[], cmd: AgentCommand): () => void {
     if (this.endedWhy) {
@@ -246,9 +240,5 @@ export class Agent<C = unknown> {
     });
     this.pipe.write(agentRequest(id, argv));
     return () => this.commands.delete(id);
-  }
-
-  get running(): number {
-    return this.commands.size;
   }
 }
