@@ -62,11 +62,19 @@ mount --move /dev /newroot/dev
 exec switch_root /newroot /bin/busybox init
 `;
 
-/** Stage 2 runs as busybox init's sysinit in the real root. It reads its settings from /run/rf. */
-export const STAGE2 = `#!/bin/sh
+/**
+ * Stage 2 runs as busybox init's sysinit in the real root. It reads its settings from /run/rf.
+ * Its commands are busybox applets (symlinks in /run/rf-bb, first on PATH), except kmod's
+ * modprobe: under emulation each exec of a dynamically linked tool from the 9p root cost 30–70 ms
+ * (the dynamic loader's work), the static busybox 12–19 ms, and stage 2 runs about forty of them
+ * before sshd may start.
+ */
+export const STAGE2 = `#!/bin/busybox sh
 # rdma-failover guest init (stage 2). Settings are data files in /run/rf (never shell code).
-mount -t proc proc /proc
-mount -t sysfs sys /sys
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sys /sys
+/bin/busybox mkdir -p /run/rf-bb && /bin/busybox --install -s /run/rf-bb
+export PATH=/run/rf-bb:$PATH
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
@@ -82,7 +90,7 @@ chmod 1777 /run/lock
 touch /var/lib/nfs/etab /var/lib/nfs/rmtab
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
-modprobe configfs && mount -t configfs configfs /sys/kernel/config
+/sbin/modprobe configfs && mount -t configfs configfs /sys/kernel/config
 read -r h < /run/rf/hostname
 hostname "$h"; echo "$h" > /etc/hostname
 printf '127.0.0.1 localhost\\n127.0.1.1 %s\\n' "$h" > /etc/hosts
@@ -92,7 +100,7 @@ printf 'InitiatorName=iqn.2024-01.lab.test:%s\\n' "$h" > /etc/iscsi/initiatornam
 echo 5 > /proc/sys/kernel/printk
 echo 20 > /proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
 echo -1 > /proc/sys/kernel/hung_task_warnings 2>/dev/null
-modprobe virtio_rng 2>/dev/null
+/sbin/modprobe virtio_rng 2>/dev/null
 ip link set lo up
 # NICs: rename by MAC (first to temporary names, so no rename collides with a kernel name).
 i=0
@@ -106,20 +114,21 @@ done < /run/rf/nics
 ip addr add 10.0.2.15/24 dev mgmt0
 ip link set mgmt0 up
 mkdir -p /run/sshd /etc/ssh
-install -m 600 /run/rf/ssh_host_ed25519_key /etc/ssh/rf_host_ed25519_key
-install -m 644 /run/rf/authorized_keys /etc/ssh/rf_authorized_keys
+cp /run/rf/ssh_host_ed25519_key /etc/ssh/rf_host_ed25519_key && chmod 600 /etc/ssh/rf_host_ed25519_key
+cp /run/rf/authorized_keys /etc/ssh/rf_authorized_keys && chmod 644 /etc/ssh/rf_authorized_keys
 # The rest runs while init starts sshd; the harness waits for /run/rf-ready before using the guest.
 (
   # Warm the module cache for the fabric (bonding without its automatic bond0): the fabric code
   # still loads whatever is missing, on VM and real labs alike.
-  modprobe bonding max_bonds=0
-  modprobe -a ib_uverbs rdma_ucm rdma_rxe
-  echo "rf-guest: stage 2 done" > /dev/kmsg
+  /sbin/modprobe bonding max_bonds=0
+  /sbin/modprobe -a ib_uverbs rdma_ucm rdma_rxe
+  # Ready first, then the mark: the harness tries SSH when the console shows the mark.
   touch /run/rf-ready
+  echo "rf-guest: stage 2 done" > /dev/kmsg
 ) > /dev/null 2>&1 &
 `;
 
-const INITTAB = `::sysinit:/bin/sh /run/rf/stage2.sh
+const INITTAB = `::sysinit:/bin/busybox sh /run/rf/stage2.sh
 ::respawn:/usr/sbin/sshd -D -e -f /run/rf/sshd_config
 ::ctrlaltdel:/bin/busybox reboot -f
 ::shutdown:/bin/busybox sync
