@@ -9,7 +9,7 @@ import { clearLabJournals } from '../journal.ts';
 import { BaseLab, type CarrierControl, type MachineControl, type SwitchPortControl } from '../lab/lab.ts';
 import { LocalNode } from '../node/local.ts';
 import { pinnedPolicy, fingerprint } from '../node/hostkey.ts';
-import { measureClockOffset } from '../node/clock-offset.ts';
+import { ClockProbe } from '../node/clock-offset.ts';
 import { HostKeyError, type Node } from '../node/node.ts';
 import { SshNode } from '../node/ssh.ts';
 import type { LoadedTopology } from '../topology/load.ts';
@@ -20,6 +20,7 @@ import { createFabric, createTap, destroyFabric, plugTap, setSwitchPort, netnsEx
 import { labsDir } from './paths.ts';
 import { pvhKernel } from './pvh.ts';
 import { qmp, qmpBatch } from './qmp.ts';
+import { ConsoleWatch, READY_MARK } from './console.ts';
 import { guestGone, isOurGuest, macFor, startQemu } from './qemu.ts';
 import { labDir, readState, writeState, type GuestState, type LabState } from './state.ts';
 
@@ -218,6 +219,7 @@ export async function labUp(loaded: LoadedTopology, opts: LabUpOptions = {}): Pr
     guests: [],
   };
   writeState(state);
+  const connected = new Map<string, SshNode>();
   try {
     progress('kernel', 'preparing the guest kernel');
     const kernel: GuestKernel = await prepareKernel(choice, (m) => progress('kernel', m));
@@ -284,20 +286,24 @@ export async function labUp(loaded: LoadedTopology, opts: LabUpOptions = {}): Pr
       }),
     );
     const bootMs = (t.vm?.boot_timeout_s ?? 180) * 1000;
+    // The connections that found the guests ready become the lab's own (a new one cost the first
+    // command ~1 s on the guest: handshake, sshd's re-exec, the command agent's start).
     await Promise.all(
       state.guests.map(async (g) => {
         progress(g.name, 'booting');
         const t0 = now();
-        await waitSsh(state, g, bootMs);
-        const skew = await syncGuestClock(state, g);
+        const node = await waitSsh(state, g, bootMs);
+        connected.set(g.name, node);
+        const skew = await syncGuestClock(node);
         progress(g.name, `up in ${((now() - t0) / 1000).toFixed(1)} s (clock ${skew})`);
       }),
     );
     state.phase = 'up';
     state.upAt = new Date().toISOString();
     writeState(state);
-    return attachFromState(loaded, state);
+    return new VmLab(loaded, state, connected);
   } catch (e) {
+    await Promise.all([...connected.values()].map((n) => n.close().catch(() => undefined)));
     keepConsoles(state);
     // RDMA_FAILOVER_KEEP_FAILED_LAB=1 leaves a failed lab running for inspection (`lab down` removes it).
     if (process.env.RDMA_FAILOVER_KEEP_FAILED_LAB !== '1') await destroyLab(state).catch(() => undefined);
@@ -305,19 +311,30 @@ export async function labUp(loaded: LoadedTopology, opts: LabUpOptions = {}): Pr
   }
 }
 
-/** Guests boot with the RTC's whole seconds: step their clock to the controller's, so logs line up.
- *  (Timelines never rely on this: they always map node clocks with a measured offset.) */
-async function syncGuestClock(state: LabState, g: GuestState): Promise<string> {
-  const node = guestNode(state, g);
+/**
+ * Guests boot with the RTC's whole seconds: step their clock to the controller's, so logs line up.
+ * (Timelines never rely on this: they always map node clocks with a measured offset.) One probe
+ * measures before and after. The step is done by one perl process between reading and setting the
+ * clock (perl-base, already the command agent's interpreter; python3 took 0.37 s to start on the
+ * guest): clock_gettime and clock_settime by their x86_64 numbers, the guests' only architecture.
+ */
+async function syncGuestClock(node: SshNode): Promise<string> {
+  const probe = new ClockProbe(node);
   try {
-    const before = await measureClockOffset(node, 5);
-    await node.run(['python3', '-c', 'import sys,time; time.clock_settime(time.CLOCK_REALTIME, time.time() - float(sys.argv[1]) / 1000)', before.offsetMs.toFixed(3)]);
-    const after = await measureClockOffset(node, 5);
+    const before = await probe.measure(5);
+    await node.run(['perl', '-e', STEP_CLOCK, '--', String(Math.round(before.offsetMs * 1e6))]);
+    const after = await probe.measure(5);
     return `offset ${before.offsetMs.toFixed(0)} ms → ${after.offsetMs.toFixed(1)} ± ${after.boundMs.toFixed(1)} ms`;
   } finally {
-    await node.close();
+    probe.close();
   }
 }
+
+/** Steps CLOCK_REALTIME back by argv[0] ns, in integer nanoseconds (x86_64: 228 clock_gettime, 227 clock_settime). */
+const STEP_CLOCK =
+  'use integer; my $b = "\\0" x 16; syscall(228, 0, $b) == 0 or die "clock_gettime: $!\\n"; ' +
+  'my ($s, $n) = unpack("q2", $b); my $t = $s * 1000000000 + $n - $ARGV[0]; ' +
+  'syscall(227, 0, pack("q2", $t / 1000000000, $t % 1000000000)) == 0 or die "clock_settime: $!\\n";';
 
 /** Keeps console logs of a failed lab for post-mortem (the lab itself is removed). */
 function keepConsoles(state: LabState): void {
@@ -350,27 +367,50 @@ async function waitQmp(state: LabState, g: GuestState): Promise<void> {
   }
 }
 
-/** Waits until the guest answers SSH. Each attempt uses a short-lived connection with a short
- *  handshake timeout: while the guest boots, QEMU's user networking accepts the TCP connection
- *  but cannot reach sshd yet, and a long handshake wait would hide the moment it comes up. */
-async function waitSsh(state: LabState, g: GuestState, timeoutMs: number): Promise<void> {
+const MARK_WAIT_MS = 30_000;
+
+/**
+ * Waits until the guest answers SSH and says it is ready; returns that connection (the caller
+ * closes it). The guest writes READY_MARK to its console when stage 2 is done: SSH is tried at once
+ * when it appears. Before that an attempt costs up to its whole connect timeout (QEMU's user
+ * networking accepts the TCP connection while the guest's network is not up yet, and the
+ * handshake hangs), and lab up measured SSH answering 1.8 s after the mark on average. A console
+ * that never shows the mark (another kernel's log level) gets attempts after MARK_WAIT_MS (a boot
+ * takes 8–10 s here; a guest that never comes up fails later on its boot timeout).
+ */
+async function waitSsh(state: LabState, g: GuestState, timeoutMs: number, consoleFrom = 0): Promise<SshNode> {
   const deadline = now() + timeoutMs;
+  const serial = new ConsoleWatch(g.consoleLog, consoleFrom, READY_MARK);
+  const markDeadline = Math.min(deadline, now() + MARK_WAIT_MS);
   let last: string;
-  for (;;) {
+  const stopped = async () => {
     if (await guestGone(g.pid, state.labId, g.name)) {
       throw new LabError(`guest ${g.name} stopped while booting. Console tail:\n${consoleTail(g.consoleLog)}`);
     }
-    const probe = guestNode(state, g, { connectTimeoutMs: 4000 });
+  };
+  // Until the mark (or MARK_WAIT_MS without it), only the console is read.
+  let marked = serial.seen();
+  for (let i = 1; !marked && now() < markDeadline; i++) {
+    if (i % 10 === 0) await stopped();
+    await sleep(100);
+    marked = serial.seen();
+  }
+  for (;;) {
+    await stopped();
+    // Without the mark, attempts are short (the handshake hangs until the guest's network is up).
+    const probe = guestNode(state, g, marked ? {} : { connectTimeoutMs: 4000 });
     try {
       // sshd answers before stage 2 has finished: the guest is ready when it says so.
-      if ((await probe.exec(['test', '-e', '/run/rf-ready'], { timeoutMs: 8000 })).exitCode === 0) return;
+      if ((await probe.exec(['test', '-e', '/run/rf-ready'], { timeoutMs: 8000 })).exitCode === 0) return probe;
       last = 'guest not ready yet (/run/rf-ready missing)';
     } catch (e) {
       last = (e as Error).message;
-      if (e instanceof HostKeyError) throw e;
-    } finally {
-      await probe.close();
+      if (e instanceof HostKeyError) {
+        await probe.close();
+        throw e;
+      }
     }
+    await probe.close();
     if (now() > deadline) {
       throw new LabError(`guest ${g.name} did not answer SSH within ${Math.round(timeoutMs / 1000)} s (last: ${last}). Console tail:\n${consoleTail(g.consoleLog)}`);
     }
@@ -385,8 +425,9 @@ export class VmLab extends BaseLab {
   readonly switchPorts: SwitchPortControl;
   readonly machines: MachineControl;
 
-  constructor(loaded: LoadedTopology, state: LabState) {
-    const nodes = new Map<string, Node>(state.guests.map((g) => [g.name, guestNode(state, g)]));
+  /** `connected`: guests' nodes already connected (lab up's), used instead of new ones. */
+  constructor(loaded: LoadedTopology, state: LabState, connected: ReadonlyMap<string, SshNode> = new Map()) {
+    const nodes = new Map<string, Node>(state.guests.map((g) => [g.name, connected.get(g.name) ?? guestNode(state, g)]));
     super(loaded, nodes);
     this.state = state;
     this.carrier = {
@@ -435,10 +476,11 @@ export class VmLab extends BaseLab {
       await setSwitchPort(host, this.state.netns, nic.tap, true).catch(() => undefined);
     }
     await qmp(g.qmpSocket, 'cont').catch(() => undefined);
+    const consoleFrom = this.machines.consoleMark(node);
     await qmp(g.qmpSocket, 'system_reset');
     (this.node(node) as SshNode).disconnect();
     await sleep(1000);
-    await waitSsh(this.state, g, (this.loaded.topology.vm?.boot_timeout_s ?? 180) * 1000);
+    await (await waitSsh(this.state, g, (this.loaded.topology.vm?.boot_timeout_s ?? 180) * 1000, consoleFrom)).close();
   }
 }
 
