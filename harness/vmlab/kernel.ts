@@ -1,7 +1,7 @@
 // Guest kernels: Debian's packaged kernel unpacked into the cache (never installed into the host's
 // /boot), or a kernel image + modules tree the user supplies. The result is a directory with
 // vmlinuz and lib/modules/VERSION (with modules.dep).
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LocalNode } from '../node/local.ts';
 import { kernelsDir } from './paths.ts';
@@ -63,9 +63,16 @@ export async function aptFor(choice: 'debian-stable' | 'debian-backports'): Prom
 
 async function resolvePackage(choice: 'debian-stable' | 'debian-backports'): Promise<{ pkg: string; apt: string[] }> {
   if (choice === 'debian-stable') {
+    // apt-cache takes 0.8 s here, at every lab up: its answer is kept until apt's state changes.
+    const stamp = aptStamp();
+    const memo = join(kernelsDir(), '.debian-stable.json');
+    const kept = readMemo(memo);
+    if (kept?.stamp === stamp) return { pkg: kept.pkg, apt: [] };
     const out = await run(['apt-cache', 'depends', 'linux-image-amd64'], 'looking up Debian stable kernel');
     const pkg = /Depends: (linux-image-[0-9][^\s]*-amd64)\b/.exec(out)?.[1];
     if (!pkg) throw new KernelFetchError(`cannot find the kernel package behind linux-image-amd64:\n${out}`);
+    mkdirSync(kernelsDir(), { recursive: true });
+    writeFileSync(memo, JSON.stringify({ stamp, pkg }) + '\n');
     return { pkg, apt: [] };
   }
   const src = SOURCES[choice];
@@ -74,6 +81,23 @@ async function resolvePackage(choice: 'debian-stable' | 'debian-backports'): Pro
   const pkg = /Depends: (linux-image-[0-9][^\s]*-amd64)\b/.exec(out)?.[1];
   if (!pkg) throw new KernelFetchError(`cannot find the kernel package in ${src.suites}:\n${out}`);
   return { pkg, apt };
+}
+
+/** What apt-cache's answer depends on: the package lists (apt-get update) and dpkg's status. */
+function aptStamp(): string {
+  const files = ['/var/lib/dpkg/status'];
+  const lists = '/var/lib/apt/lists';
+  if (existsSync(lists)) files.push(...readdirSync(lists).map((f) => join(lists, f)));
+  return files.map((f) => `${f}:${existsSync(f) ? statSync(f).mtimeMs : '-'}`).join('|');
+}
+
+function readMemo(file: string): { stamp: string; pkg: string } | undefined {
+  try {
+    const m = JSON.parse(readFileSync(file, 'utf8')) as { stamp?: unknown; pkg?: unknown };
+    return typeof m.stamp === 'string' && typeof m.pkg === 'string' ? { stamp: m.stamp, pkg: m.pkg } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function unpacked(dir: string): GuestKernel | undefined {
