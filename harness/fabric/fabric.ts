@@ -59,8 +59,9 @@ function linkModules(spec: TopologyNode): string[] {
 }
 
 async function ensureModules(node: Node, wanted: string[], rec: NodeFabricRecord, journal: () => void): Promise<void> {
-  // All loaded already (a VM guest loads them while it boots): nothing to ask modprobe (0.26 s).
-  const have = await loadedModules(node);
+  // All loaded already (a VM guest loads them while it boots; the baseline was just read): nothing
+  // to ask modprobe (0.26 s).
+  const have = new Set(rec.modulesBefore?.modules ?? (await loadedModules(node)));
   if (wanted.every((m) => have.has(m))) return;
   const load = await modulesToLoad(node, wanted);
   if (!load.length) return;

@@ -476,10 +476,10 @@ export class VmLab extends BaseLab {
       await setSwitchPort(host, this.state.netns, nic.tap, true).catch(() => undefined);
     }
     await qmp(g.qmpSocket, 'cont').catch(() => undefined);
+    // Only a mark written after the reset says the new boot is ready (no pause for the old sshd).
     const consoleFrom = this.machines.consoleMark(node);
     await qmp(g.qmpSocket, 'system_reset');
     (this.node(node) as SshNode).disconnect();
-    await sleep(1000);
     await (await waitSsh(this.state, g, (this.loaded.topology.vm?.boot_timeout_s ?? 180) * 1000, consoleFrom)).close();
   }
 }
