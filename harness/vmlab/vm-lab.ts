@@ -376,7 +376,7 @@ const MARK_WAIT_MS = 30_000;
  * networking accepts the TCP connection while the guest's network is not up yet, and the
  * handshake hangs), and lab up measured SSH answering 1.8 s after the mark on average. A console
  * that never shows the mark (another kernel's log level) gets attempts after MARK_WAIT_MS (a boot
- * takes 8–10 s here; a guest that never comes up fails later on its boot timeout).
+ * takes 7–10 s here; a guest that never comes up fails later on its boot timeout).
  */
 async function waitSsh(state: LabState, g: GuestState, timeoutMs: number, consoleFrom = 0): Promise<SshNode> {
   const deadline = now() + timeoutMs;
@@ -401,7 +401,12 @@ async function waitSsh(state: LabState, g: GuestState, timeoutMs: number, consol
     const probe = guestNode(state, g, marked ? {} : { connectTimeoutMs: 4000 });
     try {
       // sshd answers before stage 2 has finished: the guest is ready when it says so.
-      if ((await probe.exec(['test', '-e', '/run/rf-ready'], { timeoutMs: 8000 })).exitCode === 0) return probe;
+      if ((await probe.exec(['test', '-e', '/run/rf-ready'], { timeoutMs: 8000 })).exitCode === 0) {
+        if (marked) return probe;
+        // A short connect timeout is for boot only: the node kept for the lab gets the usual one.
+        await probe.close();
+        return guestNode(state, g);
+      }
       last = 'guest not ready yet (/run/rf-ready missing)';
     } catch (e) {
       last = (e as Error).message;
