@@ -13,7 +13,7 @@ import { parseCidr } from '../net/ip.ts';
 import { ipBatch, writeSysfs } from './sysfs.ts';
 import { parseBondSysfs, SYSFS_READ, type BondSysfs } from './bond.ts';
 import { parseRdmaLinks, type RdmaLink } from './rdma.ts';
-import { loadedModules, moduleBaseline, modulesToLoad, unloadAppeared, unloadModules, type ModuleBaseline } from '../workload/modules.ts';
+import { moduleBaseline, modulesToLoad, unloadAppeared, unloadModules, type ModuleBaseline } from '../workload/modules.ts';
 
 export interface SlaveRecord {
   name: string;
@@ -58,12 +58,9 @@ function linkModules(spec: TopologyNode): string[] {
   return m;
 }
 
-async function ensureModules(node: Node, wanted: string[], rec: NodeFabricRecord, journal: () => void): Promise<void> {
-  // All loaded already (a VM guest loads them while it boots; the baseline was just read): nothing
-  // to ask modprobe (0.26 s).
-  const have = new Set(rec.modulesBefore?.modules ?? (await loadedModules(node)));
-  if (wanted.every((m) => have.has(m))) return;
-  const load = await modulesToLoad(node, wanted);
+/** `before`: the node's module baseline, just read (a VM guest has loaded these while it booted). */
+async function ensureModules(node: Node, wanted: string[], before: ModuleBaseline, rec: NodeFabricRecord, journal: () => void): Promise<void> {
+  const load = await modulesToLoad(node, wanted, new Set(before.modules));
   if (!load.length) return;
   // Record first (with the dependencies modprobe will pull in): if modprobe half-succeeds, fabric
   // down still removes them — by name, never a module that was there before.
@@ -294,9 +291,9 @@ export async function fabricUp(lab: Lab, journal: Journal = () => undefined, top
       const rec: NodeFabricRecord = { node: spec.name, modulesLoaded: [], bonds: [] };
       record.nodes.push(rec);
       if (!spec.bonds?.length) return;
-      rec.modulesBefore = await moduleBaseline(node);
+      const before = (rec.modulesBefore = await moduleBaseline(node));
       save();
-      await ensureModules(node, [...BASE_MODULES, ...linkModules(spec)], rec, save);
+      await ensureModules(node, [...BASE_MODULES, ...linkModules(spec)], before, rec, save);
       for (const b of spec.bonds) {
         await buildBond(node, b, rec, save);
         links[spec.name] = await verifyRdma(node, b, rec.bonds.at(-1)?.rdmaLink);

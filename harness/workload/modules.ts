@@ -27,9 +27,12 @@ export function parseShowDepends(text: string): string[] {
  * dependencies included, dependencies first. Journal this list before loading: `modprobe -r`
  * would also remove any unused dependency, a module the lab's owner loaded among them.
  */
-export async function modulesToLoad(node: Node, wanted: readonly string[]): Promise<string[]> {
+export async function modulesToLoad(node: Node, wanted: readonly string[], loaded?: ReadonlySet<string>): Promise<string[]> {
   if (!wanted.length) return [];
-  const [deps, have] = await Promise.all([node.run(['modprobe', '-a', '--show-depends', ...wanted], { timeoutMs: 30_000 }), loadedModules(node)]);
+  // `loaded`: the node's modules just read by the caller. When every wanted one is among them,
+  // modprobe would insert nothing: it is not asked (0.26 s on an emulated guest).
+  if (loaded && wanted.every((m) => loaded.has(m))) return [];
+  const [deps, have] = await Promise.all([node.run(['modprobe', '-a', '--show-depends', ...wanted], { timeoutMs: 30_000 }), loaded ?? loadedModules(node)]);
   return parseShowDepends(deps.stdout).filter((m) => !have.has(m));
 }
 
