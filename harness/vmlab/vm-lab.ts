@@ -399,23 +399,21 @@ async function waitSsh(state: LabState, g: GuestState, timeoutMs: number, consol
     await stopped();
     // Without the mark, attempts are short (the handshake hangs until the guest's network is up).
     const probe = guestNode(state, g, marked ? {} : { connectTimeoutMs: 4000 });
+    let kept = false;
     try {
       // sshd answers before stage 2 has finished: the guest is ready when it says so.
       if ((await probe.exec(['test', '-e', '/run/rf-ready'], { timeoutMs: 8000 })).exitCode === 0) {
-        if (marked) return probe;
         // A short connect timeout is for boot only: the node kept for the lab gets the usual one.
-        await probe.close();
-        return guestNode(state, g);
+        kept = marked;
+        return marked ? probe : guestNode(state, g);
       }
       last = 'guest not ready yet (/run/rf-ready missing)';
     } catch (e) {
       last = (e as Error).message;
-      if (e instanceof HostKeyError) {
-        await probe.close();
-        throw e;
-      }
+      if (e instanceof HostKeyError) throw e;
+    } finally {
+      if (!kept) await probe.close();
     }
-    await probe.close();
     if (now() > deadline) {
       throw new LabError(`guest ${g.name} did not answer SSH within ${Math.round(timeoutMs / 1000)} s (last: ${last}). Console tail:\n${consoleTail(g.consoleLog)}`);
     }
