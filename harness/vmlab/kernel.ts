@@ -83,11 +83,13 @@ async function resolvePackage(choice: 'debian-stable' | 'debian-backports'): Pro
   return { pkg, apt };
 }
 
-/** What apt-cache's answer depends on: the package lists (apt-get update) and dpkg's status. */
+/** What apt-cache's answer depends on: the package lists (apt-get update), dpkg's status and apt's
+ *  pinning (which picks the candidate without a list changing). */
 function aptStamp(): string {
-  const files = ['/var/lib/dpkg/status'];
-  const lists = '/var/lib/apt/lists';
-  if (existsSync(lists)) files.push(...readdirSync(lists).map((f) => join(lists, f)));
+  const files = ['/var/lib/dpkg/status', '/etc/apt/preferences'];
+  for (const dir of ['/var/lib/apt/lists', '/etc/apt/preferences.d']) {
+    if (existsSync(dir)) files.push(...readdirSync(dir).map((f) => join(dir, f)));
+  }
   return files.map((f) => `${f}:${existsSync(f) ? statSync(f).mtimeMs : '-'}`).join('|');
 }
 
