@@ -25,6 +25,15 @@ export default tseslint.config(
     },
   },
   {
+    // One time axis: events, faults and steps are stamped with harness/clock.ts now() (monotonic,
+    // from the process start). Date.now() is the wall clock, which a long run can see stepped away
+    // from it: a bound computed with one and compared with the other moves by that step.
+    files: ['harness/**/*.ts', 'suites/**/*.ts'],
+    rules: {
+      'no-restricted-properties': ['error', { object: 'Date', property: 'now', message: 'use now() from harness/clock.ts: the time axis of every event' }],
+    },
+  },
+  {
     files: ['test/**/*.ts', 'suites/**/*.ts'],
     rules: {
       // chai's property assertions (expect(x).to.be.true) are expressions by design

@@ -4,6 +4,7 @@
 // or a user's: addresses, names, paths).
 import { appendFileSync } from 'node:fs';
 import type { ExecResult } from './node.ts';
+import { now } from '../clock.ts';
 
 export const EXEC_LOG = process.env.RDMA_FAILOVER_EXEC_LOG;
 
@@ -14,10 +15,10 @@ export function execWhat(argv: readonly string[]): string {
 }
 
 export function noteExec(file: string, node: string, argv: readonly string[], p: Promise<ExecResult>): void {
-  const t0 = Date.now();
+  const t0 = now();
   const write = (end: string) => {
     try {
-      appendFileSync(file, `${t0}\t${Date.now() - t0}\t${node}\t${execWhat(argv)}\t${end}\n`);
+      appendFileSync(file, `${t0.toFixed(1)}\t${(now() - t0).toFixed(1)}\t${node}\t${execWhat(argv)}\t${end}\n`);
     } catch {
       // a log for measuring: never a reason to fail a command
     }

@@ -15,6 +15,7 @@ import { buildReport, newRunId, redact, REPEAT, repeatStats, type CollectedTest 
 import { progress, type StepProgress } from './progress.ts';
 import { runContext } from './registry.ts';
 import { writeReports } from './write.ts';
+import { now } from '../clock.ts';
 
 const { Base } = Mocha.reporters;
 const { EVENT_RUN_BEGIN, EVENT_SUITE_BEGIN, EVENT_TEST_PASS, EVENT_TEST_FAIL, EVENT_TEST_PENDING, EVENT_TEST_BEGIN, EVENT_TEST_END } = Mocha.Runner.constants;
@@ -98,7 +99,7 @@ export default class HarnessReporter extends Base {
     let testStart = 0;
     let current: Mocha.Runnable | undefined;
     runner.on(EVENT_TEST_BEGIN, (t) => {
-      testStart = Date.now();
+      testStart = now();
       current = t;
     });
     runner.on(EVENT_TEST_END, () => {
@@ -109,14 +110,14 @@ export default class HarnessReporter extends Base {
     runContext.onInterrupt = async (why) => {
       this.clearLive();
       if (current) {
-        current.duration = Date.now() - testStart;
+        current.duration = now() - testStart;
         add(current, 'interrupted', new Error(`interrupted (${why}) during this test`));
       }
       await this.write(`\nRUN INTERRUPTED (${why})`);
     };
     progress.on('step', (p: StepProgress) => {
       if (!this.tty) return;
-      const s = ((Date.now() - testStart) / 1000).toFixed(1).padStart(6);
+      const s = ((now() - testStart) / 1000).toFixed(1).padStart(6);
       this.live = `  ⏱ ${s}s  ${p.step}`.slice(0, (process.stderr.columns ?? 100) - 1);
       process.stderr.write(`\r\x1b[2K${this.live}`);
     });

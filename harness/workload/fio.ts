@@ -4,6 +4,7 @@
 import { Subject, type Observable, type Subscription } from 'rxjs';
 import type { Node } from '../node/node.ts';
 import type { WorkloadEvent } from '../monitor/events.ts';
+import { now } from '../clock.ts';
 
 export interface FioOptions {
   /** a block device or a file */
@@ -169,7 +170,7 @@ export function runFio(node: Node, workload: string, o: FioOptions, timeoutMs: n
       const short = shortWrites
         ? `${shortWrites} write(s) ${SHORT_WRITE}: the kernel completed part of a write and failed the rest, an I/O error the application sees (fio's check of such a block is no evidence: it re-stamps the rest for a shifted offset); `
         : '';
-      events.next({ source: 'workload', t: Date.now(), node: node.name, workload, kind: 'final', done: written + read, data: { error, written, read } });
+      events.next({ source: 'workload', t: now(), node: node.name, workload, kind: 'final', done: written + read, data: { error, written, read } });
       events.complete();
       resolve({
         ok,

@@ -186,8 +186,8 @@ export class RdsWorkload implements Workload {
     for (const input of this.control.values()) input.next('stop\n');
     // each side has reported its total (or ended without one)
     const settled = (n: string) => !!this.latest.get(n)?.stopped || this.finals.has(n) || this.exited.has(n);
-    const deadline = Date.now() + timeoutMs;
-    while (!(settled(a) && settled(b)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const deadline = now() + timeoutMs;
+    while (!(settled(a) && settled(b)) && now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const [me, peer] of [[a, b], [b, a]] as const) {
       const total = this.latest.get(peer)?.stopped ? this.latest.get(peer)!.sent : undefined;
       // Without the peer's total the receiver drains for drainS and stops: the count then shows the gap.
@@ -197,9 +197,9 @@ export class RdsWorkload implements Workload {
   }
 
   async finish(timeoutMs = (this.opts.count / this.opts.rate + this.opts.drainS + 60) * 1000): Promise<WorkloadResult> {
-    const started = Date.now();
+    const started = now();
     await this.stopSending(timeoutMs);
-    timeoutMs = Math.max(1000, timeoutMs - (Date.now() - started));
+    timeoutMs = Math.max(1000, timeoutMs - (now() - started));
     const all = Promise.all([...this.ended.values()]);
     const timedOut = await Promise.race([all.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), timeoutMs).unref())]);
     if (timedOut) this.errors.push(`traffic did not finish within ${timeoutMs} ms`);

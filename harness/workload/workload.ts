@@ -2,6 +2,7 @@
 // verification. Workloads only use the Node interface, so they run unchanged on any lab.
 import { firstValueFrom, filter, throwError, timeout as rxTimeout, type Observable } from 'rxjs';
 import type { WorkloadEvent } from '../monitor/events.ts';
+import { now } from '../clock.ts';
 import type { ConnectionRef } from '../timeline/timeline.ts';
 import type { Ulp } from '../topology/defaults.ts';
 
@@ -38,7 +39,7 @@ export interface Workload {
 
 /** Resolves when the workload's progress count passes `target` (rejects after timeoutMs). */
 export function progressPast(w: Workload, target: number, timeoutMs: number): Promise<WorkloadEvent> {
-  if (w.done > target) return Promise.resolve({ source: 'workload', t: Date.now(), node: '', workload: w.name, kind: 'progress', done: w.done });
+  if (w.done > target) return Promise.resolve({ source: 'workload', t: now(), node: '', workload: w.name, kind: 'progress', done: w.done });
   return firstValueFrom(
     w.events$.pipe(
       filter((e) => e.kind === 'progress' && (e.done ?? 0) > target),

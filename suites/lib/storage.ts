@@ -105,7 +105,7 @@ async function resumes<W extends Workload>(t: TestContext, u: StorageUlp<W>, w: 
 async function reactionsSettled(t: TestContext, ulp: Ulp, event: ConnectionEvent): Promise<Evidence> {
   const ev = await t.evidenceSettled();
   const due = Math.max(0, ...cmEventOnEstablished(ev, ulp, event).filter((u) => !u.reaction && !u.superseded && !u.qpFailed).map((u) => u.at + REACTION_MS + 50));
-  return due > Date.now() ? t.evidenceSettled(due) : ev;
+  return due > now() ? t.evidenceSettled(due) : ev;
 }
 
 /** A ULP that must act on UNREACHABLE (u.mustActOnUnreachable: why) did, within REACTION_MS;
@@ -241,7 +241,7 @@ export function bothDownLong<W extends Workload>(u: StorageUlp<W>): Body {
     let ended: WorkloadResult | undefined;
     let endedAt = 0;
     const { ref } = await bothLinksDown(t, client, server, downMs, async (ref) => {
-      ended = await t.step(`the workload gives up during the outage (within ${downMs} ms)`, () => w.finish(Math.max(1000, ref.t + downMs - Date.now())));
+      ended = await t.step(`the workload gives up during the outage (within ${downMs} ms)`, () => w.finish(Math.max(1000, ref.t + downMs - now())));
       endedAt = now();
     });
     if (!ended) throw new Error('the outage ended before the workload was waited for');
