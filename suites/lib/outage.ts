@@ -20,8 +20,8 @@ import { BothDown } from '../../harness/fault/fault.ts';
 import { sysfsBond } from '../../harness/fabric/fabric.ts';
 import type { TestContext } from '../../harness/fixture/test.ts';
 import type { FaultRef } from '../../harness/timeline/timeline.ts';
-import { sleep } from '../../harness/clock.ts';
-import type { KmsgEvent, LabEvent } from '../../harness/monitor/events.ts';
+import { now, sleep } from '../../harness/clock.ts';
+import type { FaultEvent, KmsgEvent, LabEvent } from '../../harness/monitor/events.ts';
 
 /** Before the workload starts: the node's bond on the slave it returns to after an outage (its first). */
 export async function onReturnSlave(t: TestContext, node: string): Promise<void> {
@@ -45,23 +45,63 @@ export function notAtOnce(during: readonly LabEvent[], node: string): string[] {
   return problems;
 }
 
+/**
+ * The node's kernel log lines of one outage: after its cut mark, before its heal mark, in the
+ * kernel's own order. Undefined when a mark is missing (the stream lost it): then the caller falls
+ * back on the controller's clock.
+ */
+export function outageLines(events: readonly LabEvent[], node: string, id: string): KmsgEvent[] | undefined {
+  const kmsg = events.filter((e): e is KmsgEvent => e.source === 'kmsg' && e.node === node);
+  const cut = kmsg.find((e) => e.text === outageMark(id, 'cut'));
+  const heal = kmsg.find((e) => e.text === outageMark(id, 'heal'));
+  if (!cut || !heal) return undefined;
+  return kmsg.filter((e) => e.kernelTs > cut.kernelTs && e.kernelTs < heal.kernelTs && e !== cut && e !== heal);
+}
+
+export function outageMark(id: string, what: 'cut' | 'heal'): string {
+  return `rf-outage ${id}: ${what}`;
+}
+
+let outages = 0;
+
 /** Both links of the client's bond down, the peer looked up once meanwhile; returns once healed. */
 export async function bothLinksDown(t: TestContext, client: string, server: string, downMs: number, during?: (ref: FaultRef) => Promise<void>): Promise<{ ref: FaultRef; both: BothDown }> {
   const bond = await t.bond(client);
   const both = new BothDown(client, bond.name, bond.slaves, downMs);
+  // Whether the bond failed over before it lost both slaves is read from the node's kernel log,
+  // between two lines the harness writes there: in the kernel's order, no clock mapping involved.
+  // (The heal's own "new active one" line comes 2–100 ms after the links return: a window on the
+  // controller's clock would rest on the clocks agreeing within that.)
+  const id = `${process.pid}-${++outages}`;
+  const mark = (what: 'cut' | 'heal') => t.node(client).exec(['sh', '-c', 'echo "$1" > /dev/kmsg', 'mark', outageMark(id, what)], { timeoutMs: 10_000 });
+  await mark('cut');
   const ref = await t.inject(both);
   // One echo request: its ARP resolution makes the unresolved neighbour entry (it fails: no carrier).
   await t.step(`${client} looks ${server} up during the outage (one ping)`, () =>
     t.node(client).exec(['ping', '-n', '-q', '-c', '1', '-W', '1', '-I', bond.name, t.bondOf(server).ip], { timeoutMs: 5000 }),
   );
   await during?.(ref);
-  await sleep(Math.max(0, ref.t + downMs - Date.now()));
-  const healAt = Date.now();
+  // The harness's clock, now(), as every event's t. Date.now() here (until 3719d24) is the wall
+  // clock, which can drift or be stepped away from it over a long run.
+  await sleep(Math.max(0, ref.t + downMs - now()));
+  await mark('heal');
+  const healCalled = now();
   await t.heal(both);
+  const all = (await t.evidenceSettled()).events;
+  const healAt = all.find((e): e is FaultEvent => e.source === 'fault' && e.kind === 'heal' && e.fault === both.kind && e.node === client && e.t >= healCalled)?.t ?? healCalled;
   // A test on another path than the one specified is no verdict on it, least of all a PASS (a
   // failover on the way down is a clean ADDR_CHANGE reconnect for iSER).
-  const seen = (await t.evidenceSettled()).events.filter((e) => e.t >= ref.t && e.t < healAt);
+  const seen = outageLines(all, client, id) ?? all.filter((e) => e.t >= ref.t && e.t < healCalled);
   const problems = notAtOnce(seen, client);
-  if (problems.length) throw new Error(`the outage was not the one under test (both links of ${client}/${bond.name} lost at once): ${problems.join('; ')}`);
+  if (problems.length) throw new Error(`the outage was not the one under test (both links of ${client}/${bond.name} lost at once): ${problems.join('; ')} [${bondLog(all, client, ref.t, healAt)}]`);
   return { ref, both };
+}
+
+/** The node's bond lines around an outage, in ms from the cut (the heal at +healMs): what a refused
+ *  outage is diagnosed from. */
+export function bondLog(events: readonly LabEvent[], node: string, cutAt: number, healAt: number): string {
+  const lines = events
+    .filter((e): e is KmsgEvent => e.source === 'kmsg' && e.node === node && /bond|slave/.test(e.text) && e.t >= cutAt - 2000 && e.t < healAt + 2000)
+    .map((e) => `${(e.t - cutAt).toFixed(1)} ms [${e.kernelTs.toFixed(6)}] ${e.text}`);
+  return `heal at +${(healAt - cutAt).toFixed(1)} ms; kernel log: ${lines.join(' | ') || 'none'}`;
 }
