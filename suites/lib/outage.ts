@@ -84,9 +84,8 @@ export async function bothLinksDown(t: TestContext, client: string, server: stri
   // The harness's clock, now(), as every event's t. Date.now() here (until 3719d24) is the wall
   // clock, which can drift or be stepped away from it over a long run.
   await sleep(Math.max(0, ref.t + downMs - now()));
-  await mark('heal');
   const healCalled = now();
-  await t.heal(both);
+  await t.heal(both, { before: () => mark('heal') });
   const all = (await t.evidenceSettled()).events;
   const healAt = all.find((e): e is FaultEvent => e.source === 'fault' && e.kind === 'heal' && e.fault === both.kind && e.node === client && e.t >= healCalled)?.t ?? healCalled;
   // A test on another path than the one specified is no verdict on it, least of all a PASS (a
