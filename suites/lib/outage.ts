@@ -19,6 +19,7 @@
 import { BothDown } from '../../harness/fault/fault.ts';
 import { sysfsBond } from '../../harness/fabric/fabric.ts';
 import type { TestContext } from '../../harness/fixture/test.ts';
+import { markKernelLog } from '../../harness/health/health.ts';
 import type { FaultRef } from '../../harness/timeline/timeline.ts';
 import { now, sleep } from '../../harness/clock.ts';
 import type { FaultEvent, KmsgEvent, LabEvent } from '../../harness/monitor/events.ts';
@@ -58,8 +59,14 @@ export function outageLines(events: readonly LabEvent[], node: string, id: strin
   return kmsg.filter((e) => e.kernelTs > cut.kernelTs && e.kernelTs < heal.kernelTs && e !== cut && e !== heal);
 }
 
+/** The tag of an outage's mark (the kernel line is "rf-mark TAG"). */
+export function outageTag(id: string, what: 'cut' | 'heal'): string {
+  return `outage ${id} ${what}`;
+}
+
+/** The kernel log line of an outage's mark. */
 export function outageMark(id: string, what: 'cut' | 'heal'): string {
-  return `rf-outage ${id}: ${what}`;
+  return `rf-mark ${outageTag(id, what)}`;
 }
 
 let outages = 0;
@@ -73,8 +80,7 @@ export async function bothLinksDown(t: TestContext, client: string, server: stri
   // (The heal's own "new active one" line comes 2–100 ms after the links return: a window on the
   // controller's clock would rest on the clocks agreeing within that.)
   const id = `${process.pid}-${++outages}`;
-  const mark = (what: 'cut' | 'heal') => t.node(client).exec(['sh', '-c', 'echo "$1" > /dev/kmsg', 'mark', outageMark(id, what)], { timeoutMs: 10_000 });
-  await mark('cut');
+  await markKernelLog(t.node(client), outageTag(id, 'cut'));
   const ref = await t.inject(both);
   // One echo request: its ARP resolution makes the unresolved neighbour entry (it fails: no carrier).
   await t.step(`${client} looks ${server} up during the outage (one ping)`, () =>
@@ -85,7 +91,7 @@ export async function bothLinksDown(t: TestContext, client: string, server: stri
   // clock, which can drift or be stepped away from it over a long run.
   await sleep(Math.max(0, ref.t + downMs - now()));
   const healCalled = now();
-  await t.heal(both, { before: () => mark('heal') });
+  await t.heal(both, { mark: { node: client, tag: outageTag(id, 'heal') } });
   const all = (await t.evidenceSettled()).events;
   const healAt = all.find((e): e is FaultEvent => e.source === 'fault' && e.kind === 'heal' && e.fault === both.kind && e.node === client && e.t >= healCalled)?.t ?? healCalled;
   // A test on another path than the one specified is no verdict on it, least of all a PASS (a
