@@ -13,6 +13,7 @@
 import * as chai from 'chai';
 import type { CmaEvent, KmsgEvent, BondEvent, ResEvent, LabEvent } from '../monitor/events.ts';
 import { kernelLogFindings } from '../health/health.ts';
+import { clockErrorMs } from '../monitor/session.ts';
 import { newActiveInLog, renderTimeline, type PhaseId, type Timeline } from '../timeline/timeline.ts';
 import { isEvidence, newCmIds, timelineBeyondNextFault, type Evidence, type ResourceCount } from './evidence.ts';
 
@@ -527,8 +528,11 @@ export function failoverAssertions(_chai: Chai.ChaiStatic, utils: Chai.ChaiUtils
         let why = `bound ${when} with the bond at ${mac ?? 'an address that was changing'}; the new address is ${newMac ?? '?'}`;
         const end = endedAfter(ev, tl.fault.node, b.cmId, tl.fault.t);
         // Ended clearly before the callback's own log line; or, when nothing shows the callback ran,
-        // within the grace after the failover.
-        const deadline = callback !== undefined ? callback - tl.errorBoundMs : failoverAt !== undefined ? failoverAt + CMA_CALLBACK_GRACE_MS : undefined;
+        // within the grace after the failover. Both are stamps of the faulted node's kernel: only
+        // its clock's error counts, not the worst of all nodes' (CI at 453468f: an id ended 15 ms
+        // before the callback, judged with 12.2 ms from another node, and failed "saw 0").
+        const own = ev.recording.clocks.find((c) => c.node === tl.fault.node);
+        const deadline = callback !== undefined ? callback - (own ? clockErrorMs(own) : tl.errorBoundMs) : failoverAt !== undefined ? failoverAt + CMA_CALLBACK_GRACE_MS : undefined;
         const gotOne = changes.some((c) => c.node === tl.fault.node && c.cmId === b.cmId);
         if (due && !gotOne && end && deadline !== undefined && end.t < deadline) {
           due = undefined;

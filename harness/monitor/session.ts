@@ -24,6 +24,12 @@ export interface ClockReport {
   traceDriftMs: number;
 }
 
+/** The worst-case error of one node's mapped event times, ms (the recording's bound is the worst
+ *  over its nodes). */
+export function clockErrorMs(c: ClockReport): number {
+  return c.boundMs + Math.abs((c.offsetAfterMs ?? c.offsetMs) - c.offsetMs) + Math.max(Math.abs(c.kmsgDriftMs), Math.abs(c.traceDriftMs));
+}
+
 export interface Recording {
   startedAt: number;
   stoppedAt: number;
@@ -178,10 +184,7 @@ export class MonitorSession implements HubListener {
   /** What has been recorded so far (the monitors keep running unless stop() was called). */
   snapshot(): Recording {
     const clocks = [...this.clockReports.values()].map((c) => ({ ...c }));
-    const errorBoundMs = Math.max(
-      0,
-      ...clocks.map((c) => c.boundMs + Math.abs((c.offsetAfterMs ?? c.offsetMs) - c.offsetMs) + Math.max(Math.abs(c.kmsgDriftMs), Math.abs(c.traceDriftMs))),
-    );
+    const errorBoundMs = Math.max(0, ...clocks.map(clockErrorMs));
     return { startedAt: this.startedAt, stoppedAt: now(), events: [...this.events].sort((a, b) => a.t - b.t), clocks, errorBoundMs, problems: this.problems };
   }
 }

@@ -21,7 +21,7 @@ const faults: FaultRef[] = [
   { t: 5000, node: 'a', ifname: 'eth0', bond: 'bond0', kind: 'failback', description: 'failback: a/eth0 returns', before: { activeSlave: 'eth1', address: M1 } },
 ];
 
-function evidence(extra: LabEvent[]) {
+function evidence(extra: LabEvent[], clocks: { node: string; boundMs: number }[] = [], errorBoundMs = 3) {
   const events = [
     bondEv(0, 'eth0', M0, []),
     kmsg(1030, 'bond0: (slave eth1): making interface the new active one'),
@@ -40,7 +40,7 @@ function evidence(extra: LabEvent[]) {
     ...extra,
   ].sort((a, b) => a.t - b.t);
   return collectEvidence({
-    recording: { startedAt: 0, stoppedAt: 9000, events, clocks: [], errorBoundMs: 3, problems: [] },
+    recording: { startedAt: 0, stoppedAt: 9000, events, clocks: clocks.map((c) => ({ ...c, offsetMs: 0, kmsgDriftMs: 0, traceDriftMs: 0 })), errorBoundMs, problems: [] },
     faults,
     bonds: [{ node: 'a', bond: 'bond0', ip: '10.0.0.1', slaves: ['eth0', 'eth1'] }],
     connections: [{ ulp: 'rds', label: 'a ⇄ b', nodes: ['a', 'b'], ips: ['10.0.0.1', '10.0.0.2'] }],
@@ -70,6 +70,19 @@ describe('ADDR_CHANGE is owed to the ids whose recorded address differs from the
     const listener = cma(4600, 0, 'CONNECT_REQUEST', '0.0.0.0:18634', '');
     expect(evidence([cma(1050, 10, 'ADDR_CHANGE'), cma(5060, 50, 'ADDR_CHANGE'), attach(4590, 0), listener])).to.have.addrChangeDeliveredTo();
     expect(() => expect(evidence([cma(1050, 10, 'ADDR_CHANGE'), cma(5060, 50, 'ADDR_CHANGE'), attach(2200, 61)])).to.have.addrChangeDeliveredTo()).to.throw(/exactly one ADDR_CHANGE for a cm\.id=61/);
+  });
+
+  // CI at 453468f (RDS RF-02): node-a's passive id was DISCONNECTED (the peer dropped it) 15 ms
+  // before node-a's "RDMA CM addr change" line, and failed "saw 0" — the exception for an id that
+  // ended first was judged with 12.2 ms, the worst clock of all nodes (another node's). Both times
+  // are the faulted node's kernel stamps: its own clock's error is the bound.
+  it("an id that ended before the faulted node's callback is judged with that node's clock error, not another node's", () => {
+    const ended = [cma(1050, 10, 'DISCONNECTED'), kmsg(1060, 'RDMA CM addr change for ndev bond0 used by id 00000000deadbeef'), cma(5060, 50, 'ADDR_CHANGE')];
+    expect(evidence(ended, [{ node: 'a', boundMs: 1 }, { node: 'b', boundMs: 12 }], 13)).to.have.addrChangeDeliveredTo();
+    // this node's own clock too loose to say the end came first: the id is due one, and it is missing
+    expect(() => expect(evidence(ended, [{ node: 'a', boundMs: 12 }, { node: 'b', boundMs: 1 }], 13)).to.have.addrChangeDeliveredTo()).to.throw(/expected exactly one ADDR_CHANGE for a cm\.id=10 .*saw 0/s);
+    // no clock report for the node: the recording's bound, as before
+    expect(() => expect(evidence(ended, [], 13)).to.have.addrChangeDeliveredTo()).to.throw(/expected exactly one ADDR_CHANGE for a cm\.id=10 .*saw 0/s);
   });
 
   it('an id bound while the address was changing is judged neither way', () => {
