@@ -283,16 +283,21 @@ export function gsiSendFailedMessage(node: string, line: string, during: string)
 /** The guest kernel's words for a virtio-net transmit ring QEMU stopped consuming. */
 export const NIC_STALL = /virtio_net \S+ \S+: (NETDEV WATCHDOG: .*transmit queue \d+ timed out|TX timeout on queue)/;
 
+/** The kernel log line of a mark (markKernelLog writes it; kernelLogSince finds it). */
+export function kernelMark(tag: string): string {
+  return `rf-mark ${tag}`;
+}
+
 /** Marks the kernel log of a node; kernelLogSince returns what came after the mark. */
 export async function markKernelLog(node: Node, tag: string): Promise<void> {
-  await node.exec(['sh', '-c', 'echo "rf-mark $1" > /dev/kmsg', 'mark', tag], { timeoutMs: 15_000 }).catch(() => undefined);
+  await node.exec(['sh', '-c', 'echo "$1" > /dev/kmsg', 'mark', kernelMark(tag)], { timeoutMs: 15_000 }).catch(() => undefined);
 }
 
 export async function kernelLogSince(node: Node, tag: string): Promise<KmsgEvent[]> {
   const r = await node.exec(['dmesg', '-r'], { timeoutMs: 20_000 }).catch(() => undefined);
   if (!r || r.exitCode !== 0) return [];
   const lines = r.stdout.split('\n');
-  const at = lines.findIndex((l) => l.endsWith(`rf-mark ${tag}`));
+  const at = lines.findIndex((l) => l.endsWith(kernelMark(tag)));
   const { parseKmsg } = await import('../monitor/parse.ts');
   const out: KmsgEvent[] = [];
   for (const l of at >= 0 ? lines.slice(at + 1) : lines.slice(-400)) {

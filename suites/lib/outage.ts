@@ -19,7 +19,7 @@
 import { BothDown } from '../../harness/fault/fault.ts';
 import { sysfsBond } from '../../harness/fabric/fabric.ts';
 import type { TestContext } from '../../harness/fixture/test.ts';
-import { markKernelLog } from '../../harness/health/health.ts';
+import { kernelMark, markKernelLog } from '../../harness/health/health.ts';
 import type { FaultRef } from '../../harness/timeline/timeline.ts';
 import { now, sleep } from '../../harness/clock.ts';
 import type { FaultEvent, KmsgEvent, LabEvent } from '../../harness/monitor/events.ts';
@@ -56,17 +56,17 @@ export function outageLines(events: readonly LabEvent[], node: string, id: strin
   const cut = kmsg.find((e) => e.text === outageMark(id, 'cut'));
   const heal = kmsg.find((e) => e.text === outageMark(id, 'heal'));
   if (!cut || !heal) return undefined;
-  return kmsg.filter((e) => e.kernelTs > cut.kernelTs && e.kernelTs < heal.kernelTs && e !== cut && e !== heal);
+  return kmsg.filter((e) => e.kernelTs > cut.kernelTs && e.kernelTs < heal.kernelTs);
 }
 
-/** The tag of an outage's mark (the kernel line is "rf-mark TAG"). */
+/** The tag of an outage's mark (markKernelLog's). */
 export function outageTag(id: string, what: 'cut' | 'heal'): string {
   return `outage ${id} ${what}`;
 }
 
 /** The kernel log line of an outage's mark. */
 export function outageMark(id: string, what: 'cut' | 'heal'): string {
-  return `rf-mark ${outageTag(id, what)}`;
+  return kernelMark(outageTag(id, what));
 }
 
 let outages = 0;
