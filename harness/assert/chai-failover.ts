@@ -125,6 +125,31 @@ function endedAfter(ev: Evidence, node: string, cmId: number, t: number): CmaEve
   );
 }
 
+/** A run of rdma_cm's workqueue handler (cma_work_handler, traced by hub.ts CMA_WORK). */
+export interface CmaWorkRun {
+  pid: number;
+  start: number;
+  end: number;
+  /** the events it delivered (cm_event_handler on its worker while it ran) */
+  delivered: { cmId?: number; event?: string }[];
+}
+
+/** The runs of cma_work_handler on a node that started from t on, each with what it delivered. */
+export function cmaWorkRuns(ev: Evidence, node: string, t: number): CmaWorkRun[] {
+  const cma = ev.events.filter((e): e is CmaEvent => e.source === 'cma' && e.node === node);
+  const runs: CmaWorkRun[] = [];
+  for (const [i, s] of cma.entries()) {
+    if (s.point !== 'workqueue_execute_start' || s.t < t) continue;
+    // a worker runs one work at a time: what it traced until its end is this run's
+    const rest = cma.slice(i + 1).filter((x) => x.pid === s.pid);
+    const end = rest.find((x) => x.point === 'workqueue_execute_end' && x.fields.work === s.fields.work);
+    if (!end) continue;
+    const delivered = rest.filter((x) => x.t <= end.t && x.point === 'cm_event_handler').map((x) => ({ ...(x.cmId !== undefined ? { cmId: x.cmId } : {}), ...(x.event ? { event: x.event } : {}) }));
+    runs.push({ pid: s.pid ?? -1, start: s.t, end: end.t, delivered });
+  }
+  return runs;
+}
+
 /** How long after the bond's "new active one" the RDMA CM may take to run its failover callback
  *  when nothing in the evidence shows it ran (measured 17–53 ms on the VM lab: it runs after every
  *  NETDEV_CHANGEADDR subscriber). */
@@ -521,6 +546,9 @@ export function failoverAssertions(_chai: Chai.ChaiStatic, utils: Chai.ChaiUtils
       const callback =
         ev.events.find((e): e is KmsgEvent => e.source === 'kmsg' && e.node === tl.fault.node && e.t >= tl.fault.t - tl.errorBoundMs && e.t <= until && e.text.includes(`RDMA CM addr change for ndev ${bond?.bond ?? ''} `))?.t ??
         changes.find((c) => c.node === tl.fault.node)?.t;
+      // Runs of the RDMA CM's event workqueue since the fault that delivered nothing: each dropped
+      // its event, which cma_work_handler does only for an id being destroyed (or its device gone).
+      const silent = cmaWorkRuns(ev, tl.fault.node, tl.fault.t).filter((r) => r.start <= until && r.delivered.length === 0);
       const live = ids ? ids.map((i) => ({ ...i, due: true, why: 'named by the test' })) : boundIdsAt(ev, tl.fault.node, bond?.ip ?? '?', tl.fault.t).map((b) => {
         const mac = b.boundAt === undefined ? tl.fault.before?.address : bondMacAt(ev, tl.fault.node, bond?.bond ?? '', b.boundAt, tl.errorBoundMs + 5, bond?.ip);
         const when = b.boundAt === undefined ? 'before the monitors started' : `at ${(b.boundAt - tl.fault.t).toFixed(0)} ms`;
@@ -537,6 +565,17 @@ export function failoverAssertions(_chai: Chai.ChaiStatic, utils: Chai.ChaiUtils
         if (due && !gotOne && end && deadline !== undefined && end.t < deadline) {
           due = undefined;
           why += `; its connection ended at ${(end.t - tl.fault.t).toFixed(1)} ms (${end.event ?? end.point}) before the RDMA CM ${callback !== undefined ? `processed the failover (at ${(callback - tl.fault.t).toFixed(1)} ms)` : `is known to have processed the failover (${CMA_CALLBACK_GRACE_MS} ms after it)`}: owed a reconnect, not an ADDR_CHANGE`;
+        }
+        // Destroyed by its ULP (the peer's disconnect, its QP's error) while the ADDR_CHANGE the
+        // callback queued waited for the workqueue: the run that found it destroying delivered
+        // nothing, and it ended after the destroy — both stamps of one trace clock, so the order
+        // is exact. A run that ended before the destroy had a live id to deliver to: no excuse.
+        const destroyed = ev.events.find((e): e is CmaEvent => e.source === 'cma' && e.node === tl.fault.node && e.cmId === b.cmId && e.point === 'cm_id_destroy' && e.t >= tl.fault.t);
+        const run = due && !gotOne && destroyed ? silent.find((r) => r.end > destroyed.t) : undefined;
+        if (run && destroyed) {
+          silent.splice(silent.indexOf(run), 1);
+          due = undefined;
+          why += `; its ULP destroyed it at ${(destroyed.t - tl.fault.t).toFixed(1)} ms${end && end !== destroyed ? ` (after ${end.event ?? end.point} at ${(end.t - tl.fault.t).toFixed(1)} ms)` : ''} while the RDMA CM's queued event waited: the workqueue run that took it (${(run.start - tl.fault.t).toFixed(1)}–${(run.end - tl.fault.t).toFixed(1)} ms) ended after the destroy and delivered nothing, as cma_work_handler does for an id being destroyed: owed a reconnect, not an ADDR_CHANGE`;
         }
         return { node: tl.fault.node, cmId: b.cmId, due, why };
       });

@@ -69,6 +69,8 @@ export interface CmaEvent extends Base {
   event?: string;
   status?: number;
   fields: Record<string, string>;
+  /** the traced task: which worker ran it */
+  pid?: number;
 }
 
 export interface RpcrdmaEvent extends Base {

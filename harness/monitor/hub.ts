@@ -104,18 +104,44 @@ const ENABLE = `for s in "$@"; do
   echo "traced $s"
 done`;
 
-/** Creates the instance ($1) with the mono clock and enables the systems ($2…) that exist. */
-const TRACE_INSTANCE = `i=$1; shift
-mkdir "$i" && echo mono > "$i/trace_clock" && echo 4096 > "$i/buffer_size_kb" || exit 1
-${ENABLE}`;
+/** cma.c queues each RDMA CM event it raises outside a callback (ADDR_CHANGE at a failover among
+ *  them) and delivers it from its workqueue's handler (cma_work_handler), which drops it without a
+ *  trace when the id is already being destroyed: that handler's runs are the only evidence. Traced
+ *  in instance $i, filtered by the handler's address (6.1's filters take no function names), which
+ *  moves whenever rdma_cm is loaded again: its offset into rdma_cm's text is found once ($cw empty:
+ *  kallsyms is slow under TCG) and printed ("cmawork OFF") for the next call; without rdma_cm, or
+ *  without an address (kptr_restrict), the events stay off — unfiltered they would be every work. */
+const CMA_WORK = `w=$i/events/workqueue
+if [ -d "$w/workqueue_execute_start" ]; then
+  base=; read -r base < "\${RF_CMA_TEXT:-/sys/module/rdma_cm/sections/.text}" 2>/dev/null
+  if [ -n "$base" ] && [ -z "$cw" ]; then
+    a=$(grep -m1 -w cma_work_handler "\${RF_KALLSYMS:-/proc/kallsyms}"); a=\${a%% *}
+    case $a in ''|*[!0-9a-f]*|0000000000000000) ;; *) cw=$(printf %x $((0x$a - base))); echo "cmawork $cw";; esac
+  fi
+  f=; [ -n "$base" ] && [ -n "$cw" ] && f=$(printf 'function == 0x%x' $((base + 0x$cw)))
+  for e in workqueue_execute_start workqueue_execute_end; do
+    if [ -n "$f" ]; then
+      cur=; read -r cur < "$w/$e/filter"; [ "$cur" = "$f" ] || echo "$f" > "$w/$e/filter"
+      echo 1 > "$w/$e/enable"
+    else echo 0 > "$w/$e/enable"; fi
+  done
+fi`;
 
-/** A window opens ($1 instance or "", $2 the net class dir, $3 bonds as "bond:slave,slave …", then
- *  the systems): trace systems loaded since, the gate opened, each bond's state now in the bond
- *  poller's format. */
-const OPEN = `i=$1; net=$2; bonds=$3; shift 3
+/** Creates the instance ($1) with the mono clock and enables the systems ($3…) that exist; $2 the
+ *  offset of cma_work_handler, when known (CMA_WORK). */
+const TRACE_INSTANCE = `i=$1; cw=$2; shift 2
+mkdir "$i" && echo mono > "$i/trace_clock" && echo 4096 > "$i/buffer_size_kb" || exit 1
+${ENABLE}
+${CMA_WORK}`;
+
+/** A window opens ($1 instance or "", $2 the net class dir, $3 bonds as "bond:slave,slave …", $4
+ *  cma_work_handler's offset or "", then the systems): trace systems loaded since, rdma_cm's
+ *  workqueue handler followed, the gate opened, each bond's state now in the bond poller's format. */
+const OPEN = `i=$1; net=$2; bonds=$3; cw=$4; shift 4
 if [ -n "$i" ]; then
   [ -d "$i" ] || { echo "trace instance $i is gone" >&2; exit 3; }
   ${ENABLE}
+  ${CMA_WORK}
   echo 1 > "$i/tracing_on"
 fi
 for spec in $bonds; do
@@ -141,7 +167,7 @@ done
 exit 1`;
 
 /** The remote scripts, for their unit test. */
-export const MONITOR_SCRIPTS = { BOND_POLL, RES_POLL, TRACE_INSTANCE, OPEN, MARK, REMOVE_INSTANCE };
+export const MONITOR_SCRIPTS = { BOND_POLL, RES_POLL, TRACE_INSTANCE, OPEN, MARK, REMOVE_INSTANCE, CMA_WORK };
 
 interface HubNode {
   name: string;
@@ -156,6 +182,8 @@ interface HubNode {
   noTrace?: string;
   /** the clock probe kept open for each window's measurements */
   probe?: ClockProbe;
+  /** cma_work_handler's offset into rdma_cm's text (hex), once found (CMA_WORK) */
+  cmaWork?: string;
 }
 
 let hubCounter = 0;
@@ -223,12 +251,13 @@ export class MonitorHub {
   private async reopen(n: HubNode): Promise<boolean> {
     const node = this.lab.node(n.name);
     const bonds = this.bondSpecs(n.name).map((b) => `${b.bond}:${b.slaves.join(',')}`).join(' ');
-    const r = await node.exec(['bash', '-c', OPEN, 'mon-open', n.instance ?? '', NET, bonds, ...this.opts.traceSystems], { timeoutMs: 30_000 }).catch((e: Error) => ({ exitCode: -1, stdout: '', stderr: e.message }));
+    const r = await node.exec(['bash', '-c', OPEN, 'mon-open', n.instance ?? '', NET, bonds, n.cmaWork ?? '', ...this.opts.traceSystems], { timeoutMs: 30_000 }).catch((e: Error) => ({ exitCode: -1, stdout: '', stderr: e.message }));
     if (r.exitCode !== 0 || !n.alive) {
       n.alive = false;
       return false;
     }
     if (n.noTrace) this.problem(n.noTrace);
+    n.cmaWork = cmaWorkOf(r.stdout) ?? n.cmaWork;
     for (const line of r.stdout.split('\n')) {
       const m = /^bond (\S+) (.*)$/.exec(line);
       const mapper = m && n.bondMappers.get(m[1]!);
@@ -245,8 +274,11 @@ export class MonitorHub {
     const inst = `${INSTANCE_ROOT}/rf-${process.pid}-${++instanceCounter}`;
     // The clock and the trace instance at once (two round trips' worth of waiting).
     const probe = this.newProbe(name);
-    const [offR, mkR] = await Promise.allSettled([span(`monitors: ${name} clock`, () => probe.measure()), span(`monitors: ${name} trace instance`, () => node.exec(['bash', '-c', TRACE_INSTANCE, 'mkinst', inst, ...this.opts.traceSystems], { timeoutMs: 30_000 }))]);
-    const mk = mkR.status === 'fulfilled' ? mkR.value : { exitCode: -1, stderr: (mkR.reason as Error).message };
+    const [offR, mkR] = await Promise.allSettled([
+      span(`monitors: ${name} clock`, () => probe.measure()),
+      span(`monitors: ${name} trace instance`, () => node.exec(['bash', '-c', TRACE_INSTANCE, 'mkinst', inst, old?.cmaWork ?? '', ...this.opts.traceSystems], { timeoutMs: 30_000 })),
+    ]);
+    const mk = mkR.status === 'fulfilled' ? mkR.value : { exitCode: -1, stdout: '', stderr: (mkR.reason as Error).message };
     // An instance made is journaled (and removed at close) even when the clock failed: no leftovers.
     if (mk.exitCode === 0) journalInstance(this.lab, name, inst);
     if (offR.status === 'rejected') {
@@ -265,6 +297,8 @@ export class MonitorHub {
       alive: true,
       bondMappers: new Map(),
     };
+    const cmaWork = cmaWorkOf(mk.stdout) ?? old?.cmaWork;
+    if (cmaWork) n.cmaWork = cmaWork;
     this.nodes.set(name, n);
     // A tracefs instance of our own: other users' tracing is left alone, and ours is removed after.
     // trace_pipe gives EOF once tracing is off and something was read (tracing_wait_pipe): the
@@ -435,4 +469,9 @@ export function forgetInstance(lab: Lab, node: string, inst: string): void {
   else delete j[node];
   if (Object.keys(j).length) writeJournal('trace', name, j);
   else clearJournal('trace', name);
+}
+
+/** The offset of cma_work_handler a remote script found (CMA_WORK's "cmawork OFF"). */
+function cmaWorkOf(stdout: string): string | undefined {
+  return /^cmawork ([0-9a-f]+)$/m.exec(stdout)?.[1];
 }

@@ -96,6 +96,10 @@ export function parseTrace(line: string): ParsedTrace {
   if (/^(xprtrdma|svcrdma|rpcrdma)_|^rpc_call_rpcerror$/.test(point)) {
     return { stamp, event: { source: 'rpcrdma', point, fields: fieldsOf(body), text: body, raw: line } };
   }
+  // The rdma_cm workqueue's runs of its event handler (hub.ts CMA_WORK): which worker ran one, and
+  // when; a run that delivered nothing dropped its event (cma.c cma_work_handler).
+  const wq = /^workqueue_execute_(start|end)$/.test(point) ? /^work struct (\S+): function (\S+)/.exec(body) : undefined;
+  if (wq) return { stamp, event: { source: 'cma', point, pid: Number(m[2]), fields: { work: wq[1]!, function: wq[2]! }, raw: line } };
   if (/^i?cm_/.test(point)) {
     const f = fieldsOf(body);
     const ev = /tos=\d+ (?:RDMA_CM_EVENT_)?([A-Z_]+) \((-?\d+)\/(-?\d+)\)/.exec(body) ?? /tos=\d+ (?:RDMA_CM_EVENT_)?([A-Z_]+) consumer returns/.exec(body);
@@ -107,6 +111,7 @@ export function parseTrace(line: string): ParsedTrace {
       event: {
         source: 'cma',
         point,
+        pid: Number(m[2]),
         ...(cmId !== undefined && !Number.isNaN(cmId) ? { cmId } : {}),
         ...(src ? { src } : {}),
         ...(dst ? { dst } : {}),

@@ -7,6 +7,7 @@ import { suite, test, type TestContext } from '../../harness/fixture/test.ts';
 import { RpingWorkload } from '../../harness/workload/rping.ts';
 import { progressPast } from '../../harness/workload/workload.ts';
 import type { CmaEvent, KmsgEvent } from '../../harness/monitor/events.ts';
+import { cmaWorkRuns } from '../../harness/assert/chai-failover.ts';
 
 /** node-a's bond poller PIDs and this run's trace instance there. */
 async function ours(t: TestContext, node: string): Promise<{ pollers: string; instance: string }> {
@@ -59,6 +60,11 @@ suite('the monitors: one set per lab session, a window per test (VM lab)', { req
     // no id->qp) and librdmacm makes ESTABLISHED itself
     expect(cm.map((e) => e.event).filter(Boolean), "rping's CM events on node-a").to.include.members(['ADDR_RESOLVED', 'ROUTE_RESOLVED', 'CONNECT_RESPONSE']);
     expect(ev.events.filter((e) => e.source === 'bond' && e.node === a), 'the bond state at the window start').to.not.be.empty;
+    // rdma_cm's workqueue handler, traced by its address: RoCE's route resolution is delivered from
+    // it (cma_resolve_iboe_route queues the work), and nothing else of the node's work comes through
+    const runs = cmaWorkRuns(ev, a, ev.recording.startedAt);
+    expect(runs.flatMap((r) => r.delivered.map((d) => d.event)), "rping's ROUTE_RESOLVED, from a run of cma_work_handler").to.include('ROUTE_RESOLVED');
+    expect([...new Set(cm.filter((e) => e.point.startsWith('workqueue_')).map((e) => e.fields.function))], 'only that handler').to.deep.equal(['cma_work_handler']);
   });
 
   test('after a reboot (a fresh lab) the monitors start again', { fresh: true }, async (t) => {

@@ -149,3 +149,47 @@ describe('ADDR_CHANGE on recorded RF-02 runs (RDS, VM lab, 6.1)', () => {
     expect(() => expect(recordedRf02('bound-in-change', drop)).to.have.addrChangeDeliveredTo()).to.throw(/expected exactly one ADDR_CHANGE for node-a cm\.id=67 .*bound at -6\d\d ms with the bond at 52:54:e7:ad:00:01; the new address is 52:54:e7:ad:00:02\), saw 0/s);
   });
 });
+
+// Run 4 (W1, harness with the workqueue trace): node-a's passive id 17 was owed an ADDR_CHANGE at
+// the failback. The callback queued it (13.8 ms); the peer's DREQ reached the id (DISCONNECTED,
+// 19.2 ms), RDS destroyed it (24.1 ms); the workqueue run that took the event began at 15.0 ms,
+// waited for the id's handler lock, and ended at 25.7 ms having delivered nothing: cma.c
+// cma_work_handler drops the event of an id being destroyed. (Without the trace this failed "saw 0"
+// about one run in ten.)
+describe('ADDR_CHANGE queued for an id its ULP destroyed first (recorded RF-02, RDS, VM lab, 6.1)', () => {
+  const fault = (events: LabEvent[]) => events.filter((e) => e.source === 'fault').pop()!.t;
+  const runs = (events: LabEvent[]) => events.filter((e) => e.source === 'cma' && e.node === 'node-a' && e.point.startsWith('workqueue_execute_') && e.t > fault(events));
+
+  it('the run that found it destroying ended after the destroy and delivered nothing: owed a reconnect', () => {
+    expect(recordedRf02('destroyed-first')).to.have.addrChangeDeliveredTo();
+  });
+
+  it('without the workqueue trace the same run fails "saw 0": nothing shows the event was dropped', () => {
+    const noRuns = (events: LabEvent[]) => events.filter((e) => !runs(events).includes(e));
+    expect(() => expect(recordedRf02('destroyed-first', noRuns)).to.have.addrChangeDeliveredTo()).to.throw(/expected exactly one ADDR_CHANGE for node-a cm\.id=17 .*saw 0/s);
+  });
+
+  it('a run that ended before the destroy had a live id and delivered nothing: it fails', () => {
+    // the silent run's end moved before cm_id_destroy (24.1 ms after the fault)
+    const early = (events: LabEvent[]) => events.map((e) => (runs(events).includes(e) && e.source === 'cma' && e.point === 'workqueue_execute_end' && e.t < fault(events) + 30 ? { ...e, t: fault(events) + 23 } : e)).sort((a, b) => a.t - b.t);
+    expect(() => expect(recordedRf02('destroyed-first', early)).to.have.addrChangeDeliveredTo()).to.throw(/expected exactly one ADDR_CHANGE for node-a cm\.id=17 .*saw 0/s);
+  });
+
+  it('a run that delivered an event is no dropped one (the same worker traced a cm_event_handler inside it)', () => {
+    const deliver = (events: LabEvent[]) => {
+      const start = runs(events).find((e) => e.source === 'cma' && e.point === 'workqueue_execute_start')! as Extract<LabEvent, { source: 'cma' }>;
+      const inside: LabEvent = { source: 'cma', t: start.t + 1, node: 'node-a', point: 'cm_event_handler', pid: start.pid!, cmId: 99, event: 'ROUTE_RESOLVED', src: '192.168.50.1:40000', dst: '192.168.50.2:18634', fields: {} };
+      return [...events, inside].sort((a, b) => a.t - b.t);
+    };
+    expect(() => expect(recordedRf02('destroyed-first', deliver)).to.have.addrChangeDeliveredTo()).to.throw(/expected exactly one ADDR_CHANGE for node-a cm\.id=17 .*saw 0/s);
+  });
+
+  it("another worker's event during the run does not count as its delivery", () => {
+    const other = (events: LabEvent[]) => {
+      const start = runs(events).find((e) => e.source === 'cma' && e.point === 'workqueue_execute_start')! as Extract<LabEvent, { source: 'cma' }>;
+      const inside: LabEvent = { source: 'cma', t: start.t + 1, node: 'node-a', point: 'cm_event_handler', pid: start.pid! + 1000, cmId: 99, event: 'ROUTE_RESOLVED', src: '192.168.50.1:40000', dst: '192.168.50.2:18634', fields: {} };
+      return [...events, inside].sort((a, b) => a.t - b.t);
+    };
+    expect(recordedRf02('destroyed-first', other)).to.have.addrChangeDeliveredTo();
+  });
+});

@@ -54,6 +54,19 @@ describe('monitor parsers (recorded in the VM lab)', () => {
     expect(listener.dst, '0.0.0.0:0 is no address').to.equal(undefined);
   });
 
+  it("trace_pipe: rdma_cm's workqueue runs (the worker and its work), and every rdma_cma event's worker", () => {
+    // recorded in the VM lab (6.1, the instance's filter on cma_work_handler's address)
+    const ev = (line: string) => {
+      const p = parseTrace(line);
+      return (p && 'event' in p ? p.event : undefined) as CmaEvent;
+    };
+    const start = ev('    kworker/u2:0-9       [000] .....   185.931422: workqueue_execute_start: work struct 00000000b4bec0c1: function cma_work_handler [rdma_cm]');
+    expect(start).to.deep.include({ source: 'cma', point: 'workqueue_execute_start', pid: 9, fields: { work: '00000000b4bec0c1', function: 'cma_work_handler' } });
+    expect(start.cmId).to.equal(undefined);
+    expect(ev('    kworker/u2:0-9       [000] .N...   185.942116: workqueue_execute_end: work struct 00000000b4bec0c1: function cma_work_handler [rdma_cm]')).to.deep.include({ point: 'workqueue_execute_end', pid: 9 });
+    expect(ev('     kworker/0:1-17      [000] .....   185.935668: cm_event_handler: cm.id=17 src=192.168.50.1:18634 dst=192.168.50.2:55794 tos=0 DISCONNECTED (10/0)')).to.deep.include({ pid: 17, cmId: 17, event: 'DISCONNECTED' });
+  });
+
   it("trace_pipe: an RPC that ends with an error (sunrpc's rpc_call_rpcerror) is kept with the RPC/RDMA events", () => {
     // the 6.1 format (include/trace/events/sunrpc.h: task:%08x@%08x tk_status=%d rpc_status=%d)
     const p = parseTrace('   kworker/u2:1-45      [000] .....    92.154321: rpc_call_rpcerror: task:0000004e@00000003 tk_status=-5 rpc_status=-5');
