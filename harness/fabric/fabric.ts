@@ -10,10 +10,10 @@ import type { Node } from '../node/node.ts';
 import { withBondDefaults } from '../topology/defaults.ts';
 import type { BondSpec, Topology, TopologyNode } from '../topology/schema.ts';
 import { parseCidr } from '../net/ip.ts';
-import { ipBatch, writeSysfs } from './sysfs.ts';
+import { ipBatch, nodeBatch } from './sysfs.ts';
 import { parseBondSysfs, SYSFS_READ, type BondSysfs } from './bond.ts';
 import { parseRdmaLinks, type RdmaLink } from './rdma.ts';
-import { moduleBaseline, modulesToLoad, unloadAppeared, unloadModules, type ModuleBaseline } from '../workload/modules.ts';
+import { BASELINE, modulesToLoad, parseBaseline, unloadAppeared, unloadModules, type ModuleBaseline } from '../workload/modules.ts';
 
 export interface SlaveRecord {
   name: string;
@@ -98,46 +98,73 @@ export function bondOptionWrites(b: BondSpec): [string, string][] {
   return w;
 }
 
-// One round trip: for each slave "name|exists|operstate|flags|mtu|master".
-const SLAVES_READ = `for s in "$@"; do
-  d=/sys/class/net/$s
-  if [ -e "$d" ]; then
-    m=; [ -e "$d/master" ] && m=$(basename "$(readlink "$d/master")")
-    echo "$s|1|$(cat "$d/operstate")|$(cat "$d/flags")|$(cat "$d/mtu")|$m"
-  else echo "$s|0|||0|"; fi
-done
-[ -e "/sys/class/net/$BOND" ] && echo "bond-exists" || true`;
+// What the build needs to know first, in one round trip with the module baseline: the boot id and
+// loaded modules (BASELINE's lines), then per bond ($1 bond, $2 slave count, the slaves…) whether it
+// exists and, for each slave, "name|exists|operstate|flags|mtu|master".
+const BEFORE_READ = `{ ${BASELINE}; } || exit 1
+while [ $# -gt 0 ]; do
+  bond=$1; n=$2; shift 2
+  echo "rf-bond $bond"
+  [ -e "/sys/class/net/$bond" ] && echo "bond-exists"
+  for s in "\${@:1:$n}"; do
+    d=/sys/class/net/$s
+    if [ -e "$d" ]; then
+      # builtins only: a fork costs 20–50 ms on a TCG guest just after boot
+      m=; [ -e "$d/master" ] && m=$(cd -P "$d/master" && echo "\${PWD##*/}")
+      o=; f=; u=; read -r o < "$d/operstate"; read -r f < "$d/flags"; read -r u < "$d/mtu"
+      echo "$s|1|$o|$f|$u|$m"
+    else echo "$s|0|||0|"; fi
+  done
+  shift "$n"
+done`;
 
-async function buildBond(node: Node, b: BondSpec, rec: NodeFabricRecord, journal: () => void): Promise<void> {
+export interface NodeBefore {
+  baseline: ModuleBaseline;
+  /** bond → the output lines about it */
+  bonds: Map<string, string[]>;
+}
+
+export async function readBefore(node: Node, bonds: readonly BondSpec[]): Promise<NodeBefore> {
+  const r = await node.run(['bash', '-c', BEFORE_READ, 'fabric-before', ...bonds.flatMap((b) => [b.name, String(b.slaves.length), ...b.slaves.map((s) => s.name)])], { timeoutMs: 15_000 });
+  const [head = '', ...rest] = r.stdout.split(/^rf-bond /m);
+  const out: NodeBefore = { baseline: parseBaseline(head), bonds: new Map() };
+  for (const part of rest) {
+    const [name = '', ...lines] = part.split('\n');
+    out.bonds.set(name.trim(), lines.map((l) => l.trim()).filter(Boolean));
+  }
+  return out;
+}
+
+/** Builds the bond (and its soft RDMA link) in one round trip; returns `rdma link show` after it. */
+async function buildBond(node: Node, b: BondSpec, probe: readonly string[], rec: NodeFabricRecord, journal: () => void): Promise<RdmaLink[]> {
   const br: BondRecord = { name: b.name, created: false, address: b.address, slaves: [] };
   rec.bonds.push(br);
-  const probe = await node.run(['sh', '-c', SLAVES_READ, 'slaves', ...b.slaves.map((s) => s.name)], { env: { BOND: b.name }, timeoutMs: 15_000 });
-  if (probe.stdout.includes('bond-exists')) {
+  if (probe.includes('bond-exists')) {
     throw new Error(`${node.name}: ${b.name} already exists; run \`fabric down\` first or remove it (the harness builds bonds itself so it knows their options)`);
   }
-  for (const line of probe.stdout.trim().split('\n').filter((l) => l.includes('|'))) {
+  for (const line of probe.filter((l) => l.includes('|'))) {
     const [name = '', ok, , flags = '0', mtu = '0', master] = line.split('|');
     if (ok !== '1') throw new Error(`${node.name}: slave ${name} does not exist`);
     if (master) throw new Error(`${node.name}: ${name} is already enslaved to ${master}`);
     // IFF_UP is bit 0 of the flags
     br.slaves.push({ name, wasUp: (Number(flags) & 1) === 1, mtu: Number(mtu) });
   }
+  // Journaled before anything is made: fabric down removes only what exists of it.
   br.created = true;
+  const soft = softRdma(b);
+  if (soft) br.rdmaLink = b.rdma?.name ?? `${soft}_${b.name}`;
   journal();
   // mode and fail_over_mac must be set before the first slave; the kernel refuses to enslave a
   // device that is up, and the bond stays down until every slave is in.
-  await writeSysfs(node, [['/sys/class/net/bonding_masters', `+${b.name}`], ...bondOptionWrites(b).map(([a, v]) => [sysfsBond(b.name, a), v] as [string, string])]);
-  await ipBatch(node, [...(b.mtu ? [['link', 'set', 'dev', b.name, 'mtu', String(b.mtu)]] : []), ...b.slaves.map((s) => ['link', 'set', 'dev', s.name, 'down'])]);
-  await writeSysfs(node, [...b.slaves.map((s) => [sysfsBond(b.name, 'slaves'), `+${s.name}`] as [string, string]), ...(b.primary ? [[sysfsBond(b.name, 'primary'), b.primary] as [string, string]] : [])]);
-  await ipBatch(node, [['link', 'set', 'dev', b.name, 'up'], ['addr', 'add', b.address, 'dev', b.name]]);
-  const soft = softRdma(b);
-  if (soft) {
-    const name = b.rdma?.name ?? `${soft}_${b.name}`;
-    br.rdmaLink = name;
-    journal();
-    await node.run(['rdma', 'link', 'add', name, 'type', soft, 'netdev', b.name], { timeoutMs: 30_000 });
-  }
-  journal();
+  const out = await nodeBatch(node, [
+    { write: [['/sys/class/net/bonding_masters', `+${b.name}`], ...bondOptionWrites(b).map(([a, v]) => [sysfsBond(b.name, a), v] as const)] },
+    { ip: [...(b.mtu ? [['link', 'set', 'dev', b.name, 'mtu', String(b.mtu)]] : []), ...b.slaves.map((s) => ['link', 'set', 'dev', s.name, 'down'])] },
+    { write: [...b.slaves.map((s) => [sysfsBond(b.name, 'slaves'), `+${s.name}`] as const), ...(b.primary ? [[sysfsBond(b.name, 'primary'), b.primary] as const] : [])] },
+    { ip: [['link', 'set', 'dev', b.name, 'up'], ['addr', 'add', b.address, 'dev', b.name]] },
+    ...(soft && br.rdmaLink ? [{ run: ['rdma', 'link', 'add', br.rdmaLink, 'type', soft, 'netdev', b.name] }] : []),
+    { run: ['rdma', '-j', 'link', 'show'] },
+  ]);
+  return parseRdmaLinks(out);
 }
 
 /** The MAC in an iWARP GID as sysfs prints it ("5254:42ad:0101:0000:…" → "52:54:42:ad:01:01"). */
@@ -239,12 +266,15 @@ export async function rdmaLinks(node: Node): Promise<RdmaLink[]> {
   return parseRdmaLinks(r.stdout);
 }
 
-/** Waits until an RDMA port sits on the bond (rxe) or on its slaves (HCA) and is ACTIVE. */
-async function verifyRdma(node: Node, b: BondSpec, rdmaLink: string | undefined): Promise<RdmaLink[]> {
+/** Waits until an RDMA port sits on the bond (rxe) or on its slaves (HCA) and is ACTIVE; `first`:
+ *  the links as just read. */
+async function verifyRdma(node: Node, b: BondSpec, rdmaLink: string | undefined, first?: RdmaLink[]): Promise<RdmaLink[]> {
+  let given = first;
   return waitFor(
     `${node.name}: RDMA port on ${b.name} ACTIVE`,
     async () => {
-      const links = await rdmaLinks(node);
+      const links = given ?? (await rdmaLinks(node));
+      given = undefined;
       const mine = rdmaLink
         ? links.filter((l) => l.ifname === rdmaLink)
         : links.filter((l) => b.slaves.some((s) => s.name === l.netdev || s.rdma_device === l.ifname));
@@ -291,12 +321,13 @@ export async function fabricUp(lab: Lab, journal: Journal = () => undefined, top
       const rec: NodeFabricRecord = { node: spec.name, modulesLoaded: [], bonds: [] };
       record.nodes.push(rec);
       if (!spec.bonds?.length) return;
-      const before = (rec.modulesBefore = await moduleBaseline(node));
+      const before = await readBefore(node, spec.bonds);
+      rec.modulesBefore = before.baseline;
       save();
-      await ensureModules(node, [...BASE_MODULES, ...linkModules(spec)], before, rec, save);
+      await ensureModules(node, [...BASE_MODULES, ...linkModules(spec)], before.baseline, rec, save);
       for (const b of spec.bonds) {
-        await buildBond(node, b, rec, save);
-        links[spec.name] = await verifyRdma(node, b, rec.bonds.at(-1)?.rdmaLink);
+        const shown = await buildBond(node, b, before.bonds.get(b.name) ?? [], rec, save);
+        links[spec.name] = await verifyRdma(node, b, rec.bonds.at(-1)?.rdmaLink, shown);
       }
     }),
   );

@@ -5,6 +5,7 @@ import {
   CommandFailedError,
   FileWriteError,
   smallWriteArgv,
+  SMALL_WRITE_BYTES,
   type ExecOptions,
   type ExecResult,
   type Node,
@@ -35,7 +36,7 @@ export abstract class BaseNode implements Node {
 
   async writeFile(path: string, data: string | Buffer, opts: { timeoutMs?: number } = {}): Promise<void> {
     const timeoutMs = opts.timeoutMs ?? 15_000;
-    const small = typeof data === 'string' && data.length <= 4000 && !data.includes('\0');
+    const small = typeof data === 'string' && Buffer.byteLength(data) <= SMALL_WRITE_BYTES && !data.includes('\0');
     const r = small
       ? await this.exec(smallWriteArgv(path, data), { timeoutMs })
       : await this.exec(bigWriteArgv(path), { timeoutMs, input: data });
