@@ -75,9 +75,6 @@ async function ensureModules(node: Node, wanted: string[], before: ModuleBaselin
 
 export const sysfsBond = (bond: string, attr: string) => `/sys/class/net/${bond}/bonding/${attr}`;
 
-async function exists(node: Node, path: string): Promise<boolean> {
-  return (await node.exec(['test', '-e', path], { timeoutMs: 15_000 })).exitCode === 0;
-}
 
 /** The bond options in the order the kernel needs them (mode and fail_over_mac before slaves). */
 export function bondOptionWrites(b: BondSpec): [string, string][] {
@@ -361,18 +358,52 @@ function samePrefix(a: { ip: string; prefix: number }, b: { ip: string; prefix: 
 
 /** Undoes a fabric record, newest first. Best effort per step; returns what failed, per node. A node
  *  that does not answer within a few seconds is not touched (its part stays in the journal). */
+// Undoes the bonds of a record, newest first, in one round trip ($1 the record's boot id or "", then
+// per bond: name, RDMA link or "", slave count, and per slave: name, MTU, 1 if it was up). A node
+// booted since has none of it left: it says "rebooted" and changes nothing. Otherwise each part is
+// undone on its own — what exists of it only — and each failure is told ("rf-problem WHAT: ERROR")
+// without stopping the others. An `rdma link delete` that never returns (seen over siw after the
+// rpcrdma double put) is bounded.
+const FABRIC_DOWN = `boot=$1; shift
+read -r now < /proc/sys/kernel/random/boot_id || now=
+if [ -n "$boot" ] && [ "$now" != "$boot" ]; then echo rebooted; exit 0; fi
+problem() { printf 'rf-problem %s: %s\n' "$1" "$(printf %s "$2" | tr '\n' ' ')"; }
+while [ $# -gt 0 ]; do
+  b=$1; link=$2; n=$3; shift 3
+  if [ -n "$link" ] && [ -e "/sys/class/infiniband/$link" ]; then
+    e=$(timeout 30 rdma link delete "$link" 2>&1) || problem "rdma link delete $link" "\${e:-exit $?}"
+  fi
+  if [ -e "/sys/class/net/$b" ]; then
+    if e=$(ip link set dev "$b" down 2>&1); then
+      i=0; while [ $i -lt "$n" ]; do printf -- '-%s' "\${@:$((i*3+1)):1}" > "/sys/class/net/$b/bonding/slaves" 2>/dev/null; i=$((i+1)); done
+      e=$( { printf -- '-%s' "$b" > /sys/class/net/bonding_masters; } 2>&1) || problem "removing $b" "$e"
+    else problem "removing $b" "$e"; fi
+  fi
+  while [ "$n" -gt 0 ]; do
+    s=$1; mtu=$2; up=$3; shift 3; n=$((n-1))
+    st=down; [ "$up" = 1 ] && st=up
+    e=$( { ip link set dev "$s" mtu "$mtu" && ip link set dev "$s" "$st"; } 2>&1) || problem "restoring $s" "$e"
+  done
+done`;
+
 export async function fabricDown(lab: Lab, record: FabricRecord): Promise<{ node: string; what: string }[]> {
   const problems: { node: string; what: string }[] = [];
   await Promise.all(
     record.nodes.map(async (rec) => {
       let node: Node;
+      const args = [...rec.bonds].reverse().filter((b) => b.created).flatMap((b) => [b.name, b.rdmaLink ?? '', String(b.slaves.length), ...b.slaves.flatMap((s) => [s.name, String(s.mtu), s.wasUp ? '1' : '0'])]);
+      let out: string;
       try {
         node = lab.node(rec.node);
-        await node.run(['true'], { timeoutMs: 8000 });
+        out = (await node.run(['bash', '-c', FABRIC_DOWN, 'fabric-down', rec.modulesBefore?.boot ?? '', ...args], { timeoutMs: 60_000 })).stdout;
       } catch (e) {
         problems.push({ node: rec.node, what: `not restored: ${(e as Error).message}` });
         return;
       }
+      // Booted since the record was made: its bonds, links and modules went with that boot; what
+      // is loaded now is the new boot's, not ours to unload.
+      if (out.trim() === 'rebooted') return;
+      for (const m of out.matchAll(/^rf-problem (.*)$/gm)) problems.push({ node: rec.node, what: m[1]! });
       const step = async (what: string, fn: () => Promise<unknown>) => {
         try {
           await fn();
@@ -380,28 +411,6 @@ export async function fabricDown(lab: Lab, record: FabricRecord): Promise<{ node
           problems.push({ node: rec.node, what: `${what}: ${(e as Error).message}` });
         }
       };
-      for (const b of [...rec.bonds].reverse()) {
-        if (!b.created) continue;
-        if (b.rdmaLink) {
-          const link = b.rdmaLink;
-          await step(`rdma link delete ${link}`, async () => {
-            if ((await rdmaLinks(node)).some((l) => l.ifname === link)) await node.run(['rdma', 'link', 'delete', link], { timeoutMs: 30_000 });
-          });
-        }
-        if (await exists(node, `/sys/class/net/${b.name}`)) {
-          await step(`removing ${b.name}`, async () => {
-            await node.run(['ip', 'link', 'set', 'dev', b.name, 'down']);
-            for (const s of b.slaves) await node.writeFile(sysfsBond(b.name, 'slaves'), `-${s.name}`).catch(() => undefined);
-            await node.writeFile('/sys/class/net/bonding_masters', `-${b.name}`);
-          });
-        }
-        for (const s of b.slaves) {
-          await step(`restoring ${s.name}`, async () => {
-            await node.run(['ip', 'link', 'set', 'dev', s.name, 'mtu', String(s.mtu)]);
-            await node.run(['ip', 'link', 'set', 'dev', s.name, s.wasUp ? 'up' : 'down']);
-          });
-        }
-      }
       // Only what we loaded, and only if nothing else uses it now.
       await unloadModules(node, rec.modulesLoaded);
       // …and what the kernel and daemons loaded on the harness's behalf since (crypto algorithms).

@@ -4,7 +4,8 @@
 // RF-06 saw 8 switches for 5 drops). A primary left behind anyway is found before the next test.
 import { suite, test, expect } from '../../harness/fixture/test.ts';
 import { readBond } from '../../harness/fabric/bond.ts';
-import { sysfsBond } from '../../harness/fabric/fabric.ts';
+import { fabricDown, sysfsBond, type FabricRecord } from '../../harness/fabric/fabric.ts';
+import { readJournal } from '../../harness/journal.ts';
 import { setPrimary } from '../../harness/fault/fault.ts';
 
 suite('a bond option a test changed is restored', { requires: { nodes: 2 } }, () => {
@@ -26,5 +27,28 @@ suite('a bond option a test changed is restored', { requires: { nodes: 2 } }, ()
     const repairs = await t.session.ensureReady();
     expect(repairs.map((r) => `${r.why} → ${r.action}`).join('\n')).to.match(/primary is "\S+", the topology's is ""/);
     expect(await primary(), 'after the repair').to.equal('');
+  });
+
+  // A journal outlives a boot (a node rebooted, on a real lab by its owner): what it lists went with
+  // that boot, and what carries the same names now is not the harness's to take down.
+  test("a fabric journal from another boot of the node undoes nothing there (the bond of this boot stays)", async (t) => {
+    const [client] = t.pair();
+    const node = t.node(client);
+    const rec = readJournal<FabricRecord>('fabric', t.topology.name);
+    expect(rec, 'the fabric of this run is journaled').to.not.equal(undefined);
+    const mine = rec!.nodes.find((n) => n.node === client)!;
+    expect(mine.bonds.map((b) => b.name)).to.include(t.bondOf(client).name);
+    const stale: FabricRecord = { ...rec!, nodes: [{ ...mine, modulesBefore: { boot: '00000000-0000-0000-0000-000000000000', modules: [] } }] };
+    const bond = t.bondOf(client).name;
+    const before = await readBond(node, bond);
+    expect(await fabricDown(t.lab, stale), 'no problems').to.deep.equal([]);
+    const after = await readBond(node, bond);
+    expect(after.slaves, 'the bond and its slaves are still there').to.deep.equal(before.slaves);
+    expect(after.activeSlave).to.equal(before.activeSlave);
+    // the same record with this boot's id does undo it: the check above is the boot's, not a no-op
+    const current: FabricRecord = { ...rec!, nodes: [{ ...mine, modulesBefore: { boot: (await node.readFile('/proc/sys/kernel/random/boot_id')).trim(), modules: mine.modulesBefore?.modules ?? [] } }] };
+    t.scope.defer('rebuild the fabric', () => t.session.fabricFresh().then(() => undefined));
+    expect(await fabricDown(t.lab, current)).to.deep.equal([]);
+    expect((await node.exec(['test', '-e', `/sys/class/net/${bond}`])).exitCode, 'the bond of this boot, undone').to.equal(1);
   });
 });
