@@ -356,8 +356,6 @@ function samePrefix(a: { ip: string; prefix: number }, b: { ip: string; prefix: 
   return ((n(a.ip) & mask) >>> 0) === ((n(b.ip) & mask) >>> 0);
 }
 
-/** Undoes a fabric record, newest first. Best effort per step; returns what failed, per node. A node
- *  that does not answer within a few seconds is not touched (its part stays in the journal). */
 // Undoes the bonds of a record, newest first, in one round trip ($1 the record's boot id or "", then
 // per bond: name, RDMA link or "", slave count, and per slave: name, MTU, 1 if it was up). A node
 // booted since has none of it left: it says "rebooted" and changes nothing. Otherwise each part is
@@ -386,6 +384,8 @@ while [ $# -gt 0 ]; do
   done
 done`;
 
+/** Undoes a fabric record, newest first. Best effort per step; returns what failed, per node. A node
+ *  that does not answer is not touched (its part stays in the journal). */
 export async function fabricDown(lab: Lab, record: FabricRecord): Promise<{ node: string; what: string }[]> {
   const problems: { node: string; what: string }[] = [];
   await Promise.all(

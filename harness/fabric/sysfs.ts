@@ -28,8 +28,7 @@ export async function nodeBatch(node: Node, steps: readonly BatchStep[], timeout
         if (Buffer.byteLength(v) > SMALL_WRITE_BYTES || v.includes('\0')) throw new Error(`a batch writes small values only (${p})`);
         args.push('W', p, v);
       }
-    }
-    else if ('ip' in s) {
+    } else if ('ip' in s) {
       if (!s.ip.length) continue;
       // topology values are interface names and addresses validated by the schema, never shell text
       for (const c of s.ip) for (const w of c) if (!/^[A-Za-z0-9_.:/+-]+$/.test(w)) throw new Error(`refusing ip batch word ${JSON.stringify(w)}`);
@@ -44,10 +43,6 @@ export async function nodeBatch(node: Node, steps: readonly BatchStep[], timeout
   if (path) throw new FileWriteError(node.name, path, stderr);
   const step = /rf-failed-step (.*)/.exec(r.stderr)?.[1] ?? 'batch';
   throw new NodeError(node.name, `${node.name}: ${step} failed (exit ${r.exitCode}): ${stderr.trim() || 'no error text'}`);
-}
-
-export async function writeSysfs(node: Node, writes: readonly [path: string, value: string][]): Promise<void> {
-  await nodeBatch(node, [{ write: writes }], 30_000);
 }
 
 /** Several `ip` commands in one round trip (ip -batch). */
