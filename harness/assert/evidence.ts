@@ -16,6 +16,8 @@ export interface ResourceCount {
 export interface SlaveCounters {
   node: string;
   ifname: string;
+  /** when a bond poller sampled it (controller ms); absent when a command read it */
+  t?: number;
   txBytes: number;
   rxBytes: number;
 }

@@ -5,6 +5,15 @@ import { nodeToController, type NodeClock } from './clockmap.ts';
 import { parseIpMonitor, parseKmsg, parseTcpdumpArp, parseTrace, type Stamp } from './parse.ts';
 import { parseCmIds, parseQps } from '../fabric/rdma.ts';
 
+/** The slaves' byte counters at one tick of a bond poller (controller ms). */
+export interface CounterSample {
+  t: number;
+  slaves: Record<string, { txBytes: number; rxBytes: number }>;
+}
+
+/** Samples kept per bond: 20 a second while a window is open, so the last few minutes of a test. */
+const COUNTER_SAMPLES = 6000;
+
 export type SourceKind = 'ipmon' | 'arp' | 'trace' | 'kmsg' | 'bond' | 'res';
 
 export class LineMapper {
@@ -12,6 +21,7 @@ export class LineMapper {
   private readonly kind: SourceKind;
   private held: { line: string; at: number }[] = [];
   private prevBond: BondEvent | undefined;
+  private readonly counters: CounterSample[] = [];
   private resBuf: { at: number; nodeMs: number; untilMs?: number; lines: string[] } | undefined;
   /** the bond name, for the bond poller */
   private readonly bond: string;
@@ -71,8 +81,26 @@ export class LineMapper {
     return [{ ...p.event, t, node: this.clock.node }];
   }
 
-  /** Bond poller lines: "EPOCHREALTIME active|mii|address| eth0=1 eth1=0" */
+  /** The slaves' byte counters sampled so far (the last COUNTER_SAMPLES), oldest first. */
+  counterSamples(): readonly CounterSample[] {
+    return this.counters;
+  }
+
+  /** Bond poller lines: "EPOCHREALTIME active|mii|address| eth0=1 eth1=0", and while a window is
+   *  open "ctr EPOCHREALTIME eth0=TX,RX eth1=TX,RX" (kept as samples, not events). */
   private feedBond(line: string): LabEvent[] {
+    const ctr = /^ctr (\d+[.,]\d+)((?: \S+=\d+,\d+)*)$/.exec(line);
+    if (ctr) {
+      const slaves: CounterSample['slaves'] = {};
+      for (const kv of ctr[2]!.trim().split(/\s+/).filter(Boolean)) {
+        const [k = '', v = ''] = kv.split('=');
+        const [tx = '0', rx = '0'] = v.split(',');
+        slaves[k] = { txBytes: Number(tx), rxBytes: Number(rx) };
+      }
+      this.counters.push({ t: nodeToController(this.clock, Number(ctr[1]!.replace(',', '.')) * 1000), slaves });
+      if (this.counters.length > COUNTER_SAMPLES) this.counters.splice(0, this.counters.length - COUNTER_SAMPLES);
+      return [];
+    }
     const m = /^(\d+[.,]\d+) ([^|]*)\|([^|]*)\|([^|]*)\|(.*)$/.exec(line);
     if (!m) return [];
     const [, ts = '0', active = '', mii = '', address = '', rest = ''] = m;

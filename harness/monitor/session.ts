@@ -9,6 +9,7 @@ import type { Lab } from '../lab/lab.ts';
 import type { LabEvent, WorkloadEvent } from './events.ts';
 import { readJournal } from '../journal.ts';
 import type { NodeClock } from './clockmap.ts';
+import type { CounterSample } from './mapper.ts';
 import { MonitorHub, forgetInstance, removeInstance, type HubListener, type MonitorOptions } from './hub.ts';
 
 export type { MonitorOptions } from './hub.ts';
@@ -75,6 +76,11 @@ export class MonitorSession implements HubListener {
     } catch {
       return undefined;
     }
+  }
+
+  /** The slave byte counters a node's bond pollers sampled (hub.ts BOND_POLL), per bond. */
+  counterSamples(node: string): { bond: string; samples: readonly CounterSample[] }[] {
+    return this.hub.counterSamples(node);
   }
 
   constructor(lab: Lab, opts: MonitorOptions = {}, hub?: MonitorHub) {

@@ -122,6 +122,15 @@ describe('clock mapping', () => {
     expect(new KernelClock().lastTs).to.equal(undefined);
   });
 
+  it("the bond poller's counter lines are samples on the controller's clock, not events; its state lines still events", () => {
+    const m = new LineMapper(newNodeClock('node-a', 50, 1), 'bond', { bond: 'bond0' }); // node 50 ms ahead
+    expect(m.feed('ctr 1000.250000 eth0=1200,30 eth1=0,5', 0)).to.deep.equal([]);
+    expect(m.feed('ctr 1000.300000 eth0=', 0), 'an unreadable counter: no sample').to.deep.equal([]);
+    expect(m.counterSamples()).to.deep.equal([{ t: 1_000_200, slaves: { eth0: { txBytes: 1200, rxBytes: 30 }, eth1: { txBytes: 0, rxBytes: 5 } } }]);
+    const [e] = m.feed('1000.350000 eth0|up|52:54:00:00:00:01| eth0=1 eth1=1', 0) as BondEvent[];
+    expect(e).to.include({ source: 'bond', t: 1_000_300, activeSlave: 'eth0' });
+  });
+
   it('parses ip -ts (UTC) timestamps to epoch ms with microseconds', () => {
     expect(parseIsoUtc('2026-11-25T15:43:56.125804')).to.be.closeTo(Date.UTC(2026, 10, 25, 15, 43, 56) + 125.804, 1e-6);
   });

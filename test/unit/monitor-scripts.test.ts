@@ -49,23 +49,32 @@ describe('monitor scripts (bash, on files)', function () {
     return lines;
   };
 
-  it('bond poller: each change once, while the gate is open and while it is closed (then at 0.5 s)', async () => {
+  it('bond poller: each change once, while the gate is open and while it is closed (then at 0.5 s); the slave counters each tick while it is open', async () => {
+    for (const [n, tx] of [['eth0', '1000'], ['eth1', '20']]) {
+      put(join(net, `${n}/statistics/tx_bytes`), tx!);
+      put(join(net, `${n}/statistics/rx_bytes`), '7');
+    }
     const lines = follow(['bash', '-c', MONITOR_SCRIPTS.BOND_POLL, 'bondpoll', net, 'bond0', '0.05', gate, 'eth0', 'eth1']);
     await waitFor('first sample', () => (lines.length ? true : undefined), { timeoutMs: 5000 });
     expect(lines[0]).to.match(/^\d+\.\d+ eth0\|up\|52:54:00:00:00:01\| eth0=1 eth1=1$/);
     put(join(net, 'eth0/carrier'), '0');
     put(join(net, 'bond0/bonding/active_slave'), 'eth1');
     await waitFor('the failover', () => (lines.some((l) => / eth1\|up\|.* eth0=0 eth1=1$/.test(l)) ? true : undefined), { timeoutMs: 5000 });
+    put(join(net, 'eth1/statistics/tx_bytes'), '5000');
+    await waitFor('the counters as they are now', () => (lines.some((l) => / eth0=1000,7 eth1=5000,7$/.test(l)) ? true : undefined), { timeoutMs: 5000 });
+    expect(lines.find((l) => l.startsWith('ctr '))).to.match(/^ctr \d+\.\d+ eth0=1000,7 eth1=20,7$/);
     put(gate, '0');
     await sleep(300);
     const n = lines.length;
+    const ctrClosed = lines.filter((l) => l.startsWith('ctr ')).length;
     put(join(net, 'bond0/bonding/active_slave'), 'eth0');
     put(join(net, 'eth0/carrier'), '1');
     await waitFor('a change while closed', () => (lines.some((l) => / eth0\|up\|.* eth0=1 eth1=1$/.test(l.slice(0))) && lines.length > n ? true : undefined), { timeoutMs: 5000 });
     await sleep(700);
     expect(lines.filter((l) => l.startsWith('ERR ')), 'no errors').to.deep.equal([]);
+    expect(lines.filter((l) => l.startsWith('ctr ')).length, 'no counters while the gate is closed').to.equal(ctrClosed);
     // nothing printed twice: a sample is printed only when it differs from the previous one
-    const states = lines.map((l) => l.replace(/^\S+ /, ''));
+    const states = lines.filter((l) => !l.startsWith('ctr ')).map((l) => l.replace(/^\S+ /, ''));
     expect(states.filter((s, i) => i > 0 && s === states[i - 1])).to.deep.equal([]);
   });
 
