@@ -75,7 +75,6 @@ async function ensureModules(node: Node, wanted: string[], before: ModuleBaselin
 
 export const sysfsBond = (bond: string, attr: string) => `/sys/class/net/${bond}/bonding/${attr}`;
 
-
 /** The bond options in the order the kernel needs them (mode and fail_over_mac before slaves). */
 export function bondOptionWrites(b: BondSpec): [string, string][] {
   const o = withBondDefaults(b);
