@@ -10,7 +10,7 @@ import type { Node } from '../node/node.ts';
 import { withBondDefaults } from '../topology/defaults.ts';
 import type { BondSpec, Topology, TopologyNode } from '../topology/schema.ts';
 import { parseCidr } from '../net/ip.ts';
-import { ipBatch, nodeBatch } from './sysfs.ts';
+import { nodeBatch } from './sysfs.ts';
 import { parseBondSysfs, SYSFS_READ, type BondSysfs } from './bond.ts';
 import { parseRdmaLinks, type RdmaLink } from './rdma.ts';
 import { BASELINE, modulesToLoad, parseBaseline, unloadAppeared, unloadModules, type ModuleBaseline } from '../workload/modules.ts';
@@ -280,6 +280,32 @@ async function verifyRdma(node: Node, b: BondSpec, rdmaLink: string | undefined,
   );
 }
 
+// One round trip: each port's GID 0 and state read with builtins, the bond cycled when a GID is
+// gone, then both polled until every GID is back and every port ACTIVE (four or more round trips of
+// 100-200 ms on an emulated guest were 0.6-0.7 s a test, and nearly every failover test costs rxe
+// the GID). $1: the bond, $2: the bound in seconds, $3: /sys/class/infiniband, then the ports as
+// "dev/ports/N". Prints "intact", "restored" or "gone: PORT=GID/STATE …" (still wrong at the bound).
+export const GID_RESTORE = `bond=$1; bound=$2; ib=$3; shift 3
+zero() { case $1 in '') return 0 ;; *[!0:]*) return 1 ;; *) return 0 ;; esac; }
+cs() { read -r u _ < /proc/uptime; c=\${u%.*}\${u#*.}; }
+lost() {
+  l=; for p; do
+    g=; s=; read -r g 2>/dev/null < "$ib/$p/gids/0"; read -r s 2>/dev/null < "$ib/$p/state"
+    case $s in *ACTIVE*) zero "$g" || continue ;; esac
+    l="$l $p=\${g:-missing}/\${s:-?}"
+  done
+}
+gone=; for p; do g=; read -r g 2>/dev/null < "$ib/$p/gids/0"; zero "$g" && gone=1; done
+[ -n "$gone" ] || { echo intact; exit 0; }
+ip link set dev "$bond" down && ip link set dev "$bond" up || exit 1
+cs; end=$((c + bound * 100))
+while :; do
+  lost "$@"
+  [ -z "$l" ] && { echo restored; exit 0; }
+  cs; [ "$c" -ge "$end" ] && { echo "gone:$l"; exit 0; }
+  sleep 0.05
+done`;
+
 /**
  * rxe bound to a bond loses its default RoCE GID (index 0) on every bond failover, and nothing
  * puts it back (6.1 roce_gid_mgmt.c: NETDEV_BONDING_FAILOVER deletes all GIDs of the bond —
@@ -291,11 +317,11 @@ async function verifyRdma(node: Node, b: BondSpec, rdmaLink: string | undefined,
 export async function restoreDefaultGid(node: Node, bond: string, links?: RdmaLink[]): Promise<string | undefined> {
   const mine = (links ?? (await rdmaLinks(node))).filter((l) => l.netdev === bond);
   if (!mine.length) return undefined; // HCA ports under the bond: the kernel re-adds their default GIDs
-  const read = async () => (await node.run(['sh', '-c', 'for p; do cat "/sys/class/infiniband/$p/gids/0" 2>/dev/null || echo missing; done', 'gid0', ...mine.map((l) => `${l.ifname}/ports/${l.port}`)], { timeoutMs: 15_000 })).stdout.split('\n').filter(Boolean);
-  if (!(await read()).some(zeroGid)) return undefined;
-  await ipBatch(node, [['link', 'set', 'dev', bond, 'down'], ['link', 'set', 'dev', bond, 'up']]);
-  await waitFor(`${node.name}: default GID back on ${mine.map((l) => l.ifname).join(', ')} after cycling ${bond}`, async () => ((await read()).some(zeroGid) ? undefined : true), { timeoutMs: 20_000, intervalMs: 200 });
-  await waitFor(`${node.name}: RDMA port on ${bond} ACTIVE`, async () => ((await rdmaLinks(node)).filter((l) => l.netdev === bond).every((l) => l.state === 'ACTIVE') ? true : undefined), { timeoutMs: 20_000, intervalMs: 200 });
+  const ports = mine.map((l) => `${l.ifname}/ports/${l.port}`);
+  const r = await node.run(['sh', '-c', GID_RESTORE, 'gid-restore', bond, '20', '/sys/class/infiniband', ...ports], { timeoutMs: 30_000 });
+  const out = r.stdout.trim();
+  if (out === 'intact') return undefined;
+  if (out !== 'restored') throw new Error(`${node.name}: default GID not back (or RDMA port not ACTIVE) on ${mine.map((l) => l.ifname).join(', ')} 20 s after cycling ${bond}: ${out.replace(/^gone:\s*/, '')}`);
   return `${mine.map((l) => l.ifname).join(', ')} had no default GID (index 0): the bond failover dropped it (rxe bound to the bond itself); ${bond} cycled down/up to restore it`;
 }
 

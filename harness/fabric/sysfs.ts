@@ -45,7 +45,3 @@ export async function nodeBatch(node: Node, steps: readonly BatchStep[], timeout
   throw new NodeError(node.name, `${node.name}: ${step} failed (exit ${r.exitCode}): ${stderr.trim() || 'no error text'}`);
 }
 
-/** Several `ip` commands in one round trip (ip -batch). */
-export async function ipBatch(node: Node, commands: readonly (readonly string[])[]): Promise<void> {
-  await nodeBatch(node, [{ ip: commands }], 30_000);
-}
