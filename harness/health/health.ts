@@ -66,20 +66,57 @@ const txBaseline = new Map<string, Map<string, number>>();
  * six round trips, 2-3 s per node and probe on an emulated guest), or one command each when that
  * does not come back whole.
  */
-const PROBE_PARTS = {
+export const PROBE_PARTS = {
   qp: 'rdma -j res show qp 2>/dev/null',
-  wedged: 'dmesg 2>/dev/null | grep -m 3 "rdma_rxe: qp#1 Failed" || true',
+  // One pass over this boot's kernel log for both kinds of line (two dmesg|grep pipelines were four
+  // forks, ~0.1 s of an emulated guest's probe): "W " rxe's failed GSI send, "F " freed in use.
+  klog: `dmesg 2>/dev/null | awk '/rdma_rxe: qp#1 Failed/ && w < 3 { w++; print "W " $0 } /${FREED_IN_USE}/ && f < 3 { f++; print "F " $0 }'`,
   tx: TX_TIMEOUTS,
-  taint: 'cat /proc/sys/kernel/tainted',
-  freed: `dmesg 2>/dev/null | grep -m 3 -E '${FREED_IN_USE}' || true`,
+  // (dash reads a byte at a time, and /proc/sys ends a read at an offset with EOF: no newline, status 1)
+  taint: 't=; read -r t < /proc/sys/kernel/tainted; [ -n "$t" ] && echo "$t"',
   stuck: STUCK_SCRIPT,
 } as const;
 
-/** What one probe read: each part's output (undefined: not read, or its command failed). */
-type ProbeRead = Partial<Record<keyof typeof PROBE_PARTS, string>>;
+/** What one probe read: each part's output (undefined: not read, or its command failed); the
+ *  kernel log's part split by kind. */
+type ProbeRead = Partial<Record<Exclude<keyof typeof PROBE_PARTS, 'klog'> | 'wedged' | 'freed' | 'kmsg', string>>;
+
+type Parts = Partial<Record<keyof typeof PROBE_PARTS | 'kmsg', string>>;
+
+/** The klog part's lines of one kind ("W" or "F"), without their tag. */
+export function klogLines(klog: string, kind: 'W' | 'F'): string {
+  return klog.split('\n').filter((l) => l.startsWith(`${kind} `)).map((l) => l.slice(2)).join('\n');
+}
+
+/** The klog part's output made from the raw kernel log (what its awk program prints). */
+export function klogOf(kmsg: string): string {
+  const freed = new RegExp(FREED_IN_USE);
+  const w: string[] = [];
+  const f: string[] = [];
+  for (const raw of kmsg.split('\n')) {
+    const l = raw.replace(/^<\d+>/, '');
+    if (w.length < 3 && /rdma_rxe: qp#1 Failed/.test(l)) w.push(`W ${l}`);
+    if (f.length < 3 && freed.test(l)) f.push(`F ${l}`);
+  }
+  return [...w, ...f].join('\n');
+}
+
+function withKlog(parts: Parts): ProbeRead {
+  const { klog: k, ...rest } = parts;
+  const klog = k ?? (parts.kmsg === undefined ? undefined : klogOf(parts.kmsg));
+  return klog === undefined ? rest : { ...rest, wedged: klogLines(klog, 'W'), freed: klogLines(klog, 'F') };
+}
+
+/** The health check after a test reads the kernel log since its mark anyway: the whole log, raw
+ *  ("<level>[time] text"), in the same round trip, stands in for the klog part. */
+const WITH_LOG_PARTS = (({ klog: _, ...rest }) => ({ ...rest, kmsg: 'dmesg -r 2>/dev/null' }))(PROBE_PARTS);
+
+const script = (parts: Record<string, string>) => [...Object.entries(parts).map(([name, sh]) => `echo '#rf ${name}'\n{ ${sh}\n} || echo '#rf ${name}-failed'`), "echo '#rf end'"].join('\n');
 
 /** The parts in sections headed "#rf NAME" ("#rf NAME-failed" after a part that failed), then "#rf end". */
-export const PROBE_SCRIPT = [...Object.entries(PROBE_PARTS).map(([name, sh]) => `echo '#rf ${name}'\n{ ${sh}\n} || echo '#rf ${name}-failed'`), "echo '#rf end'"].join('\n');
+export const PROBE_SCRIPT = script(PROBE_PARTS);
+/** PROBE_SCRIPT with the raw kernel log instead of its klog part. */
+export const PROBE_WITH_LOG_SCRIPT = script(WITH_LOG_PARTS);
 
 /** The sections of PROBE_SCRIPT's output; undefined when the output is not complete. */
 export function parseProbe(text: string): Map<string, string> | undefined {
@@ -99,17 +136,17 @@ export function parseProbe(text: string): Map<string, string> | undefined {
 
 /** Reads the probe's parts in one round trip; falls back to one command each (a part that hangs,
  *  such as an rdma res walk stuck on a freed id, then costs only itself). */
-async function readProbe(node: Node, timeoutMs: number, first: Promise<ExecResult | undefined>): Promise<ProbeRead> {
-  const names = Object.keys(PROBE_PARTS) as (keyof typeof PROBE_PARTS)[];
-  const all = await first;
-  const parts = all?.exitCode === 0 ? parseProbe(all.stdout) : undefined;
-  if (parts) return Object.fromEntries(names.filter((k) => !parts.has(`${k}-failed`)).map((k) => [k, parts.get(k)]));
-  const read: ProbeRead = {};
+async function readProbe(node: Node, timeoutMs: number, first: Promise<ExecResult | undefined>, all: Record<string, string>): Promise<ProbeRead> {
+  const names = Object.keys(all) as (keyof Parts)[];
+  const got = await first;
+  const parts = got?.exitCode === 0 ? parseProbe(got.stdout) : undefined;
+  if (parts) return withKlog(Object.fromEntries(names.filter((k) => !parts.has(`${k}-failed`)).map((k) => [k, parts.get(k)])));
+  const read: Parts = {};
   for (const k of names) {
-    const r = await node.exec(['sh', '-c', PROBE_PARTS[k], `probe-${k}`], { timeoutMs }).catch(() => undefined);
+    const r = await node.exec(['sh', '-c', all[k]!, `probe-${k}`], { timeoutMs }).catch(() => undefined);
     if (r?.exitCode === 0) read[k] = r.stdout;
   }
-  return read;
+  return withKlog(read);
 }
 
 /** The probe's `freed` part (FREED_IN_USE lines of this boot's kernel log) as a finding, if any. */
@@ -127,18 +164,32 @@ export function freedInUseFinding(node: string, lines: string): HealthFinding | 
 
 /** Probes a node now: answers at all, GSI QPs, stalled NICs, tasks stuck in D state in RDMA/ULP code. */
 export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGraceMs?: number } = {}): Promise<HealthFinding[]> {
+  return (await probe(node, opts, false)).findings;
+}
+
+/**
+ * The health check after a test: probeNode, and the kernel log since the test's mark (what
+ * kernelLogSince returns), in one round trip — reading the log apart cost the emulated guest a
+ * second command and a second pass over its log.
+ */
+export async function checkNode(node: Node, tag: string, opts: { timeoutMs?: number; dStateGraceMs?: number } = {}): Promise<{ findings: HealthFinding[]; log: KmsgEvent[] }> {
+  const r = await probe(node, opts, true);
+  return { findings: r.findings, log: r.kmsg === undefined ? [] : await kmsgSince(node.name, r.kmsg, tag) };
+}
+
+async function probe(node: Node, opts: { timeoutMs?: number; dStateGraceMs?: number }, withLog: boolean): Promise<{ findings: HealthFinding[]; kmsg?: string }> {
   const timeoutMs = opts.timeoutMs ?? 15_000;
   const findings: HealthFinding[] = [];
   // The liveness check and the probe script at once (one round trip's wait, not two); the script's
   // answer counts only from a node that answered `true`.
-  const script = node.exec(['sh', '-c', PROBE_SCRIPT, 'health-probe'], { timeoutMs }).catch(() => undefined);
+  const script = node.exec(['sh', '-c', withLog ? PROBE_WITH_LOG_SCRIPT : PROBE_SCRIPT, 'health-probe'], { timeoutMs }).catch(() => undefined);
   try {
     await node.run(['true'], { timeoutMs });
   } catch (e) {
     // (the script ends at its own bound, in the background: an unresponsive node is reported now)
-    return [{ node: node.name, kind: 'unresponsive', detail: `no answer within ${timeoutMs} ms: ${(e as Error).message}`, evidence: [] }];
+    return { findings: [{ node: node.name, kind: 'unresponsive', detail: `no answer within ${timeoutMs} ms: ${(e as Error).message}`, evidence: [] }] };
   }
-  const read = await readProbe(node, timeoutMs, script);
+  const read = await readProbe(node, timeoutMs, script, withLog ? WITH_LOG_PARTS : PROBE_PARTS);
   if (read.qp !== undefined) {
     const gsi = parseQps(read.qp).filter((q) => q.type === 'GSI' || q.lqpn === 1);
     const dead = gsi.filter((q) => q.state === 'ERR' || q.state === 'SQE');
@@ -210,7 +261,7 @@ export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGr
       });
     }
   }
-  return findings;
+  return { findings, kmsg: read.kmsg };
 }
 
 /** Of the tasks in D state (parseStuck), those stuck in RDMA/ULP code, as "comm[pid]". */
@@ -296,13 +347,18 @@ export async function markKernelLog(node: Node, tag: string): Promise<void> {
 export async function kernelLogSince(node: Node, tag: string): Promise<KmsgEvent[]> {
   const r = await node.exec(['dmesg', '-r'], { timeoutMs: 20_000 }).catch(() => undefined);
   if (!r || r.exitCode !== 0) return [];
-  const lines = r.stdout.split('\n');
+  return kmsgSince(node.name, r.stdout, tag);
+}
+
+/** The events of a raw kernel log (`dmesg -r`) after the mark of `tag` (its last 400 lines when the mark is not in it). */
+export async function kmsgSince(node: string, raw: string, tag: string): Promise<KmsgEvent[]> {
+  const lines = raw.split('\n');
   const at = lines.findIndex((l) => l.endsWith(kernelMark(tag)));
   const { parseKmsg } = await import('../monitor/parse.ts');
   const out: KmsgEvent[] = [];
   for (const l of at >= 0 ? lines.slice(at + 1) : lines.slice(-400)) {
     const p = parseKmsg(l);
-    if (p && 'event' in p) out.push({ ...p.event, t: 0, node: node.name });
+    if (p && 'event' in p) out.push({ ...p.event, t: 0, node });
   }
   return out;
 }
