@@ -1,6 +1,6 @@
 // RDMA_FAILOVER_EXEC_LOG=FILE: one line per remote command (node, what, start, duration, exit), to
 // count round trips per test (bench). What a command is: its program and first word when that is a
-// subcommand or flag, or for `sh -c SCRIPT NAME …` the script's name — never its values (a topology's
+// subcommand or flag, or for `sh -c SCRIPT NAME …` (or bash) the script's name — never its values (a topology's
 // or a user's: addresses, names, paths).
 import { appendFileSync } from 'node:fs';
 import type { ExecResult } from './node.ts';
@@ -10,7 +10,7 @@ export const EXEC_LOG = process.env.RDMA_FAILOVER_EXEC_LOG;
 
 export function execWhat(argv: readonly string[]): string {
   const [prog = '', first = '', , name = ''] = argv;
-  if (prog === 'sh' && first === '-c') return `sh:${/^[\w-]+$/.test(name) ? name : '?'}`;
+  if ((prog === 'sh' || prog === 'bash') && first === '-c') return `${prog}:${/^[\w-]+$/.test(name) ? name : '?'}`;
   return /^-?[a-z][\w-]*$/.test(first) ? `${prog} ${first}` : prog;
 }
 

@@ -11,11 +11,13 @@ describe('exec log: one line per remote command, without its values', () => {
     expect(execWhat(['sh', '-c', 'echo "$1" > /dev/kmsg', 'mark', 'rf-mark 42'])).to.equal('sh:mark');
     expect(execWhat(['rdma', '-j', 'res', 'show', 'cm_id'])).to.equal('rdma -j');
     expect(execWhat(['ip', 'link', 'set', 'dev', 'bond0', 'down'])).to.equal('ip link');
+    expect(execWhat(['bash', '-c', 'printf "%s" "$1" > "$2"', 'write', '1', '/sys/x'])).to.equal('bash:write');
   });
   it('a value in first place is left out (an address, a path, a name of the topology)', () => {
     expect(execWhat(['ping', '192.168.50.2'])).to.equal('ping');
     expect(execWhat(['cat', '/proc/modules'])).to.equal('cat');
     expect(execWhat(['sh', '-c', 'true', 'secret value'])).to.equal('sh:?');
+    expect(execWhat(['bash', '-c', 'true', 'secret value'])).to.equal('bash:?');
   });
   it('writes node, duration and exit once the command settles', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'rf-exec-log-'));
