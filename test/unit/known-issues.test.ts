@@ -59,6 +59,16 @@ describe('known issues: several tests and ULPs per issue', () => {
     expect(failureMatches(k, 'expected nfs to deliver every byte intact', log), 'a data error is news').to.equal(false);
   });
 
+  it('RF-01 NFS whose double put then crashed the client (the node stopped answering mid-flap): KNOWN only with the underflow in rpcrdma_ep_put', () => {
+    const k = knownIssues([]).find((x) => x.id === 'rpcrdma-addr-change-while-connecting')!;
+    // reports/20261204-203706-qgal, as reported (the console kept the underflow, then the oops)
+    const msg = 'timed out after 60000 ms waiting for node-a/eth1: carrier back after the heal; last error: node-a: `cat /sys/class/net/eth1/carrier` timed out after 10000 ms (stopped it)';
+    const log = 'node-a [2675.711971] refcount_t: underflow; use-after-free.\nnode-a [2675.723514]  rpcrdma_ep_put+0xc6/0xf0 [rpcrdma]\nnode-a [2675.8] BUG: unable to handle page fault for address: 00000201ade7590a';
+    expect(failureMatches(k, msg, log)).to.equal(true);
+    expect(failureMatches(k, msg, 'node-a [2675.8] BUG: unable to handle page fault for address: 00000201ade7590a'), 'a node lost without the double put is news').to.equal(false);
+    expect(failureMatches(k, 'timed out after 60000 ms waiting for node-a/eth1: carrier back after the heal', log), 'a carrier that never came back on a live node is news').to.equal(false);
+  });
+
   it("UL-NFS-01's double put over rxe (ADDR_CHANGE, then DISCONNECTED): KNOWN on the client-side failovers only, with the underflow in rpcrdma_ep_put", () => {
     const k = knownIssues([]).find((x) => x.id === 'rpcrdma-addr-change-then-disconnected')!;
     expect(k, 'shipped in known-issues.yaml').to.not.equal(undefined);
