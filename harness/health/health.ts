@@ -68,55 +68,35 @@ const txBaseline = new Map<string, Map<string, number>>();
  */
 export const PROBE_PARTS = {
   qp: 'rdma -j res show qp 2>/dev/null',
-  // One pass over this boot's kernel log for both kinds of line (two dmesg|grep pipelines were four
-  // forks, ~0.1 s of an emulated guest's probe): "W " rxe's failed GSI send, "F " freed in use.
-  klog: `dmesg 2>/dev/null | awk '/rdma_rxe: qp#1 Failed/ && w < 3 { w++; print "W " $0 } /${FREED_IN_USE}/ && f < 3 { f++; print "F " $0 }'`,
+  // This boot's kernel log, raw ("<level>[time] text"), read once: the health check after a test
+  // takes its events since the test's mark from it (a second command before), and every probe scans
+  // it for rxe's failed GSI send and for freed-in-use lines (two dmesg|grep pipelines before).
+  kmsg: 'dmesg -r 2>/dev/null',
   tx: TX_TIMEOUTS,
   // (dash reads a byte at a time, and /proc/sys ends a read at an offset with EOF: no newline, status 1)
   taint: 't=; read -r t < /proc/sys/kernel/tainted; [ -n "$t" ] && echo "$t"',
   stuck: STUCK_SCRIPT,
 } as const;
 
-/** What one probe read: each part's output (undefined: not read, or its command failed); the
- *  kernel log's part split by kind. */
-type ProbeRead = Partial<Record<Exclude<keyof typeof PROBE_PARTS, 'klog'> | 'wedged' | 'freed' | 'kmsg', string>>;
+/** What one probe read: each part's output (undefined: not read, or its command failed). */
+type ProbeRead = Partial<Record<keyof typeof PROBE_PARTS, string>>;
 
-type Parts = Partial<Record<keyof typeof PROBE_PARTS | 'kmsg', string>>;
-
-/** The klog part's lines of one kind ("W" or "F"), without their tag. */
-export function klogLines(klog: string, kind: 'W' | 'F'): string {
-  return klog.split('\n').filter((l) => l.startsWith(`${kind} `)).map((l) => l.slice(2)).join('\n');
-}
-
-/** The klog part's output made from the raw kernel log (what its awk program prints). */
-export function klogOf(kmsg: string): string {
-  const freed = new RegExp(FREED_IN_USE);
-  const w: string[] = [];
-  const f: string[] = [];
+/** A raw kernel log's lines that make a node unfit whenever they came in this boot, without their
+ *  level, at most three of each kind: rxe's failed GSI send ("wedged") and freed-in-use ("freed"). */
+export function scanKernelLog(kmsg: string): { wedged: string; freed: string } {
+  const freedRe = new RegExp(FREED_IN_USE);
+  const wedged: string[] = [];
+  const freed: string[] = [];
   for (const raw of kmsg.split('\n')) {
     const l = raw.replace(/^<\d+>/, '');
-    if (w.length < 3 && /rdma_rxe: qp#1 Failed/.test(l)) w.push(`W ${l}`);
-    if (f.length < 3 && freed.test(l)) f.push(`F ${l}`);
+    if (wedged.length < 3 && /rdma_rxe: qp#1 Failed/.test(l)) wedged.push(l);
+    if (freed.length < 3 && freedRe.test(l)) freed.push(l);
   }
-  return [...w, ...f].join('\n');
+  return { wedged: wedged.join('\n'), freed: freed.join('\n') };
 }
-
-function withKlog(parts: Parts): ProbeRead {
-  const { klog: k, ...rest } = parts;
-  const klog = k ?? (parts.kmsg === undefined ? undefined : klogOf(parts.kmsg));
-  return klog === undefined ? rest : { ...rest, wedged: klogLines(klog, 'W'), freed: klogLines(klog, 'F') };
-}
-
-/** The health check after a test reads the kernel log since its mark anyway: the whole log, raw
- *  ("<level>[time] text"), in the same round trip, stands in for the klog part. */
-const WITH_LOG_PARTS = (({ klog: _, ...rest }) => ({ ...rest, kmsg: 'dmesg -r 2>/dev/null' }))(PROBE_PARTS);
-
-const script = (parts: Record<string, string>) => [...Object.entries(parts).map(([name, sh]) => `echo '#rf ${name}'\n{ ${sh}\n} || echo '#rf ${name}-failed'`), "echo '#rf end'"].join('\n');
 
 /** The parts in sections headed "#rf NAME" ("#rf NAME-failed" after a part that failed), then "#rf end". */
-export const PROBE_SCRIPT = script(PROBE_PARTS);
-/** PROBE_SCRIPT with the raw kernel log instead of its klog part. */
-export const PROBE_WITH_LOG_SCRIPT = script(WITH_LOG_PARTS);
+export const PROBE_SCRIPT = [...Object.entries(PROBE_PARTS).map(([name, sh]) => `echo '#rf ${name}'\n{ ${sh}\n} || echo '#rf ${name}-failed'`), "echo '#rf end'"].join('\n');
 
 /** The sections of PROBE_SCRIPT's output; undefined when the output is not complete. */
 export function parseProbe(text: string): Map<string, string> | undefined {
@@ -136,17 +116,17 @@ export function parseProbe(text: string): Map<string, string> | undefined {
 
 /** Reads the probe's parts in one round trip; falls back to one command each (a part that hangs,
  *  such as an rdma res walk stuck on a freed id, then costs only itself). */
-async function readProbe(node: Node, timeoutMs: number, first: Promise<ExecResult | undefined>, all: Record<string, string>): Promise<ProbeRead> {
-  const names = Object.keys(all) as (keyof Parts)[];
-  const got = await first;
-  const parts = got?.exitCode === 0 ? parseProbe(got.stdout) : undefined;
-  if (parts) return withKlog(Object.fromEntries(names.filter((k) => !parts.has(`${k}-failed`)).map((k) => [k, parts.get(k)])));
-  const read: Parts = {};
+async function readProbe(node: Node, timeoutMs: number, first: Promise<ExecResult | undefined>): Promise<ProbeRead> {
+  const names = Object.keys(PROBE_PARTS) as (keyof typeof PROBE_PARTS)[];
+  const all = await first;
+  const parts = all?.exitCode === 0 ? parseProbe(all.stdout) : undefined;
+  if (parts) return Object.fromEntries(names.filter((k) => !parts.has(`${k}-failed`)).map((k) => [k, parts.get(k)]));
+  const read: ProbeRead = {};
   for (const k of names) {
-    const r = await node.exec(['sh', '-c', all[k]!, `probe-${k}`], { timeoutMs }).catch(() => undefined);
+    const r = await node.exec(['sh', '-c', PROBE_PARTS[k], `probe-${k}`], { timeoutMs }).catch(() => undefined);
     if (r?.exitCode === 0) read[k] = r.stdout;
   }
-  return withKlog(read);
+  return read;
 }
 
 /** The probe's `freed` part (FREED_IN_USE lines of this boot's kernel log) as a finding, if any. */
@@ -164,7 +144,7 @@ export function freedInUseFinding(node: string, lines: string): HealthFinding | 
 
 /** Probes a node now: answers at all, GSI QPs, stalled NICs, tasks stuck in D state in RDMA/ULP code. */
 export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGraceMs?: number } = {}): Promise<HealthFinding[]> {
-  return (await probe(node, opts, false)).findings;
+  return (await probe(node, opts)).findings;
 }
 
 /**
@@ -173,23 +153,24 @@ export async function probeNode(node: Node, opts: { timeoutMs?: number; dStateGr
  * second command and a second pass over its log.
  */
 export async function checkNode(node: Node, tag: string, opts: { timeoutMs?: number; dStateGraceMs?: number } = {}): Promise<{ findings: HealthFinding[]; log: KmsgEvent[] }> {
-  const r = await probe(node, opts, true);
+  const r = await probe(node, opts);
   return { findings: r.findings, log: r.kmsg === undefined ? [] : await kmsgSince(node.name, r.kmsg, tag) };
 }
 
-async function probe(node: Node, opts: { timeoutMs?: number; dStateGraceMs?: number }, withLog: boolean): Promise<{ findings: HealthFinding[]; kmsg?: string }> {
+async function probe(node: Node, opts: { timeoutMs?: number; dStateGraceMs?: number }): Promise<{ findings: HealthFinding[]; kmsg?: string }> {
   const timeoutMs = opts.timeoutMs ?? 15_000;
   const findings: HealthFinding[] = [];
   // The liveness check and the probe script at once (one round trip's wait, not two); the script's
   // answer counts only from a node that answered `true`.
-  const script = node.exec(['sh', '-c', withLog ? PROBE_WITH_LOG_SCRIPT : PROBE_SCRIPT, 'health-probe'], { timeoutMs }).catch(() => undefined);
+  const script = node.exec(['sh', '-c', PROBE_SCRIPT, 'health-probe'], { timeoutMs }).catch(() => undefined);
   try {
     await node.run(['true'], { timeoutMs });
   } catch (e) {
     // (the script ends at its own bound, in the background: an unresponsive node is reported now)
     return { findings: [{ node: node.name, kind: 'unresponsive', detail: `no answer within ${timeoutMs} ms: ${(e as Error).message}`, evidence: [] }] };
   }
-  const read = await readProbe(node, timeoutMs, script, withLog ? WITH_LOG_PARTS : PROBE_PARTS);
+  const read = await readProbe(node, timeoutMs, script);
+  const { wedged, freed: freedLines } = scanKernelLog(read.kmsg ?? '');
   if (read.qp !== undefined) {
     const gsi = parseQps(read.qp).filter((q) => q.type === 'GSI' || q.lqpn === 1);
     const dead = gsi.filter((q) => q.state === 'ERR' || q.state === 'SQE');
@@ -208,12 +189,12 @@ async function probe(node: Node, opts: { timeoutMs?: number; dStateGraceMs?: num
   // (SQE → RTS, mad.c ib_mad_send_error) restores only the requester and completer (rxe_qp.c,
   // IB_QPS_RTS). QP1 shows RTS and sends, but never receives a MAD again: no CM on this node until
   // the device is recreated. Its only trace is that kernel line, so any in this boot counts.
-  if (read.wedged?.trim() && !findings.some((f) => f.kind === 'gsi-qp-error')) {
+  if (wedged && !findings.some((f) => f.kind === 'gsi-qp-error')) {
     findings.push({
       node: node.name,
       kind: 'gsi-qp-error',
       detail: 'rdma_rxe failed a send on the GSI QP (qp#1) in this boot: rdma res still says RTS, but its receive side is in ERROR, so no RDMA CM connection can be made on this node any more',
-      evidence: read.wedged.trim().split('\n'),
+      evidence: wedged.split('\n'),
     });
   }
   // A NIC whose transmit queue timed out since the first probe of this boot (the kernel counts
@@ -244,7 +225,7 @@ async function probe(node: Node, opts: { timeoutMs?: number; dStateGraceMs?: num
   // RF-04 NFS's rpcrdma double put (a refcount warning, no oops) the next tests ran on that boot,
   // and RF-06 NFS's ADDR_CHANGE oopsed in xprt_force_disconnect (P1, ff61d57) — a failure of the
   // previous test's damage, not of RF-06. Any such line in this boot counts, as for an oops.
-  const freed = freedInUseFinding(node.name, read.freed ?? '');
+  const freed = freedInUseFinding(node.name, freedLines);
   if (freed) findings.push(freed);
   // D state: sample twice; a task still in D state after the grace period is stuck, not busy.
   const first = new Map([...parseStuck(read.stuck ?? '')].filter(([, t]) => stuckInRdmaOrUlp(t.comm, t.stack)));

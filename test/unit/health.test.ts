@@ -5,7 +5,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { consoleFindings, crashSummary, freedInUseFinding, kernelLogFindings, kernelMark, klogLines, klogOf, kmsgSince, parseProbe, PROBE_PARTS, PROBE_SCRIPT, PROBE_WITH_LOG_SCRIPT, stuckInRdmaOrUlp } from '../../harness/health/health.ts';
+import { consoleFindings, crashSummary, freedInUseFinding, kernelLogFindings, kernelMark, kmsgSince, parseProbe, PROBE_PARTS, PROBE_SCRIPT, scanKernelLog, stuckInRdmaOrUlp } from '../../harness/health/health.ts';
 import type { KmsgEvent } from '../../harness/monitor/events.ts';
 import { classifyKmsg } from '../../harness/monitor/parse.ts';
 import { LONG_OUTAGE_ALLOW_KERNEL } from '../../suites/lib/storage.ts';
@@ -60,7 +60,7 @@ describe('node probe: one round trip', () => {
     expect(r.status, r.stderr).to.equal(0);
     const parts = parseProbe(r.stdout);
     expect(parts, r.stdout.slice(0, 2000)).to.not.equal(undefined);
-    expect([...parts!.keys()].filter((k) => k !== 'qp-failed')).to.deep.equal(['qp', 'klog', 'tx', 'taint', 'stuck']);
+    expect([...parts!.keys()].filter((k) => k !== 'qp-failed')).to.deep.equal(['qp', 'kmsg', 'tx', 'taint', 'stuck']);
     expect(parts!.get('taint')).to.match(/^\d+$/);
     expect(parts!.get('tx')!.split('\n')[0], 'the boot id comes first').to.match(/^[0-9a-f-]{36}$/);
   });
@@ -77,14 +77,14 @@ describe('node probe: one round trip', () => {
   });
 
   it('a cut-off output (the script stopped before its end) is not taken for a healthy node', () => {
-    const text = '#rf qp\n[]\n#rf klog\n\n#rf tx\nb\n#rf taint\n0\n#rf stuck\n@@ 12 kworker/0:1\n';
+    const text = '#rf qp\n[]\n#rf kmsg\n\n#rf tx\nb\n#rf taint\n0\n#rf stuck\n@@ 12 kworker/0:1\n';
     expect(parseProbe(text), 'no end marker: the caller reads each part on its own').to.equal(undefined);
     const whole = parseProbe(`${text}#rf end\n`)!;
     expect(whole.get('stuck')).to.equal('@@ 12 kworker/0:1');
-    expect(whole.get('klog')).to.equal('');
+    expect(whole.get('kmsg')).to.equal('');
   });
 
-  it("one pass over the kernel log finds both kinds of line, at most three of each, and nothing else", () => {
+  it("one read of the raw kernel log finds both kinds of line, at most three of each, without their level, and nothing else", () => {
     const dir = mkdtempSync(join(tmpdir(), 'rf-klog-'));
     const log = [
       '[ 10.1] rdma_rxe: qp#1 Failed allocating skb',
@@ -96,25 +96,16 @@ describe('node probe: one round trip', () => {
       '[ 10.7] BUG: KASAN: slab-use-after-free in cma_cancel_operation+0x1/0x2 [rdma_cm]',
       '[ 10.8] rdma_rxe: qp#17 Failed allocating skb',
     ];
-    writeFileSync(join(dir, 'dmesg'), `#!/bin/sh\ncat <<'EOF'\n${log.join('\n')}\nEOF\n`);
+    // a dmesg that prints as `dmesg -r` does: "<level>[time] text"
+    writeFileSync(join(dir, 'dmesg'), `#!/bin/sh\ncat <<'EOF'\n${log.map((l, i) => `<${i % 7}>${l}`).join('\n')}\nEOF\n`);
     chmodSync(join(dir, 'dmesg'), 0o755);
-    const r = spawnSync('sh', ['-c', PROBE_PARTS.klog], { encoding: 'utf8', env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
+    const r = spawnSync('sh', ['-c', PROBE_PARTS.kmsg], { encoding: 'utf8', env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
     rmSync(dir, { recursive: true });
-    expect(klogLines(r.stdout, 'W').split('\n')).to.deep.equal([log[0], log[2], log[4]]);
-    expect(klogLines(r.stdout, 'F').split('\n')).to.deep.equal([log[1], log[6]]);
-    expect(freedInUseFinding('node-a', klogLines(r.stdout, 'F'))?.evidence).to.have.length(2);
-    expect(klogLines('', 'W')).to.equal('');
-    // the health check after a test reads the raw log instead (dmesg -r: "<level>[time] text") and
-    // must find exactly what the awk program finds
-    const fromRaw = klogOf(log.map((l, i) => `<${i % 7}>${l}`).join('\n'));
-    for (const kind of ['W', 'F'] as const) expect(klogLines(fromRaw, kind)).to.equal(klogLines(r.stdout, kind));
-  });
-
-  it('the health check after a test: the probe with the raw kernel log in place of its klog part, in one script', () => {
-    const r = spawnSync('sh', ['-c', PROBE_WITH_LOG_SCRIPT], { encoding: 'utf8', timeout: 30_000 });
-    const parts = parseProbe(r.stdout);
-    expect(parts, r.stdout.slice(0, 2000)).to.not.equal(undefined);
-    expect([...parts!.keys()].filter((k) => !k.endsWith('-failed'))).to.deep.equal(['qp', 'tx', 'taint', 'stuck', 'kmsg']);
+    const { wedged, freed } = scanKernelLog(r.stdout);
+    expect(wedged.split('\n')).to.deep.equal([log[0], log[2], log[4]]);
+    expect(freed.split('\n')).to.deep.equal([log[1], log[6]]);
+    expect(freedInUseFinding('node-a', freed)?.evidence).to.have.length(2);
+    expect(scanKernelLog('')).to.deep.equal({ wedged: '', freed: '' });
   });
 
   it("the kernel log since a test's mark: only what came after it", async () => {
