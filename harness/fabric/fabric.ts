@@ -318,10 +318,11 @@ export async function restoreDefaultGid(node: Node, bond: string, links?: RdmaLi
   const mine = (links ?? (await rdmaLinks(node))).filter((l) => l.netdev === bond);
   if (!mine.length) return undefined; // HCA ports under the bond: the kernel re-adds their default GIDs
   const ports = mine.map((l) => `${l.ifname}/ports/${l.port}`);
-  const r = await node.run(['sh', '-c', GID_RESTORE, 'gid-restore', bond, '20', '/sys/class/infiniband', ...ports], { timeoutMs: 30_000 });
+  const boundS = 20;
+  const r = await node.run(['sh', '-c', GID_RESTORE, 'gid-restore', bond, String(boundS), '/sys/class/infiniband', ...ports], { timeoutMs: (boundS + 10) * 1000 });
   const out = r.stdout.trim();
   if (out === 'intact') return undefined;
-  if (out !== 'restored') throw new Error(`${node.name}: default GID not back (or RDMA port not ACTIVE) on ${mine.map((l) => l.ifname).join(', ')} 20 s after cycling ${bond}: ${out.replace(/^gone:\s*/, '')}`);
+  if (out !== 'restored') throw new Error(`${node.name}: default GID not back (or RDMA port not ACTIVE) on ${mine.map((l) => l.ifname).join(', ')} ${boundS} s after cycling ${bond}: ${out.replace(/^gone:\s*/, '')}`);
   return `${mine.map((l) => l.ifname).join(', ')} had no default GID (index 0): the bond failover dropped it (rxe bound to the bond itself); ${bond} cycled down/up to restore it`;
 }
 
