@@ -1,7 +1,7 @@
 // Node health: is the kernel still fit to run the next test? Crashed, wedged and unresponsive nodes
 // are detected here, with their evidence, in bounded time.
 import { allUlps } from '../ulp/registry.ts';
-import type { ExecResult, Node } from '../node/node.ts';
+import { NodeDownError, type ExecResult, type Node } from '../node/node.ts';
 import { parseQps } from '../fabric/rdma.ts';
 import type { KmsgEvent, LabEvent } from '../monitor/events.ts';
 import { UNHEALTHY } from '../monitor/parse.ts';
@@ -167,7 +167,8 @@ async function probe(node: Node, opts: { timeoutMs?: number; dStateGraceMs?: num
     await node.run(['true'], { timeoutMs });
   } catch (e) {
     // (the script ends at its own bound, in the background: an unresponsive node is reported now)
-    return { findings: [{ node: node.name, kind: 'unresponsive', detail: `no answer within ${timeoutMs} ms: ${(e as Error).message}`, evidence: [] }] };
+    const detail = e instanceof NodeDownError ? (e as Error).message : `no answer within ${timeoutMs} ms: ${(e as Error).message}`;
+    return { findings: [{ node: node.name, kind: 'unresponsive', detail, evidence: [] }] };
   }
   const read = await readProbe(node, timeoutMs, script);
   const { wedged, freed: freedLines } = scanKernelLog(read.kmsg ?? '');
@@ -368,6 +369,30 @@ export async function consoleFindings(node: string, text: string, allow: readonl
   const crash = crashSummary(lines.slice(idx));
   const end = Math.max(idx + 80, crash ? idx + crash.endLine + 1 : 0);
   return [{ node, kind: 'kernel-log', detail: `serial console: ${crash ? crash.text : first}`, evidence: lines.slice(Math.max(0, idx - 2), end) }];
+}
+
+/** How long a node whose console shows a crash has to answer before it counts as down. */
+export const DOWN_PROBE_MS = 5000;
+
+/**
+ * VM lab, after a test: a node whose serial console (since the test's mark) shows a kernel crash,
+ * and that then does not answer `true` within DOWN_PROBE_MS, is down: why, else undefined. A node
+ * that oopsed in a worker but still answers is not: its teardown runs as usual.
+ */
+export async function downAfterCrash(node: Node, consoleText: string, probeMs = DOWN_PROBE_MS): Promise<string | undefined> {
+  const crash = crashSummary(consoleText.split('\n'));
+  if (!crash) return undefined;
+  // The verdict at the bound itself (a timed-out command takes 2 s more to give up on its channel);
+  // the command left behind fails the moment the node is marked down.
+  let timer: NodeJS.Timeout | undefined;
+  const answered = await Promise.race([
+    node.exec(['true'], { timeoutMs: probeMs }).then((r) => r.exitCode === 0, () => false),
+    new Promise<boolean>((res) => (timer = setTimeout(() => res(false), probeMs))),
+  ]);
+  clearTimeout(timer);
+  if (answered) return undefined;
+  const what = crash.text.length > 160 ? `${crash.text.slice(0, 160)}…` : crash.text;
+  return `${node.name} is down: its serial console shows a ${what}, and it did not answer within ${probeMs} ms`;
 }
 
 /** A console or dmesg line without its "[  123.456789] " stamp (and a serial line's \r). */

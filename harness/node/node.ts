@@ -77,6 +77,9 @@ export interface Node {
   writeFile(path: string, data: string | Buffer, opts?: { timeoutMs?: number }): Promise<void>;
   /** Waits for background clean-ups (stopped streams) to finish. */
   settle(): Promise<void>;
+  /** The node is known to be down (VM lab: its kernel crashed and it does not answer): commands in
+   *  flight fail now and new ones at once, each with NodeDownError(why), until it is reset. */
+  markDown?(why: string): void;
   close(): Promise<void>;
 }
 
@@ -114,6 +117,11 @@ export class CommandTimeoutError extends NodeError {
 /** The node could not be reached at all (refused, unreachable, authentication, host key). */
 export class NodeUnreachableError extends NodeError {
   override name = 'NodeUnreachableError';
+}
+
+/** The lab knows the node is down (a VM guest whose kernel crashed): the command was not tried. */
+export class NodeDownError extends NodeUnreachableError {
+  override name = 'NodeDownError';
 }
 
 /** The host key did not match what is pinned or known: possible impersonation. */

@@ -27,6 +27,7 @@ import {
   DEFAULT_STREAM_TIMEOUT_MS,
   envArgv,
   HostKeyError,
+  NodeDownError,
   NodeUnreachableError,
   type ExecOptions,
   type ExecResult,
@@ -114,6 +115,8 @@ export class SshNode extends BaseNode {
   /** Channel refusals: transient (a close not yet freed) and definitive (the server's real limit). */
   readonly refusals = { transient: 0, definitive: 0 };
   lastDisconnect: string | undefined;
+  /** why the node is known to be down (markDown), until disconnect() (the guest was reset) */
+  private down: string | undefined;
 
   constructor(opts: SshNodeOptions) {
     super();
@@ -488,6 +491,7 @@ export class SshNode extends BaseNode {
   }
 
   private execOnChannel(argv: readonly string[], opts: ExecOptions): Promise<ExecResult> {
+    if (this.down) return Promise.reject(this.downError(argv));
     const full = envArgv(argv, opts.env);
     const timeoutMs = opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
     const start = now();
@@ -622,6 +626,7 @@ export class SshNode extends BaseNode {
     return new Observable<OutputLine>((sub) => {
       const refused = refusedStream(this.name, argv);
       if (refused) return sub.error(refused);
+      if (this.down) return sub.error(this.downError(argv));
       const start = now();
       let channel: ClientChannel | undefined;
       let releaseSlot: (() => void) | undefined;
@@ -766,9 +771,26 @@ export class SshNode extends BaseNode {
    *  end() alone would wait for a FIN that a reset guest never sends, and meanwhile every exec on
    *  the old client fails with "Not connected". */
   disconnect(): void {
+    this.down = undefined;
     const c = this.client;
     this.client = undefined;
     c?.destroy();
+  }
+
+  /**
+   * The node is down (VM lab: its console shows a kernel crash and it did not answer): waiting out
+   * each command's timeout on it would only delay the reset that comes anyway — a crashed node's
+   * teardown took 144 s of timeouts in one full run. What runs on it fails now, what comes fails at
+   * once, until disconnect() (the guest is reset).
+   */
+  markDown(why: string): void {
+    this.lastDisconnect = why;
+    this.disconnect();
+    this.down = why;
+  }
+
+  private downError(argv: readonly string[]): NodeDownError {
+    return new NodeDownError(this.name, `${this.name}: \`${showArgv(argv)}\` not run: ${this.down}`);
   }
 
   async close(): Promise<void> {

@@ -62,6 +62,11 @@ describe('crash-proof runs: child runs of the certification suites', function ()
     const dead = panicked!.health.filter((h) => ['unresponsive', 'kernel-log', 'oopsed'].includes(h.kind));
     expect(dead.map((h) => h.kind), JSON.stringify(panicked!.health).slice(0, 2000)).to.not.be.empty;
     expect(dead.flatMap((h) => h.evidence).join('\n'), 'the console shows the panic').to.match(/Kernel panic|sysrq: Trigger a crash/);
+    // Marked down, the dead node costs no timeouts: its clean-up failed at once, saying why.
+    expect(panicked!.error?.message, 'the clean-up on the dead node').to.match(/teardown of a clean-up on the crashed node failed: node-a: `true` not run: node-a is down: its serial console shows a kernel crash: Kernel panic/);
+    const spent = (name: string) => (panicked!.harness ?? []).filter((h) => h.name === name).reduce((a, h) => a + h.durationMs, 0);
+    expect(spent('teardown'), 'the teardown waited for nothing').to.be.below(10_000);
+    expect(spent('crashed nodes: still answering?'), 'the probe of the crashed node, at its bound').to.be.within(1, 7000);
     expect(next!.status, next!.error?.message).to.equal('passed');
     expect(next!.repairs.map((x) => x.action).join(' '), 'the dead node was rebooted before the next test').to.match(/reboot/);
     expect(r.code, 'news: the run exits 1').to.equal(1);

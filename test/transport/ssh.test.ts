@@ -7,9 +7,10 @@ import { join } from 'node:path';
 import { createHmac, randomBytes } from 'node:crypto';
 import { SshNode } from '../../harness/node/ssh.ts';
 import { insecurePolicy, knownHostsPolicy, pinnedPolicy, type HostKeyPolicy } from '../../harness/node/hostkey.ts';
-import { ConnectionLostError, HostKeyError, NodeUnreachableError } from '../../harness/node/node.ts';
+import { ConnectionLostError, HostKeyError, NodeDownError, NodeUnreachableError } from '../../harness/node/node.ts';
 import { sleep } from '../../harness/clock.ts';
 import { ClockProbe } from '../../harness/node/clock-offset.ts';
+import { downAfterCrash } from '../../harness/health/health.ts';
 import { startSshd, freePort, type Sshd } from '../support/sshd.ts';
 import { nodeContract, alive } from './node-contract.ts';
 
@@ -405,7 +406,7 @@ describe('SshNode (real sshd on loopback)', function () {
       expect(Date.now() - t0).to.be.lessThan(3000);
     });
 
-    // These two break connections on purpose: each gets an sshd of its own.
+    // These break connections on purpose: each gets an sshd of its own.
     let own: Sshd;
     const makeOwn = (over: Partial<ConstructorParameters<typeof SshNode>[0]> = {}) =>
       new SshNode({
@@ -418,7 +419,7 @@ describe('SshNode (real sshd on loopback)', function () {
         ...over,
       });
     beforeEach(async function () {
-      if (/dropped|silently dead|reset/.test(this.currentTest?.title ?? '')) own = await startSshd();
+      if (/dropped|silently dead|reset|crash/.test(this.currentTest?.title ?? '')) own = await startSshd();
     });
     afterEach(async () => {
       await own?.stop();
@@ -461,39 +462,66 @@ describe('SshNode (real sshd on loopback)', function () {
       for (const pid of conn) expect(alive(pid)).to.equal(false);
     });
 
-    // A VM node reset under the harness: its old TCP connection never gets a FIN.
-    it('after disconnect() (a reset guest, old connection half-open) the next command runs at once on a new connection', async () => {
+    /** A node on this test's own sshd whose connection stops answering (its server processes
+     *  SIGSTOPped: what a reset or crashed guest does — nothing); killed and closed after fn. */
+    const frozen = async (fn: (n: SshNode) => Promise<void>) => {
       const n = makeOwn();
       await n.run(['true']);
       const conn = own.connectionPids();
       for (const pid of conn) process.kill(pid, 'SIGSTOP');
       try {
-        n.disconnect();
-        const r = await n.run(['echo', 'fresh'], { timeoutMs: 5000 });
-        expect(r.stdout).to.equal('fresh\n');
-        expect(n.connects).to.equal(2);
+        await fn(n);
       } finally {
         for (const pid of conn) process.kill(pid, 'SIGKILL');
         await n.close();
       }
-    });
+    };
 
-    it('a socket that died before ssh2 noticed (reset peer, "Not connected") is replaced for the next command', async () => {
-      const n = makeOwn();
-      await n.run(['true']);
-      const conn = own.connectionPids();
-      for (const pid of conn) process.kill(pid, 'SIGSTOP');
-      try {
+    // A VM node reset under the harness: its old TCP connection never gets a FIN.
+    it('after disconnect() (a reset guest, old connection half-open) the next command runs at once on a new connection', () =>
+      frozen(async (n) => {
+        n.disconnect();
+        const r = await n.run(['echo', 'fresh'], { timeoutMs: 5000 });
+        expect(r.stdout).to.equal('fresh\n');
+        expect(n.connects).to.equal(2);
+      }));
+
+    // A VM guest whose kernel crashed: the lab marks it down, and nothing waits out a timeout on it.
+    it('markDown(): the command in flight and every new one (exec and stream) fail at once, naming why; disconnect() (the reset) ends it', () =>
+      frozen(async (n) => {
+        const pending = n.exec(['sleep', '30'], { timeoutMs: 60_000 });
+        await sleep(200);
+        const t0 = Date.now();
+        n.markDown('sshd-own is down: its serial console shows a kernel crash');
+        const inFlight = await pending.catch((e: unknown) => e);
+        expect(inFlight, 'the command in flight').to.be.instanceOf(ConnectionLostError);
+        expect((inFlight as Error).message).to.match(/is down: its serial console shows a kernel crash/);
+        const next = await n.exec(['true'], { timeoutMs: 60_000 }).catch((e: unknown) => e);
+        expect(next, 'a new command').to.be.instanceOf(NodeDownError);
+        expect((next as Error).message).to.equal('sshd-own: `true` not run: sshd-own is down: its serial console shows a kernel crash');
+        const streamed = await new Promise<unknown>((res) => n.stream(['sleep', '30']).subscribe({ error: res, complete: () => res(undefined) }));
+        expect(streamed, 'a new stream').to.be.instanceOf(NodeDownError);
+        expect(Date.now() - t0, 'nothing waited for a timeout').to.be.below(2000);
+        n.disconnect();
+        expect((await n.run(['echo', 'back'], { timeoutMs: 5000 })).stdout, 'after the reset').to.equal('back\n');
+      }));
+
+    it('downAfterCrash(): a node whose console shows a crash and that does not answer is down, within the probe\'s bound', () =>
+      frozen(async (n) => {
+        const t0 = Date.now();
+        const why = await downAfterCrash(n, readFileSync('test/fixtures/console/sysrq-panic.txt', 'utf8'), 1000);
+        expect(why).to.equal('sshd-own is down: its serial console shows a kernel crash: Kernel panic - not syncing: sysrq triggered crash, and it did not answer within 1000 ms');
+        expect(Date.now() - t0, 'the verdict at the probe\'s bound').to.be.below(1500);
+      }));
+
+    it('a socket that died before ssh2 noticed (reset peer, "Not connected") is replaced for the next command', () =>
+      frozen(async (n) => {
         // What a reset guest leaves: the socket no longer writable, no 'close' from ssh2 yet.
         (n as unknown as { client: { _sock: { end(): void } } }).client._sock.end();
         const r = await n.run(['echo', 'fresh'], { timeoutMs: 5000 });
         expect(r.stdout).to.equal('fresh\n');
         expect(n.connects).to.equal(2);
-      } finally {
-        for (const pid of conn) process.kill(pid, 'SIGKILL');
-        await n.close();
-      }
-    });
+      }));
   });
 });
 

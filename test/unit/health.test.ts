@@ -5,9 +5,10 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { consoleFindings, crashSummary, freedInUseFinding, kernelLogFindings, kernelMark, kmsgSince, parseProbe, PROBE_PARTS, PROBE_SCRIPT, scanKernelLog, stuckInRdmaOrUlp } from '../../harness/health/health.ts';
+import { consoleFindings, crashSummary, downAfterCrash, freedInUseFinding, kernelLogFindings, kernelMark, kmsgSince, parseProbe, PROBE_PARTS, PROBE_SCRIPT, scanKernelLog, stuckInRdmaOrUlp } from '../../harness/health/health.ts';
 import type { KmsgEvent } from '../../harness/monitor/events.ts';
 import { classifyKmsg } from '../../harness/monitor/parse.ts';
+import { LocalNode } from '../../harness/node/local.ts';
 import { LONG_OUTAGE_ALLOW_KERNEL } from '../../suites/lib/storage.ts';
 
 const k = (node: string, ts: number, text: string): KmsgEvent => ({ source: 'kmsg', t: ts * 1000, node, kernelTs: ts, level: 4, text, cls: classifyKmsg(text) });
@@ -37,6 +38,16 @@ describe('kernel log findings', () => {
     expect(f[0]!.evidence.join('\n')).to.match(/Kernel panic - not syncing: sysrq triggered crash/);
     // the boot of the rebooted guest that follows is not a finding
     expect(await consoleFindings('node-a', text.split('\n').filter((l) => !/sysrq|panic/i.test(l)).join('\n'))).to.deep.equal([]);
+  });
+
+  it('a node whose console shows a crash but that still answers (an oops in a worker) is not down; one with no crash is not even asked', async () => {
+    const text = readFileSync('test/fixtures/console/sysrq-panic.txt', 'utf8');
+    const here = new LocalNode('node-a');
+    expect(await downAfterCrash(here, text, 5000), 'answers').to.equal(undefined);
+    let asked = 0;
+    const counting = Object.assign(Object.create(here) as LocalNode, { exec: (...a: Parameters<LocalNode['exec']>) => (asked++, here.exec(...a)) });
+    expect(await downAfterCrash(counting, text.split('\n').filter((l) => !/sysrq|panic/i.test(l)).join('\n'))).to.equal(undefined);
+    expect(asked, 'no command for a console without a crash').to.equal(0);
   });
 
   it('a node that hung, then crashed (recorded: RF-03 long iSER, rxe, 6.1): the crash is the headline, with where and how it got there', async () => {
