@@ -167,7 +167,7 @@ async function probe(node: Node, opts: { timeoutMs?: number; dStateGraceMs?: num
     await node.run(['true'], { timeoutMs });
   } catch (e) {
     // (the script ends at its own bound, in the background: an unresponsive node is reported now)
-    const detail = e instanceof NodeDownError ? (e as Error).message : `no answer within ${timeoutMs} ms: ${(e as Error).message}`;
+    const detail = e instanceof NodeDownError ? e.message : `no answer within ${timeoutMs} ms: ${(e as Error).message}`;
     return { findings: [{ node: node.name, kind: 'unresponsive', detail, evidence: [] }] };
   }
   const read = await readProbe(node, timeoutMs, script);

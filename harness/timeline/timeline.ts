@@ -91,6 +91,12 @@ export function newActiveInLog(text: string): string | undefined {
   return /\(slave (\S+)\): making interface the new active one/.exec(text)?.[1] ?? /making interface (\S+) the new active one/.exec(text)?.[1];
 }
 
+/** A bond poller's sample that shows the failover: a slave made active that is not the one active
+ *  before the fault (not a change to none, both links down). */
+export function isFailoverSample(e: BondEvent, oldActive: string | undefined): boolean {
+  return e.changed.includes('active_slave') && !!e.activeSlave && e.activeSlave !== oldActive;
+}
+
 export interface FaultRef {
   t: number;
   node: string;
@@ -224,7 +230,7 @@ export function buildTimeline(input: TimelineInput): Timeline {
   const bondName = bond?.bond ?? fault.bond;
   const oldActive = fault.before?.activeSlave ?? before?.activeSlave;
   const oldAddress = fault.before?.address ?? before?.address;
-  const failBond = bondWindow.find((e: BondEvent) => e.changed.includes('active_slave') && e.activeSlave && e.activeSlave !== oldActive);
+  const failBond = bondWindow.find((e: BondEvent) => isFailoverSample(e, oldActive));
   const failLog = ev.filter(is('kmsg')).find((e: KmsgEvent) => e.node === fault.node && e.cls === 'bonding' && /making interface (\S+ )?the new active one|now the active interface/.test(e.text));
   // NETDEV_BONDING_FAILOVER itself, as rtnetlink reports it: the event the RDMA CM reacts to.
   const failEvent = ev.filter(is('link')).find((e: LinkEvent) => e.node === fault.node && e.ifname === bondName && e.event === 'BONDING FAILOVER');

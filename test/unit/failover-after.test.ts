@@ -8,7 +8,7 @@ import type { BondEvent, LabEvent } from '../../harness/monitor/events.ts';
 const bond = (t: number, node: string, active: string, changed: BondEvent['changed'], b = 'bond0'): BondEvent => ({ source: 'bond', t, node, bond: b, activeSlave: active, address: '', miiStatus: 'up', carriers: {}, changed, raw: '' });
 
 describe('the slave counters start at the failover', () => {
-  const fault = { t: 1000, node: 'node-a', bond: 'bond0' };
+  const fault = { t: 1000, node: 'node-a', bond: 'bond0', before: { activeSlave: 'eth0', address: '' } };
 
   it('the first active-slave change of the faulted bond after the fault, not a carrier change before it or another node\'s', () => {
     const events: LabEvent[] = [
@@ -26,5 +26,7 @@ describe('the slave counters start at the failover', () => {
     expect(failoverAfter([bond(997, 'node-a', 'eth1', ['active_slave'])], fault, 5)).to.equal(997);
     expect(failoverAfter([bond(990, 'node-a', 'eth1', ['active_slave'])], fault, 5)).to.equal(undefined);
     expect(failoverAfter([bond(1100, 'node-a', 'eth0', ['carrier:eth0'])], fault, 5), 'no failover seen: the caller counts from the fault').to.equal(undefined);
+    // as the timeline reads a failover: no slave active (both links down) is not one, nor the old slave again
+    expect(failoverAfter([bond(1100, 'node-a', '', ['active_slave']), bond(1300, 'node-a', 'eth0', ['active_slave']), bond(1400, 'node-a', 'eth1', ['active_slave'])], fault, 5)).to.equal(1400);
   });
 });
