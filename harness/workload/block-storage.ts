@@ -179,6 +179,7 @@ export abstract class BlockStorageWorkload implements Workload {
       bytes: written + read,
       details: { fio: passes, dataPath: this.dataPath, ...st.details, finishedAt: now() },
       errors: [...this.errors, ...(passes ?? []).flatMap((r) => r.verifyErrors), ...st.dataErrors].slice(0, 40),
+      running: !passes,
     };
   }
 

@@ -133,6 +133,8 @@ export class LnetWorkload implements Workload {
       bytes: 0,
       details: { answered: this.done, failed: this.failed, sick },
       errors: [...this.errors.slice(0, 20), ...sick],
+      // Pings are sent only while subscribed: they end when finish() begins.
+      running: false,
     };
   }
 

@@ -242,6 +242,7 @@ export class RdsWorkload implements Workload {
       bytes: (fa?.sent ?? 0) * this.opts.size + (fb?.sent ?? 0) * this.opts.size,
       details: { directions: dirs, count: this.opts.count, size: this.opts.size, rate: this.opts.rate, finishedAt: now() },
       errors: [...this.errors],
+      running: timedOut,
     };
   }
 

@@ -119,6 +119,7 @@ export class RpingWorkload implements Workload {
       bytes: this.done * this.opts.size * 2,
       details: { pings: this.done, clientExit: exit },
       errors: [...this.errors],
+      running: exit === 'running',
     };
   }
 

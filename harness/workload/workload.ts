@@ -19,6 +19,9 @@ export interface WorkloadResult {
   details: Record<string, unknown>;
   /** errors the tool reported while running */
   errors: string[];
+  /** finish() returned at its deadline with the traffic still going: the workload did not end by
+   *  itself (told by what ended, never by comparing clocks at the deadline) */
+  running: boolean;
 }
 
 export interface Workload {
