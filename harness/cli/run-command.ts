@@ -193,6 +193,9 @@ async function runOnLabs(n: number, o: Omit<RunOptions, 'shard' | 'reportsDir'>,
   }
   // The labs are one topology under N names: the same lab, as far as comparing verdicts goes.
   const merged = mergeReports(runs.map((r) => readReport(r)), { force: true, command: `rdma-failover run --labs ${n}` });
+  // ...and the run's topology is the file the user gave, not the first copy's temporary one.
+  const given = loadOrExit(o.topology);
+  if (merged.run.topology) merged.run.topology = { ...merged.run.topology, file: given.file, name: given.topology.name, sha256: given.sha256 };
   const w = await writeReports(merged, { ...(reportsDir ? { dir: join(reportsDir, merged.run.id) } : {}), pdf: process.env.RDMA_FAILOVER_PDF !== '0' });
   process.stdout.write(`merged report of ${runs.length} lab run(s): ${w.dir} — ${merged.summary.passed} passed, ${merged.summary.failed} failed, ${merged.summary.knownFailures} known, ${merged.summary.skipped} skipped\n`);
   return combinedExit(codes);

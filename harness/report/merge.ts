@@ -46,6 +46,10 @@ export function mergeReports(reports: readonly RunReport[], opts: { force?: bool
   const starts = reports.map((r) => r.run.startedAt).sort();
   const ends = reports.map((r) => r.run.finishedAt).sort();
   const notRestored = reports.flatMap((r) => (r.run.notRestored ? [r.run.notRestored] : []));
+  // One guest kernel for every part (shards, labs) is the run's; a matrix's parts differ, and
+  // each test keeps its own in its provenance.
+  const kernels = new Set(reports.map((r) => r.run.kernel));
+  const kernel = kernels.size === 1 ? first.run.kernel : undefined;
   return {
     schemaVersion: 1,
     run: {
@@ -56,6 +60,7 @@ export function mergeReports(reports: readonly RunReport[], opts: { force?: bool
       ...(first.run.gitCommit ? { gitCommit: first.run.gitCommit } : {}),
       command: opts.command ?? 'rdma-failover report merge',
       ...(first.run.topology ? { topology: first.run.topology } : {}),
+      ...(kernel ? { kernel } : {}),
       merged: reports.map((r) => r.run.id),
       ...(notRestored.length ? { notRestored: { problems: notRestored.flatMap((n) => n.problems), journals: notRestored.flatMap((n) => n.journals) } } : {}),
     },

@@ -74,6 +74,10 @@ describe('several VM labs on one controller', function () {
       expect(m.tests.map((t) => t.planId).sort()).to.deep.equal(['RF-06', 'UL-RDS-01']);
       for (const t of m.tests) expect(t.provenance?.lab).to.be.oneOf(['vm-rxe-1', 'vm-rxe-2']);
       expect(m.run.merged!.length).to.be.at.least(1);
+      // the run as a whole: the topology the user gave and one guest kernel (`verdicts` compares both)
+      expect(m.run.topology?.name).to.equal('vm-rxe');
+      expect(m.run.topology?.file).to.match(/topologies\/vm-rxe\.yaml$/);
+      expect(m.run.kernel).to.match(/^debian-stable:/);
       expect(netnsList(), 'both labs taken down after the run').to.not.include.members(['rf-vm-rxe-1']).and.not.include('rf-vm-rxe-2');
       process.stdout.write(`      measured: ${m.tests.map((t) => `${t.planId} on ${t.provenance?.lab}: ${t.status}`).join('; ')} (exit ${r.code})\n`);
     } finally {

@@ -53,6 +53,8 @@ describe('report merge', () => {
     expect(m.summary).to.include({ total: report.summary.total, passed: report.summary.passed, knownFailures: report.summary.knownFailures, skipped: report.summary.skipped });
     expect(m.run.merged).to.deep.equal([`${report.run.id}-s1`, `${report.run.id}-s2`]);
     expect(m.tests[0]!.provenance).to.deep.equal({ run: `${report.run.id}-s1`, shard: '1/2', lab: 'vm-rxe', kernel: 'debian-stable:6.1.0-56-amd64' });
+    // the run's guest kernel, as the whole run's report has it (compared by `verdicts`)
+    expect(m.run.kernel).to.equal(report.run.kernel).and.to.equal('debian-stable:6.1.0-56-amd64');
   });
 
   it('refuses runs of another harness version or topology (says which), unless forced', () => {
@@ -67,7 +69,9 @@ describe('report merge', () => {
   it('the same test in two shards of one kernel is a clash; on two kernels (a matrix) it is two results', () => {
     expect(() => mergeReports([report, { ...report, run: { ...report.run, id: 'again' } }])).to.throw(MergeError, /is in both/);
     const other = { ...report, run: { ...report.run, id: 'bpo', kernel: 'debian-backports:6.12.0-0.bpo-amd64' } };
-    expect(mergeReports([report, other], { force: true }).summary.total).to.equal(2 * report.summary.total);
+    const matrix = mergeReports([report, other], { force: true });
+    expect(matrix.summary.total).to.equal(2 * report.summary.total);
+    expect(matrix.run.kernel, 'two kernels: no one kernel for the run').to.equal(undefined);
   });
 });
 
