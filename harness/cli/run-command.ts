@@ -182,6 +182,9 @@ export function registerRunCommand(program: Command): void {
 
 /** N labs, one shard each, in parallel; then one merged report (reports/<merged id>/). */
 async function runOnLabs(n: number, o: Omit<RunOptions, 'shard' | 'reportsDir'>, reportsDir?: string): Promise<number> {
+  // The file the user gave, read before the copies are made: the run's topology is what ran, even
+  // if the file is edited while the labs run.
+  const given = loadOrExit(o.topology);
   const files = labCopies(o.topology, n);
   const dirs = files.map(() => mkdtempSync(join(tmpdir(), 'rf-lab-run-')));
   process.stdout.write(`${n} VM labs: ${files.map((f) => loadOrExit(f).topology.name).join(', ')} — one shard of the tests each\n`);
@@ -194,7 +197,6 @@ async function runOnLabs(n: number, o: Omit<RunOptions, 'shard' | 'reportsDir'>,
   // The labs are one topology under N names: the same lab, as far as comparing verdicts goes.
   const merged = mergeReports(runs.map((r) => readReport(r)), { force: true, command: `rdma-failover run --labs ${n}` });
   // ...and the run's topology is the file the user gave, not the first copy's temporary one.
-  const given = loadOrExit(o.topology);
   if (merged.run.topology) merged.run.topology = { ...merged.run.topology, file: given.file, name: given.topology.name, sha256: given.sha256 };
   const w = await writeReports(merged, { ...(reportsDir ? { dir: join(reportsDir, merged.run.id) } : {}), pdf: process.env.RDMA_FAILOVER_PDF !== '0' });
   process.stdout.write(`merged report of ${runs.length} lab run(s): ${w.dir} — ${merged.summary.passed} passed, ${merged.summary.failed} failed, ${merged.summary.knownFailures} known, ${merged.summary.skipped} skipped\n`);
