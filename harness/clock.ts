@@ -1,6 +1,7 @@
 // The harness's time axis: epoch milliseconds with sub-millisecond resolution.
 // Date.now() has 1 ms steps; performance.now() is monotonic and finer.
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { NodeDownError } from './node/node.ts';
 
 export function now(): number {
   return performance.timeOrigin + performance.now();
@@ -52,6 +53,8 @@ export async function waitFor<T>(
       const v = await probe(Math.max(0, deadline - now()));
       if (v !== undefined) return v;
     } catch (e) {
+      // A node known to be down (its kernel crashed) will not answer a later probe either.
+      if (e instanceof NodeDownError) throw e;
       lastError = e;
     }
     if (now() >= deadline) {

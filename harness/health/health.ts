@@ -375,13 +375,13 @@ export async function consoleFindings(node: string, text: string, allow: readonl
 export const DOWN_PROBE_MS = 5000;
 
 /**
- * VM lab, after a test: a node whose serial console (since the test's mark) shows a kernel crash,
+ * VM lab, during or after a test: a node whose serial console (since the test's mark) shows a kernel crash,
  * and that then does not answer `true` within DOWN_PROBE_MS, is down: why, else undefined. A node
  * that oopsed in a worker but still answers is not: its teardown runs as usual.
  */
-export async function downAfterCrash(node: Node, consoleText: string, probeMs = DOWN_PROBE_MS): Promise<string | undefined> {
-  const crash = crashSummary(consoleText.split('\n'));
-  if (!crash) return undefined;
+export async function downAfterCrash(node: Node, consoleText: string | (() => string), probeMs = DOWN_PROBE_MS): Promise<string | undefined> {
+  const read = typeof consoleText === 'string' ? () => consoleText : consoleText;
+  if (!crashSummary(read().split('\n'))) return undefined;
   // The verdict at the bound itself (a timed-out command takes 2 s more to give up on its channel);
   // the command left behind fails the moment the node is marked down.
   let timer: NodeJS.Timeout | undefined;
@@ -391,6 +391,8 @@ export async function downAfterCrash(node: Node, consoleText: string, probeMs = 
   ]);
   clearTimeout(timer);
   if (answered) return undefined;
+  // read again: a crash seen as it was being printed has its whole story by now
+  const crash = crashSummary(read().split('\n'))!;
   const what = crash.text.length > 160 ? `${crash.text.slice(0, 160)}…` : crash.text;
   return `${node.name} is down: its serial console shows a ${what}, and it did not answer within ${probeMs} ms`;
 }

@@ -62,6 +62,12 @@ describe('crash-proof runs: child runs of the certification suites', function ()
     const dead = panicked!.health.filter((h) => ['unresponsive', 'kernel-log', 'oopsed'].includes(h.kind));
     expect(dead.map((h) => h.kind), JSON.stringify(panicked!.health).slice(0, 2000)).to.not.be.empty;
     expect(dead.flatMap((h) => h.evidence).join('\n'), 'the console shows the panic').to.match(/Kernel panic|sysrq: Trigger a crash/);
+    // Marked down while the body ran: its command on the dead node failed within a poll of the
+    // console and the probe's bound (1 s + 5 s), not at SSH's keepalive (15 s) or its own timeout.
+    const ended = panicked!.metrics.find((m) => m.name === 'the long command on the crashed node ended after')?.value;
+    const outcome = (JSON.parse(panicked!.attachments.find((x) => x.name === 'the long command on the crashed node')?.body ?? '{}') as { outcome?: string }).outcome;
+    expect(outcome, 'the long command on the crashed node').to.match(/ lost: node-a is down: its serial console shows a kernel crash: Kernel panic/);
+    expect(ended, 'the body learnt of the crash after').to.be.within(1000, 10_000);
     // Marked down, the dead node costs no timeouts: its clean-up failed at once, saying why.
     expect(panicked!.error?.message, 'the clean-up on the dead node').to.match(/teardown of a clean-up on the crashed node failed: node-a: `true` not run: node-a is down: its serial console shows a kernel crash: Kernel panic/);
     const spent = (name: string) => (panicked!.harness ?? []).filter((h) => h.name === name).reduce((a, h) => a + h.durationMs, 0);
@@ -70,7 +76,7 @@ describe('crash-proof runs: child runs of the certification suites', function ()
     expect(next!.status, next!.error?.message).to.equal('passed');
     expect(next!.repairs.map((x) => x.action).join(' '), 'the dead node was rebooted before the next test').to.match(/reboot/);
     expect(r.code, 'news: the run exits 1').to.equal(1);
-    process.stdout.write(`      measured: CM-81 ${panicked!.status} (${dead.map((h) => h.kind).join(', ')}); CM-82 ${next!.status} after ${next!.repairs.map((x) => x.action).join(', ')}\n`);
+    process.stdout.write(`      measured: CM-81 ${panicked!.status} (${dead.map((h) => h.kind).join(', ')}; its body's command failed after ${Math.round(ended!)} ms); CM-82 ${next!.status} after ${next!.repairs.map((x) => x.action).join(', ')}\n`);
   });
 
   it('the matrix runs the same test on Debian stable and backports kernels and reports them side by side', async () => {

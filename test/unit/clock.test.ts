@@ -2,7 +2,8 @@
 // before the time asked for on now()'s axis. A bare setTimeout does (the loop's cached time lags
 // after busy work), which made RF-03 long's "gave up within the outage" true at the deadline.
 import { expect } from 'chai';
-import { now, sleep } from '../../harness/clock.js';
+import { now, sleep, waitFor } from '../../harness/clock.js';
+import { ConnectionLostError, NodeDownError } from '../../harness/node/node.ts';
 
 /** Busy work on the loop, as the harness's stream parsing does between timers. */
 function busy(ms: number): void {
@@ -55,5 +56,25 @@ describe('clock: sleep', () => {
     const pre = new AbortController();
     pre.abort(new Error('already'));
     expect(await sleep(10, pre.signal).catch((err: Error) => err.message)).to.equal('already');
+  });
+});
+
+describe('clock: waitFor', () => {
+  it('polls through a failing probe until its bound, naming the last error', async () => {
+    let calls = 0;
+    const t0 = now();
+    const err = await waitFor('x', () => { calls++; throw new ConnectionLostError('node-a', 'node-a: `true` lost: keepalive timeout'); }, { timeoutMs: 300, intervalMs: 20 }).catch((e: Error) => e);
+    expect(now() - t0).to.be.at.least(300);
+    expect(calls).to.be.above(5);
+    expect(err.message).to.match(/^timed out after 300 ms waiting for x; last error: node-a: `true` lost: keepalive timeout$/);
+  });
+
+  it('stops at once when the node is known to be down (its kernel crashed): no later probe would answer', async () => {
+    let calls = 0;
+    const t0 = now();
+    const err = await waitFor('x', () => { calls++; throw new NodeDownError('node-a', 'node-a: `true` not run: node-a is down: kernel crash'); }, { timeoutMs: 10_000, intervalMs: 20 }).catch((e: Error) => e);
+    expect(now() - t0).to.be.below(1000);
+    expect(calls).to.equal(1);
+    expect(err).to.be.instanceOf(NodeDownError);
   });
 });

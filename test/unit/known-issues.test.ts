@@ -117,6 +117,9 @@ describe('known issues: several tests and ULPs per issue', () => {
     const msg = 'timed out after 60000 ms waiting for node-a/eth0: carrier back after the heal; last error: node-a: `cat /sys/class/net/eth0/carrier` timed out after 10000 ms (stopped it)';
     const consoleText = readFileSync('test/fixtures/console/console-iser-null-deref.txt', 'utf8');
     expect(failureMatches(k, msg, consoleText)).to.equal(true);
+    // the node marked down while the body waited (CrashWatch): the same crash, told as such
+    const down = 'node-a: SSH connection to root@127.0.0.1:40001 lost: node-a is down: its serial console shows a kernel crash: BUG: kernel NULL pointer dereference, address: 0000000000000010 at iscsi_verify_itt+0xd/0xe0 [libiscsi] ← iscsi_itt_to_ctask, and it did not answer within 5000 ms';
+    expect(failureMatches(k, down, consoleText)).to.equal(true);
     expect(failureMatches(k, msg, consoleText.split('\n').filter((l) => !/RIP|iser_task_rsp/.test(l)).join('\n')), 'another crash is news').to.equal(false);
     expect(failureMatches(k, msg, 'INFO: task kworker/0:2:47 blocked for more than 20 seconds.'), 'a hang without the crash is news').to.equal(false);
     expect(failureMatches(k, 'expected iser to deliver every byte intact', consoleText), 'a data error is news').to.equal(false);
