@@ -37,7 +37,7 @@ export const knownIssueSchema = {
       },
       transport: { enum: ['rxe', 'siw', 'roce', 'ipoib'], description: 'only on labs whose bond slaves are of this kind' },
       failure: { type: 'string', minLength: 1, description: 'a regular expression the failure message must match' },
-      evidence: { type: 'string', minLength: 1, description: 'a regular expression the kernel log of the test (and the node health findings) must match too: the mechanism, not only the symptom' },
+      evidence: { type: 'string', minLength: 1, description: 'a regular expression the kernel log of the test (with its rpcrdma/sunrpc tracepoints, a line each as "node point: fields", and the node health findings) must match too: the mechanism, not only the symptom' },
       intermittent: { type: 'boolean', description: 'the failure needs a race the test provokes but cannot force: a pass is a PASS (noted in the report), a failure must still be this one' },
       reference: { type: 'string', minLength: 1, description: 'a bug URL, a commit, or where it was measured' },
       summary: { type: 'string', minLength: 1, description: 'one line: what goes wrong, for the report' },

@@ -5,6 +5,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gsiSendFailedMessage } from '../../harness/health/health.ts';
+import { knownKernelText } from '../../harness/fixture/test.ts';
+import type { LabEvent } from '../../harness/monitor/events.ts';
 import { failureMatches, issuesFor, kernelInRange, KnownIssuesError, knownIssues, knownWarning, loadKnownIssues } from '../../harness/known/known-issues.ts';
 
 describe('known issues: several tests and ULPs per issue', () => {
@@ -123,6 +125,30 @@ describe('known issues: several tests and ULPs per issue', () => {
     expect(failureMatches(k, msg, consoleText.split('\n').filter((l) => !/RIP|iser_task_rsp/.test(l)).join('\n')), 'another crash is news').to.equal(false);
     expect(failureMatches(k, msg, 'INFO: task kworker/0:2:47 blocked for more than 20 seconds.'), 'a hang without the crash is news').to.equal(false);
     expect(failureMatches(k, 'expected iser to deliver every byte intact', consoleText), 'a data error is news').to.equal(false);
+  });
+
+  it('the shipped rpcrdma connect -EINVAL at the failback: KNOWN only with the failed connect and the RPC it failed in the tracepoints, on RF-02 NFS', () => {
+    const k = knownIssues([]).find((x) => x.id === 'rpcrdma-connect-einval-fails-rpcs')!;
+    expect(k, 'shipped in known-issues.yaml').to.not.equal(undefined);
+    expect(issuesFor([k], { ...id('RF-02', 'nfs'), title: 'RF-02 failback to the primary during NFS I/O: a failover each way, I/O recovers both times' }).map((x) => x.id)).to.deep.equal([k.id]);
+    expect(issuesFor([k], { ...id('RF-02', 'iser'), title: 'RF-02 failback to the primary during iSER I/O' }), 'another ULP').to.be.empty;
+    // RF-02 NFS --repeat 6, repeat 4 (2026-12-05): the events as recorded, and the failure as reported
+    const ev = (point: string, text: string, t: number): LabEvent => ({ source: 'rpcrdma', point, fields: {}, text, t, node: 'node-a' });
+    const events: LabEvent[] = [
+      { source: 'kmsg', level: 6, kernelTs: 160.786604, text: 'bond0: (slave eth0): making interface the new active one', cls: 'bonding', t: 1, node: 'node-a' },
+      ev('xprtrdma_disconnect', 'peer=[192.168.50.2]:20049 rc=0 connection status=-19', 2),
+      ev('xprtrdma_connect', 'peer=[192.168.50.2]:20049 rc=-22 connection status=0', 3),
+      ev('rpc_call_rpcerror', 'task:000003d3@00000001 tk_status=-22 rpc_status=-22', 4),
+    ];
+    const text = knownKernelText({ evidence: { events } as never }, '');
+    expect(text, 'the tracepoints are in the text evidence is matched against').to.include('node-a xprtrdma_connect: peer=[192.168.50.2]:20049 rc=-22');
+    expect(failureMatches(k, 'nfs: progress did not pass 61341696 within 40000 ms (at 52953088)', text)).to.equal(true);
+    // the full certification of the same day: the write came back short
+    expect(failureMatches(k, 'expected nfs to deliver every byte intact: 2 pass(es) of 16 MiB on /mnt/rf-nfs/rf-verify.dat: 31.8 MiB written, 32.0 MiB verified; 1 write(s) came back short: the kernel completed part of a write and failed the rest', text)).to.equal(true);
+    const without = (p: string) => knownKernelText({ evidence: { events: events.filter((e) => !(e.source === 'rpcrdma' && e.point === p)) } as never }, '');
+    expect(failureMatches(k, 'nfs: progress did not pass 1 within 40000 ms (at 0)', without('rpc_call_rpcerror')), 'a failed connect that failed no RPC is not it').to.equal(false);
+    expect(failureMatches(k, 'nfs: progress did not pass 1 within 40000 ms (at 0)', without('xprtrdma_connect')), 'an RPC failed for another reason is news').to.equal(false);
+    expect(failureMatches(k, 'expected nfs to deliver every byte intact: 3 block(s) differ', text), 'a data error without a failed write is news').to.equal(false);
   });
 
   it('the shipped iSCSI unbind workqueue warning is KNOWN only when it is the whole finding', () => {
