@@ -127,11 +127,14 @@ describe('known issues: several tests and ULPs per issue', () => {
     expect(failureMatches(k, 'expected iser to deliver every byte intact', consoleText), 'a data error is news').to.equal(false);
   });
 
-  it('the shipped rpcrdma connect -EINVAL at the failback: KNOWN only with the failed connect and the RPC it failed in the tracepoints, on RF-02 NFS', () => {
+  it('the shipped rpcrdma connect -EINVAL after the client\'s address change: KNOWN only with the failed connect and the RPC it failed in the tracepoints, on the client failovers of NFS', () => {
     const k = knownIssues([]).find((x) => x.id === 'rpcrdma-connect-einval-fails-rpcs')!;
     expect(k, 'shipped in known-issues.yaml').to.not.equal(undefined);
     expect(issuesFor([k], { ...id('RF-02', 'nfs'), title: 'RF-02 failback to the primary during NFS I/O: a failover each way, I/O recovers both times' }).map((x) => x.id)).to.deep.equal([k.id]);
     expect(issuesFor([k], { ...id('RF-02', 'iser'), title: 'RF-02 failback to the primary during iSER I/O' }), 'another ULP').to.be.empty;
+    expect(issuesFor([k], { ...id('UL-NFS-01', 'nfs'), title: "UL-NFS-01 carrier loss on the client's active slave during I/O" }).map((x) => x.id), 'the client failover: the same reconnect').to.deep.equal([k.id]);
+    expect(issuesFor([k], { ...id('UL-NFS-01', 'nfs'), title: 'UL-NFS-01 baseline: verified I/O with no fault' }), 'no fault, no reconnect').to.be.empty;
+    expect(issuesFor([k], { ...id('RF-07', 'nfs'), title: "RF-07 carrier loss on the server's active slave" }), 'the server fails over: the client keeps its address').to.be.empty;
     // RF-02 NFS --repeat 6, repeat 4 (2026-12-05): the events as recorded, and the failure as reported
     const ev = (point: string, text: string, t: number): LabEvent => ({ source: 'rpcrdma', point, fields: {}, text, t, node: 'node-a' });
     const events: LabEvent[] = [
