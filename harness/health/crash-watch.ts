@@ -49,7 +49,6 @@ export class CrashWatch {
         const read = () => this.machines.consoleSince(n.name, this.from.get(n.name) ?? 0);
         if (!crashSummary(read().split('\n'))) return;
         const why = await this.probe(n, read);
-        if (this.stopped) return;
         if (why) {
           this.down.set(n.name, why);
           n.markDown?.(why);
@@ -61,7 +60,8 @@ export class CrashWatch {
     );
   }
 
-  /** Stops watching; waits for a probe under way (so no node is marked down after this returns). */
+  /** Stops watching; waits for a probe under way (its verdict still counts, so no node is marked
+   *  down after this returns). */
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await this.tick;
