@@ -78,6 +78,33 @@ describe('CrashWatch (a node that crashes during the body is marked down at once
     expect(marked).to.deep.equal(['node-a is down']);
   });
 
+  it('finish(): after the body, a node that answered through its oops is asked again (it may have died since, printing nothing more); a node already down is not', async () => {
+    const other = { name: 'node-b', markDown: (why: string) => marked.push(why) } as unknown as Node;
+    let answers = true;
+    const probed: string[] = [];
+    const marks = new Map([['node-a', statSync(file).size], ['node-b', statSync(file).size]]);
+    // both nodes read the same console file here: node-b's probe says it is down at once
+    const w = new CrashWatch([node, other], machines, marks, { everyMs: 60_000, probe: (n) => Promise.resolve((probed.push(n.name), n.name === 'node-b' || !answers ? `${n.name} is down` : undefined)) });
+    appendFileSync(file, '[   10.000000] BUG: kernel NULL pointer dereference, address: 0000000000000010\n');
+    await w.check();
+    expect(probed.sort()).to.deep.equal(['node-a', 'node-b']);
+    expect(marked).to.deep.equal(['node-b is down']);
+    answers = false; // node-a hangs after its oops, with nothing more on its console
+    await w.finish();
+    expect(probed.sort(), 'node-a asked again, node-b (down) not').to.deep.equal(['node-a', 'node-a', 'node-b']);
+    expect(marked).to.deep.equal(['node-b is down', 'node-a is down']);
+    expect([...w.down.keys()].sort()).to.deep.equal(['node-a', 'node-b']);
+  });
+
+  it('finish() with no crash since the mark asks nothing', async () => {
+    let probes = 0;
+    const w = new CrashWatch([node], machines, new Map([['node-a', statSync(file).size]]), { everyMs: 60_000, probe: () => Promise.resolve((probes++, 'down')) });
+    appendFileSync(file, BOOT);
+    await w.finish();
+    expect(probes).to.equal(0);
+    expect(marked).to.deep.equal([]);
+  });
+
   it('runs on its own timer, and stop() waits for a probe under way; nothing runs after it', async () => {
     let probes = 0;
     let finished = 0;
